@@ -1,0 +1,71 @@
+"""Command line: `perfsuite run | rebaseline | matrix`.
+
+Same library as the pytest plugin; useful outside pytest (notebooks, scripts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .matrix import MatrixError, load_matrix
+from .report import render_table, write_reports
+from .session import DEFAULT_BASELINES, PerfSession
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--matrix", default="cpu", help="tier name (cpu, gpu) or a matrix TOML path")
+    parser.add_argument("-k", "--select", default=None, help="glob over variant ids, e.g. 'tiny-llama3-*-sorted'")
+    parser.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
+    parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="baseline root folder")
+    parser.add_argument("--report-dir", default="reports/perfsuite", help="where report.json/report.md go")
+
+
+def _run(args: argparse.Namespace, rebaseline: bool) -> int:
+    matrix = load_matrix(args.matrix)
+    session = PerfSession(matrix, args.baselines, args.data, rebaseline=rebaseline)
+    variants = matrix.select(args.select)
+    if not variants:
+        print(f"no variant of {matrix.source} matches {args.select!r}", file=sys.stderr)
+        return 2
+    for variant in variants:
+        outcome = session.run(variant)
+        print(f"{variant.id}: {outcome.verdict.status}", file=sys.stderr, flush=True)
+    if session.load_report is not None:
+        print(session.load_report.summary())
+    print(render_table(session.outcomes, title=f"perfsuite {matrix.settings.name} on {session.store.machine_key}"))
+    folder = write_reports(session.outcomes, session.store.machine_key, args.report_dir)
+    print(f"reports: {folder.resolve()}")
+    return 1 if any(o.verdict.status == "fail" for o in session.outcomes) else 0
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    matrix = load_matrix(args.matrix)
+    session = PerfSession(matrix, args.baselines)
+    for variant in matrix.select(args.select):
+        reason = session.skip_reason(variant)
+        print(f"{variant.id:55s} {'skip: ' + reason if reason else 'runs'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="perfsuite", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("run", "run variants against this machine's baselines"),
+        ("rebaseline", "run variants and record this machine's baselines"),
+        ("matrix", "list variants and whether they run here"),
+    ):
+        _common(sub.add_parser(name, help=help_text))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "matrix":
+            return _matrix(args)
+        return _run(args, rebaseline=args.command == "rebaseline")
+    except (MatrixError, ValueError, FileNotFoundError) as exc:
+        print(f"perfsuite: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

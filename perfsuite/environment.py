@@ -1,0 +1,36 @@
+"""The software environment recorded beside every baseline value (not part of the key)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+TRACKED = ("torch", "transformers", "bitsandbytes", "tokenizers", "perfsuite")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def environment_changes(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
+    """Human-readable version differences, e.g. 'transformers 5.23.0 -> 5.24.0'."""
+    keys = [k for k in ("python", *TRACKED) if k != "perfsuite"]
+    return [f"{k} {recorded.get(k, '?')} -> {current.get(k, '?')}" for k in keys if recorded.get(k) != current.get(k)]

@@ -1,0 +1,53 @@
+"""Turn one variant's measurements and its stored baseline into a Verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .baselines import BaselineError, BoundCheck, Verdict, check_latency, check_quality, check_work
+from .environment import environment_changes
+from .matrix import Bounds
+
+COMPARABLE_SETTINGS = ("data", "rows", "batch_size", "max_length", "padding_side")
+
+
+def guard_checks(measurement: dict[str, Any]) -> list[BoundCheck]:
+    """Checks that need no baseline: non-finite logits are a failure with a count."""
+    n = measurement["work"]["rows"]
+    bad = measurement["quality"]["nonfinite_rows"]
+    return [BoundCheck("guard", "finite logits", bad == 0, f"{bad} of {n} rows non-finite", "0 non-finite rows")]
+
+
+def judge(
+    measurement: dict[str, Any],
+    record: dict[str, Any] | None,
+    bounds: Bounds,
+    baseline_path: str,
+    load_error: BaselineError | None = None,
+) -> Verdict:
+    """pass/fail against the stored record; skip (saying how to record one) when there is none."""
+    checks = guard_checks(measurement)
+    if load_error is not None:
+        return Verdict("fail", checks, reason=str(load_error), baseline_path=baseline_path)
+    if record is None:
+        status = "fail" if any(not c.ok for c in checks) else "skip"
+        reason = f"no baseline at {baseline_path}; record one with `tox -e rebaseline`"
+        return Verdict(status, checks, reason=reason, baseline_path=baseline_path)
+    stored_settings = record.get("settings", {})
+    differs = [
+        f"{k} {stored_settings.get(k)!r} -> {measurement['settings'].get(k)!r}"
+        for k in COMPARABLE_SETTINGS
+        if k in stored_settings and stored_settings.get(k) != measurement["settings"].get(k)
+    ]
+    changes = environment_changes(record.get("environment", {}), measurement["environment"])
+    if differs:
+        status = "fail" if any(not c.ok for c in checks) else "skip"
+        reason = "baseline was recorded for another workload (" + "; ".join(differs) + ")"
+        return Verdict(status, checks, reason, baseline_path, changes)
+    tol = Bounds(**{**record["tolerances"]}) if isinstance(record.get("tolerances"), dict) else bounds
+    checks += check_work(measurement["work"], record["work"], tol.work_rel)
+    checks.append(check_latency(measurement["latency"]["samples_s"], record["latency"], tol))
+    if measurement["quality"].get("log_loss") is not None:
+        checks += check_quality(measurement["quality"], record["quality"], tol)
+    status = "fail" if any(not c.ok for c in checks) else "pass"
+    return Verdict(status, checks, "", baseline_path, changes)

@@ -1,0 +1,215 @@
+"""The test matrix: axes and settings from TOML, expansion into Variants, validity rules.
+
+A matrix is data (``perfsuite/matrices/<tier>.toml``); this module turns it into
+``Variant`` objects and decides, per machine, which can run. A variant that cannot run
+is never dropped: it carries the reason it is skipped.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .device import DeviceCaps
+from .models.specs import SPECS, get_spec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MATRIX_DIR = Path(__file__).with_name("matrices")
+DTYPES = ("fp32", "bf16", "fp16", "nf4", "int8")
+ATTENTIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2")
+PADDINGS = ("static", "dynamic", "sorted")
+QUANTIZED = ("nf4", "int8")
+
+
+class MatrixError(ValueError):
+    """A matrix file that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Tolerances applied to one variant (defaults, then matching overrides)."""
+
+    latency_ratio: float = 0.35
+    rank_alpha: float = 0.01
+    log_loss_abs: float = 0.002
+    accuracy_abs: float = 0.02
+    work_rel: float = 0.0
+
+
+@dataclass(frozen=True)
+class TierSettings:
+    """How a tier measures: workload size, timing rounds, device."""
+
+    name: str
+    device: str
+    markers: tuple[str, ...]
+    rows: int
+    batch_size: int
+    max_length: int
+    padding_side: str = "right"
+    warmup_rounds: int = 1
+    min_rounds: int = 5
+    max_rounds: int = 15
+    round_budget_s: float = 3.0
+    threads: int | None = None
+    nf4_compute_dtype: str = "fp32"
+    shape_only: bool = False
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One cell of the matrix: model x dtype x attention x padding."""
+
+    model: str
+    dtype: str
+    attention: str
+    padding: str
+    tier: str = "cpu"
+    bounds: Bounds = field(default_factory=Bounds)
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.dtype}-{self.attention}-{self.padding}"
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A tier-level decision not to run some variants, with the reason shown as their skip."""
+
+    match: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Matrix:
+    source: str
+    settings: TierSettings
+    variants: tuple[Variant, ...]
+    exclusions: tuple[Exclusion, ...] = ()
+
+    def excluded(self, variant: Variant) -> str | None:
+        for ex in self.exclusions:
+            if fnmatch.fnmatch(variant.id, ex.match):
+                return ex.reason
+        return None
+
+    def select(self, pattern: str | None) -> tuple[Variant, ...]:
+        if not pattern:
+            return self.variants
+        return tuple(v for v in self.variants if fnmatch.fnmatch(v.id, pattern))
+
+
+def _check_values(source: str, axis: str, values: list[Any], allowed: tuple[str, ...]) -> list[str]:
+    if not isinstance(values, list) or not values:
+        raise MatrixError(f"{source}: axes.{axis} must be a non-empty list")
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise MatrixError(f"{source}: axes.{axis} has unknown value(s) {bad}; allowed: {', '.join(allowed)}")
+    return values
+
+
+def _bounds_for(variant_id: str, dtype: str, data: dict[str, Any], source: str) -> Bounds:
+    raw = dict(data.get("bounds", {}))
+    per_dtype = raw.pop("log_loss_abs_by_dtype", {})
+    bounds = Bounds()
+    try:
+        bounds = replace(bounds, **raw)
+        if dtype in per_dtype:
+            bounds = replace(bounds, log_loss_abs=float(per_dtype[dtype]))
+        for override in data.get("overrides", []):
+            override = dict(override)
+            pattern = override.pop("match", None)
+            if pattern is None:
+                raise MatrixError(f"{source}: an [[overrides]] entry has no 'match'")
+            if fnmatch.fnmatch(variant_id, pattern):
+                bounds = replace(bounds, **override)
+    except TypeError as exc:
+        raise MatrixError(f"{source}: unknown bound field ({exc})") from None
+    return bounds
+
+
+def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
+    try:
+        tier = dict(data["tier"])
+        axes = data["axes"]
+    except KeyError as exc:
+        raise MatrixError(f"{source}: missing section [{exc.args[0]}]") from None
+    tier["markers"] = tuple(tier.get("markers", ()))
+    try:
+        settings = TierSettings(**tier)
+    except TypeError as exc:
+        raise MatrixError(f"{source}: bad [tier] field ({exc})") from None
+    models = _check_values(source, "model", axes.get("model"), tuple(SPECS))
+    dtypes = _check_values(source, "dtype", axes.get("dtype"), DTYPES)
+    attns = _check_values(source, "attention", axes.get("attention"), ATTENTIONS)
+    paddings = _check_values(source, "padding", axes.get("padding"), PADDINGS)
+    variants = []
+    for m in models:
+        for d in dtypes:
+            for a in attns:
+                for p in paddings:
+                    vid = f"{m}-{d}-{a}-{p}"
+                    variants.append(Variant(m, d, a, p, settings.name, _bounds_for(vid, d, data, source)))
+    exclusions = []
+    for entry in data.get("exclude", []):
+        if not isinstance(entry, dict) or not entry.get("match") or not entry.get("reason"):
+            raise MatrixError(f"{source}: every [[exclude]] needs 'match' and a non-empty 'reason'")
+        exclusions.append(Exclusion(str(entry["match"]), str(entry["reason"])))
+    return Matrix(source, settings, tuple(variants), tuple(exclusions))
+
+
+def load_matrix(name_or_path: str) -> Matrix:
+    """Load a bundled matrix by tier name ("cpu", "gpu") or a TOML path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = MATRIX_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise MatrixError(f"{path}: no such matrix file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise MatrixError(f"{path}: invalid TOML ({exc})") from None
+    return parse_matrix(data, str(path))
+
+
+def skip_reason(variant: Variant, settings: TierSettings, caps: DeviceCaps) -> str | None:
+    """Why `variant` cannot run on `caps`, or None. Each rule cites what it rests on."""
+    spec = get_spec(variant.model)
+    if settings.device == "cuda" and not caps.has_cuda:
+        return "GPU tier: this machine has no CUDA device"
+    if settings.device == "cpu" and not spec.tiny:
+        return f"{spec.name} is full-size; the CPU tier runs tiny miniatures only"
+    if variant.attention == "sdpa" and spec.softcapping:
+        return (
+            f"{spec.name} refuses sdpa: SDPA has no attention-logit softcapping "
+            "(transformers PR #32865 made eager the Gemma-2 default)"
+        )
+    if variant.attention == "flash_attention_2":
+        if not caps.has_cuda:
+            return "flash_attention_2 needs a CUDA GPU"
+        if caps.compute_capability is None or caps.compute_capability < (8, 0):
+            return f"flash_attention_2 needs sm80+; {caps.name} is sm{''.join(map(str, caps.compute_capability or ()))}"
+        if not caps.flash_attn_available:
+            return "flash_attention_2 needs the flash-attn package, not installed"
+        if variant.dtype == "fp32":
+            return "flash_attention_2 runs only in fp16/bf16"
+    if variant.dtype in QUANTIZED and not caps.bitsandbytes_available:
+        return f"{variant.dtype} needs bitsandbytes, not installed"
+    return None
+
+
+def variant_notes(variant: Variant, caps: DeviceCaps) -> list[str]:
+    """Facts the report shows beside a variant that runs (not reasons to skip)."""
+    notes = []
+    if variant.dtype == "bf16" and caps.has_cuda and not caps.native_bf16:
+        notes.append(f"bf16 emulated: {caps.name} has no bf16 tensor cores (sm<80)")
+    if variant.dtype == "fp16" and not caps.has_cuda:
+        notes.append("fp16 on CPU has no fast kernels; not representative of a GPU")
+    return notes

@@ -1,0 +1,61 @@
+"""Quality and latency statistics, each computed in one place."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+KAGGLE_EPS = 1e-15  # sklearn's log_loss clipping, which Kaggle's scorer used
+
+
+def log_loss(probs: np.ndarray, labels: Sequence[int], eps: float = KAGGLE_EPS) -> float:
+    """3-class log-loss: clip to [eps, 1-eps], renormalise rows, mean of -log p(label)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    p = p / p.sum(axis=1, keepdims=True)
+    y = np.asarray(labels, dtype=np.int64)
+    if p.shape[0] != y.shape[0]:
+        raise ValueError(f"{p.shape[0]} predictions for {y.shape[0]} labels")
+    if p.shape[0] == 0:
+        return float("nan")
+    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
+
+
+def accuracy(probs: np.ndarray, labels: Sequence[int]) -> float:
+    y = np.asarray(labels)
+    return float(np.mean(np.argmax(probs, axis=1) == y)) if len(y) else float("nan")
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of per-pass wall times (seconds)."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) if self.samples else float("nan")
+
+    @property
+    def minimum(self) -> float:
+        return min(self.samples) if self.samples else float("nan")
+
+    @property
+    def iqr(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        q = np.percentile(self.samples, [25, 75])
+        return float(q[1] - q[0])
+
+    @property
+    def spread(self) -> float:
+        """IQR relative to the median: the run's own noise level."""
+        m = self.median
+        return self.iqr / m if m and not math.isnan(m) else float("nan")

@@ -1,0 +1,137 @@
+"""pytest plugin (entry point `pytest11`): options, parametrisation, fixtures, session table.
+
+Thin over PerfSession: a test module sets ``PERFSUITE_MATRIX = "cpu"`` and asks for the
+``perf_outcome`` fixture; the plugin parametrises it with one case per variant, marks
+the ones that cannot run here as skips with their reason, and prints the table at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .matrix import load_matrix
+from .report import render_table, write_reports
+from .runner import perf_counter_sampler
+from .session import Outcome, PerfSession
+
+_SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
+
+
+def add_data_options(group) -> None:
+    group.addoption("--perfsuite-data", default=None, help="Kaggle-format CSV to run on (default: bundled sample)")
+    group.addoption("--perfsuite-select", default=None, help="glob over variant ids, e.g. 'tiny-llama3-*'")
+
+
+def add_baseline_options(group) -> None:
+    group.addoption("--perfsuite-baselines", default=None, help="baseline root folder (default: <rootdir>/baselines)")
+    group.addoption(
+        "--perfsuite-rebaseline", action="store_true", help="record this machine's baselines instead of checking"
+    )
+
+
+def add_report_options(group) -> None:
+    group.addoption("--perfsuite-report-dir", default=None, help="report folder (default: <rootdir>/reports/perfsuite)")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("perfsuite", "perfsuite performance matrix")
+    add_data_options(group)
+    add_baseline_options(group)
+    add_report_options(group)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SESSIONS] = {}
+
+
+def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
+    sessions = config.stash[_SESSIONS]
+    if matrix_name not in sessions:
+        root = Path(config.getoption("perfsuite_baselines") or Path(config.rootpath) / "baselines")
+        sessions[matrix_name] = PerfSession(
+            load_matrix(matrix_name),
+            baseline_root=root,
+            data_path=config.getoption("perfsuite_data"),
+            rebaseline=config.getoption("perfsuite_rebaseline"),
+        )
+    return sessions[matrix_name]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "perf_variant" not in metafunc.fixturenames:
+        return
+    name = getattr(metafunc.module, "PERFSUITE_MATRIX", "cpu")
+    session = perf_session(metafunc.config, name)
+    params = []
+    for variant in session.matrix.select(metafunc.config.getoption("perfsuite_select")):
+        marks = [getattr(pytest.mark, m) for m in session.settings.markers]
+        reason = session.skip_reason(variant)
+        if reason:
+            marks.append(pytest.mark.skip(reason=f"{variant.id}: {reason}"))
+        params.append(pytest.param((name, variant), id=variant.id, marks=marks))
+    metafunc.parametrize("perf_variant", params)
+
+
+def benchmark_sampler(benchmark):
+    """pytest-benchmark does the sampling (its table and --benchmark-* options apply)."""
+
+    def sample(fn, rounds: int, warmup_rounds: int) -> list[float]:
+        benchmark.pedantic(fn, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+        stats = getattr(benchmark, "stats", None)
+        if stats is None:  # --benchmark-disable: pedantic ran fn once without timing
+            return perf_counter_sampler(fn, rounds, 0)
+        return list(stats.stats.data)
+
+    return sample
+
+
+@pytest.fixture
+def perf_outcome(perf_variant, request: pytest.FixtureRequest) -> Outcome:
+    """Run one variant and judge it against this machine's baseline."""
+    name, variant = perf_variant
+    session = perf_session(request.config, name)
+    benchmark = request.getfixturevalue("benchmark")
+    return session.run(variant, sampler=benchmark_sampler(benchmark))
+
+
+def assert_outcome(outcome: Outcome) -> None:
+    """Fail with every broken bound named; skip (with how to fix) when there is no baseline."""
+    verdict = outcome.verdict
+    if verdict.status == "fail":
+        pytest.fail(verdict.message(outcome.variant.id), pytrace=False)
+    if verdict.status == "skip":
+        pytest.skip(verdict.message(outcome.variant.id))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Put collected-but-skipped variants into the table, so nothing is silently dropped."""
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "perf_variant" not in callspec.params:
+            continue
+        name, variant = callspec.params["perf_variant"]
+        skip = item.get_closest_marker("skip")
+        if skip is not None:
+            perf = perf_session(session.config, name)
+            perf.outcomes.append(Outcome(variant, perf.skip_verdict(variant)))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    for session in config.stash.get(_SESSIONS, {}).values():
+        if not session.outcomes:
+            continue
+        name = session.settings.name
+        order = {v.id: i for i, v in enumerate(session.matrix.variants)}
+        outcomes = sorted(session.outcomes, key=lambda o: order.get(o.variant.id, 0))
+        terminalreporter.section(f"perfsuite {name} tier on {session.store.machine_key}")
+        if session.load_report is not None:
+            terminalreporter.write_line(session.load_report.summary())
+        terminalreporter.write(render_table(outcomes, title=f"perfsuite {name}"))
+        root = Path(config.getoption("perfsuite_report_dir") or Path(config.rootpath) / "reports" / "perfsuite")
+        folder = write_reports(outcomes, session.store.machine_key, root / name)
+        terminalreporter.write_line(f"perfsuite reports: {folder.resolve()}")
+        if session.rebaseline:
+            recorded = sum(o.verdict.status == "recorded" for o in outcomes)
+            terminalreporter.write_line(f"recorded {recorded} baselines under {session.store.folder}")

@@ -1,0 +1,144 @@
+"""Reports: the terminal table (rich), a JSON file for machines, Markdown for PRs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .session import Outcome
+
+STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "recorded": "cyan"}
+HEADERS = (
+    "variant",
+    "verdict",
+    "median ms",
+    "vs base",
+    "tok/s",
+    "proc/real",
+    "log-loss",
+    "acc",
+    "peak MiB",
+    "why / notes",
+)
+
+
+def _ratio_to_baseline(outcome: Outcome) -> str:
+    for check in outcome.verdict.checks:
+        if check.kind == "latency" and check.detail.startswith("ratio "):
+            return check.detail.split()[1]
+    return "-"
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def row_cells(outcome: Outcome) -> list[str]:
+    m = outcome.measurement
+    v = outcome.verdict
+    why = v.reason or "; ".join(c.describe() for c in v.failed)
+    if outcome.previous is not None and m is not None:
+        old = outcome.previous["latency"]["median_s"]
+        why = f"was {old * 1000:.1f} ms, now {m['latency']['median_s'] * 1000:.1f} ms"
+    why = "; ".join(x for x in [why, *outcome.notes, *v.environment_changes] if x)
+    if m is None:
+        return [outcome.variant.id, v.status, "-", "-", "-", "-", "-", "-", "-", why]
+    lat, work, q, mem = m["latency"], m["work"], m["quality"], m["memory"]
+    spread = f" ±{lat['spread'] * 50:.0f}%" if lat.get("spread") and not math.isnan(lat["spread"]) else ""
+    return [
+        outcome.variant.id,
+        v.status,
+        f"{lat['median_s'] * 1000:.1f}{spread}",
+        _ratio_to_baseline(outcome),
+        _fmt(lat["tokens_per_s"], ",.0f"),
+        _fmt(work["padding_overhead"], ".2f"),
+        _fmt(q["log_loss"], ".4f"),
+        _fmt(q["accuracy"], ".3f"),
+        _fmt(mem["peak_bytes"] / 2**20 if mem["peak_bytes"] is not None else None, ".0f"),
+        why,
+    ]
+
+
+def counts(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for o in outcomes:
+        out[o.verdict.status] = out.get(o.verdict.status, 0) + 1
+    return out
+
+
+def render_table(outcomes: Sequence[Outcome], title: str = "perfsuite", width: int | None = None) -> str:
+    """The session table as text (rich renders colours when the terminal supports them)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for header in HEADERS:
+        table.add_column(header, overflow="fold", no_wrap=header == "variant")
+    for o in outcomes:
+        cells = row_cells(o)
+        style = STATUS_STYLE.get(o.verdict.status, "")
+        cells[1] = f"[{style}]{cells[1]}[/{style}]" if style else cells[1]
+        table.add_row(*cells)
+    tally = ", ".join(f"{n} {k}" for k, n in sorted(counts(outcomes).items()))
+    console = Console(width=width or int(os.environ.get("COLUMNS", 200)), record=True, force_terminal=None)
+    with console.capture() as cap:
+        console.print(table)
+        console.print(f"{len(outcomes)} variants: {tally}")
+        console.print(
+            "proc/real = processed tokens (padding included) / real tokens; 1.00 means no padding computed. "
+            "vs base = median / this machine's baseline median."
+        )
+    return cap.get()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def to_json(outcomes: Sequence[Outcome], machine_key: str) -> dict[str, Any]:
+    return {
+        "machine_key": machine_key,
+        "counts": counts(outcomes),
+        "variants": [
+            {
+                "variant": o.variant.id,
+                "status": o.verdict.status,
+                "reason": o.verdict.reason,
+                "checks": [c.__dict__ for c in o.verdict.checks],
+                "baseline": o.verdict.baseline_path,
+                "environment_changes": o.verdict.environment_changes,
+                "notes": o.notes,
+                "measurement": o.measurement,
+            }
+            for o in outcomes
+        ],
+    }
+
+
+def to_markdown(outcomes: Sequence[Outcome], machine_key: str) -> str:
+    lines = [f"### perfsuite on `{machine_key}`", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for o in outcomes:
+        cells = [c.replace("|", "\\|") for c in row_cells(o)]
+        lines.append("| " + " | ".join(cells) + " |")
+    tally = ", ".join(f"{n} {k}" for k, n in sorted(counts(outcomes).items()))
+    lines += ["", f"{len(outcomes)} variants: {tally}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(outcomes: Sequence[Outcome], machine_key: str, folder: str | Path) -> Path:
+    """report.json and report.md into `folder`; returns the folder."""
+    folder = Path(folder)
+    _atomic_write(folder / "report.json", json.dumps(to_json(outcomes, machine_key), indent=2, default=str) + "\n")
+    _atomic_write(folder / "report.md", to_markdown(outcomes, machine_key))
+    return folder

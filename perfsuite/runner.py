@@ -1,0 +1,208 @@
+"""Timed inference of one variant: warm-up, sampled passes, outputs, memory.
+
+One *pass* runs every batch of the workload once; latency samples are whole-pass wall
+times (CUDA synchronised), so padding waste and per-batch overheads are all inside them.
+The warm-up pass also yields the probabilities scored for quality, so quality costs no
+extra forward.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .batching import Batch, WorkCounts, batch_rows, count_work
+from .data.formatting import EncodedRow
+from .matrix import TierSettings, Variant
+from .models.factory import load_model, weight_bytes
+from .models.specs import get_spec
+
+
+class Sampler(Protocol):
+    """Times `fn` for `rounds` rounds after `warmup_rounds`; returns seconds per round."""
+
+    def __call__(self, fn: Callable[[], object], rounds: int, warmup_rounds: int) -> list[float]: ...
+
+
+def perf_counter_sampler(fn: Callable[[], object], rounds: int, warmup_rounds: int) -> list[float]:
+    """The library's own sampler (the pytest plugin uses pytest-benchmark's instead)."""
+    for _ in range(warmup_rounds):
+        fn()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+@dataclass
+class RunResult:
+    """Everything one variant's run measured."""
+
+    variant: Variant
+    work: WorkCounts
+    latency_samples: list[float]
+    probs: np.ndarray  # rows x 3, in workload order
+    labels: list[int | None]
+    nonfinite_rows: int
+    weight_bytes: int
+    peak_memory_bytes: int | None
+    memory_kind: str
+    load_seconds: float
+    warmup_seconds: float = 0.0
+
+
+class _RssPeak:
+    """Peak resident set size of this process while active (CPU has no allocator counter)."""
+
+    def __init__(self, interval_s: float = 0.002) -> None:
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm", encoding="ascii") as handle:
+                return int(handle.read().split()[1]) * self._page
+        except OSError:
+            return 0
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> _RssPeak:
+        self.base = self._rss()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _forward_pass(model, batches: Sequence[Batch], device: str) -> list[torch.Tensor]:
+    outputs = []
+    with torch.inference_mode():
+        for b in batches:
+            out = model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device))
+            outputs.append(out.logits)
+    _synchronize(device)
+    return outputs
+
+
+def _probs_in_row_order(batches: Sequence[Batch], logits: Sequence[torch.Tensor], n_rows: int):
+    probs = np.full((n_rows, 3), np.nan, dtype=np.float64)
+    nonfinite = 0
+    for b, lg in zip(batches, logits, strict=True):
+        lg = lg.detach().float().cpu()
+        finite = torch.isfinite(lg).all(dim=1)
+        nonfinite += int((~finite).sum())
+        p = torch.softmax(lg.double(), dim=1).numpy()
+        probs[list(b.row_index)] = p
+    return probs, nonfinite
+
+
+def choose_rounds(probe_s: float, settings: TierSettings) -> int:
+    """As many rounds as fit the budget, within [min_rounds, max_rounds]."""
+    if probe_s <= 0 or math.isnan(probe_s):
+        return settings.max_rounds
+    return int(min(settings.max_rounds, max(settings.min_rounds, settings.round_budget_s // probe_s)))
+
+
+def _prepare_torch(settings: TierSettings, attention: str) -> None:
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    if attention == "flex_attention":
+        # Each dtype/model/shape compiles flex's kernel; the default limit of 8 recompiles
+        # would silently fall back to the slow unfused path part-way through the matrix.
+        import torch._dynamo as dynamo
+
+        dynamo.config.recompile_limit = 512
+        dynamo.config.accumulated_recompile_limit = 4096
+
+
+def run_variant(
+    variant: Variant,
+    settings: TierSettings,
+    rows: Sequence[EncodedRow],
+    pad_id: int,
+    checkpoint: Path,
+    sampler: Sampler = perf_counter_sampler,
+    forward_hook: Callable[[], None] | None = None,
+) -> RunResult:
+    """Load the variant's model, warm up, sample pass times, and collect outputs.
+
+    `forward_hook` runs after every batch inside timed passes; only the self-check
+    benchmark sets it (to inject calibrated slowdowns), production never does.
+    """
+    spec = get_spec(variant.model)
+    device = "cuda" if settings.device == "cuda" else "cpu"
+    _prepare_torch(settings, variant.attention)
+    if device == "cuda":
+        torch.cuda.empty_cache()  # the previous variant's model is garbage by now
+    t0 = time.perf_counter()
+    model = load_model(spec, checkpoint, variant.dtype, variant.attention, device, settings.nf4_compute_dtype)
+    load_s = time.perf_counter() - t0
+    batches = batch_rows(rows, settings.batch_size, variant.padding, settings.max_length, pad_id, settings.padding_side)
+    work = count_work(batches)
+
+    def one_pass() -> list[torch.Tensor]:
+        outs = _forward_pass(model, batches, device)
+        if forward_hook is not None:
+            forward_hook()
+        return outs
+
+    t_warm = time.perf_counter()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        logits = None
+        for _ in range(max(1, settings.warmup_rounds)):
+            logits = one_pass()
+        peak, memory_kind = torch.cuda.max_memory_allocated(), "cuda max_memory_allocated"
+    else:
+        with _RssPeak() as rss:
+            logits = None
+            for _ in range(max(1, settings.warmup_rounds)):
+                logits = one_pass()
+        peak, memory_kind = rss.peak - rss.base, "cpu rss increase"
+    warm_s = time.perf_counter() - t_warm
+    probs, nonfinite = _probs_in_row_order(batches, logits, len(rows))
+    # The warm-up time (compile included) over-estimates a pass: slow variants get the
+    # minimum rounds, which is what they would get anyway.
+    samples = sampler(
+        one_pass, rounds=choose_rounds(warm_s / max(1, settings.warmup_rounds), settings), warmup_rounds=0
+    )
+    wbytes = weight_bytes(model)
+    return RunResult(
+        variant=variant,
+        work=work,
+        latency_samples=list(samples),
+        probs=probs,
+        labels=[r.label for r in rows],
+        nonfinite_rows=nonfinite,
+        weight_bytes=wbytes,
+        peak_memory_bytes=int(peak),
+        memory_kind=memory_kind,
+        load_seconds=load_s,
+        warmup_seconds=warm_s,
+    )

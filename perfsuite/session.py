@@ -1,0 +1,202 @@
+"""A perf session: prepare the workload once, run variants, judge them, keep the outcomes.
+
+The pytest plugin and the CLI are both thin over this class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .baselines import BaselineError, BaselineStore, Verdict, make_record
+from .data.formatting import EncodedRow, PairFormatter
+from .data.loader import LoadReport, load_arena_csv
+from .data.sample import SAMPLE_PATH
+from .data.tokenizer import TextTokenizer, load_tiny_tokenizer
+from .device import DeviceCaps, detect
+from .environment import git_commit, package_versions
+from .judge import judge
+from .matrix import Matrix, Variant, skip_reason, variant_notes
+from .metrics import LatencyStats, accuracy, log_loss
+from .models.factory import tiny_checkpoint
+from .models.specs import get_spec
+from .runner import RunResult, Sampler, perf_counter_sampler, run_variant
+
+DEFAULT_BASELINES = Path("baselines")
+
+
+@dataclass
+class Outcome:
+    """One variant's row in the report: what ran (or why not) and the verdict."""
+
+    variant: Variant
+    verdict: Verdict
+    measurement: dict[str, Any] | None = None
+    previous: dict[str, Any] | None = None  # the record replaced by a rebaseline
+    notes: list[str] = field(default_factory=list)
+
+
+def file_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"{path.name}@{digest}"
+
+
+def summarize(result: RunResult, settings: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:
+    """JSON-able measurement of one run: work, latency, quality, memory."""
+    lat = LatencyStats(tuple(result.latency_samples))
+    labels = [y for y in result.labels if y is not None]
+    scored = len(labels) == len(result.labels) and result.nonfinite_rows == 0
+    ll = log_loss(result.probs, labels) if scored else None
+    acc = accuracy(result.probs, labels) if scored else None
+    w = result.work
+    return {
+        "variant": result.variant.id,
+        "settings": settings,
+        "environment": environment,
+        "work": {
+            "rows": w.rows,
+            "batches": w.batches,
+            "real_tokens": w.real_tokens,
+            "processed_tokens": w.processed_tokens,
+            "max_seq_len": w.max_seq_len,
+            "padding_overhead": round(w.padding_overhead, 4),
+        },
+        "latency": {
+            "median_s": lat.median,
+            "iqr_s": lat.iqr,
+            "spread": lat.spread,
+            "samples_s": list(result.latency_samples),
+            "tokens_per_s": w.real_tokens / lat.median if lat.median else math.nan,
+            "rows_per_s": w.rows / lat.median if lat.median else math.nan,
+        },
+        "quality": {"log_loss": ll, "accuracy": acc, "nonfinite_rows": result.nonfinite_rows},
+        "memory": {
+            "weight_bytes": result.weight_bytes,
+            "peak_bytes": result.peak_memory_bytes,
+            "kind": result.memory_kind,
+        },
+        "load_seconds": result.load_seconds,
+        "warmup_seconds": result.warmup_seconds,
+    }
+
+
+class PerfSession:
+    """Runs a matrix's variants on this machine against its stored baselines."""
+
+    def __init__(
+        self,
+        matrix: Matrix,
+        baseline_root: str | Path = DEFAULT_BASELINES,
+        data_path: str | Path | None = None,
+        caps: DeviceCaps | None = None,
+        rebaseline: bool = False,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.matrix = matrix
+        self.settings = matrix.settings
+        self.caps = caps or detect(matrix.settings.device)
+        self.store = BaselineStore(baseline_root, self.caps.machine_key())
+        self.data_path = Path(data_path) if data_path else SAMPLE_PATH
+        self.rebaseline = rebaseline
+        self.cache_dir = cache_dir
+        self.outcomes: list[Outcome] = []
+        self.load_report: LoadReport | None = None
+        self._rows: dict[str, tuple[TextTokenizer, list[EncodedRow]]] = {}
+        self._environment: dict[str, str] | None = None
+
+    # -- preparation -------------------------------------------------------------------
+    @property
+    def environment(self) -> dict[str, str]:
+        if self._environment is None:
+            env = package_versions()
+            env["device"] = self.caps.name
+            env["commit"] = git_commit()
+            self._environment = env
+        return self._environment
+
+    def run_settings(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "data": file_fingerprint(self.data_path),
+            "rows": s.rows,
+            "batch_size": s.batch_size,
+            "max_length": s.max_length,
+            "padding_side": s.padding_side,
+            "tier": s.name,
+        }
+
+    def tokenizer_for(self, variant: Variant) -> TextTokenizer:
+        return self.workload(variant)[0]
+
+    def workload(self, variant: Variant) -> tuple[TextTokenizer, list[EncodedRow]]:
+        """Tokenised, truncated rows for the variant's tokenizer (prepared once)."""
+        key = "tiny-bpe"
+        if key not in self._rows:
+            tokenizer = load_tiny_tokenizer()
+            rows, report = load_arena_csv(self.data_path, limit=self.settings.rows)
+            self.load_report = report
+            if not rows:
+                raise ValueError(f"{self.data_path}: no usable rows\n{report.summary()}")
+            formatter = PairFormatter(tokenizer, self.settings.max_length)
+            self._rows[key] = (tokenizer, formatter.encode_all(rows))
+        return self._rows[key]
+
+    def skip_reason(self, variant: Variant) -> str | None:
+        return skip_reason(variant, self.settings, self.caps) or self.matrix.excluded(variant)
+
+    def skip_verdict(self, variant: Variant) -> Verdict:
+        return Verdict("skip", reason=self.skip_reason(variant) or "")
+
+    # -- running -----------------------------------------------------------------------
+    def run(self, variant: Variant, sampler: Sampler = perf_counter_sampler, forward_hook=None) -> Outcome:
+        if self.skip_reason(variant):
+            outcome = Outcome(variant, self.skip_verdict(variant))
+            self.outcomes.append(outcome)
+            return outcome
+        tokenizer, rows = self.workload(variant)
+        spec = get_spec(variant.model)
+        checkpoint = tiny_checkpoint(spec, tokenizer.pad_id, self.cache_dir)
+        try:
+            result = run_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, forward_hook)
+        except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
+            outcome = Outcome(variant, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
+            self.outcomes.append(outcome)
+            return outcome
+        measurement = summarize(result, self.run_settings(), self.environment)
+        outcome = self._judge(variant, measurement)
+        outcome.notes = variant_notes(variant, self.caps)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def _judge(self, variant: Variant, measurement: dict[str, Any]) -> Outcome:
+        path = str(self.store.path_for(variant.id))
+        try:
+            record = self.store.load(variant.id)
+            error = None
+        except BaselineError as exc:
+            record, error = None, exc
+        if self.rebaseline:
+            guard = judge(measurement, None, variant.bounds, path)
+            if guard.failed:  # never store a baseline of a broken run
+                return Outcome(variant, guard, measurement, record)
+            self.store.save(self.record_for(variant, measurement))
+            return Outcome(variant, Verdict("recorded", guard.checks, baseline_path=path), measurement, record)
+        return Outcome(variant, judge(measurement, record, variant.bounds, path, error), measurement)
+
+    def record_for(self, variant: Variant, measurement: dict[str, Any]) -> dict[str, Any]:
+        work = {k: measurement["work"][k] for k in ("rows", "batches", "real_tokens", "processed_tokens")}
+        quality = {k: measurement["quality"][k] for k in ("log_loss", "accuracy")}
+        return make_record(
+            variant.id,
+            self.store.machine_key,
+            work,
+            measurement["latency"]["samples_s"],
+            quality,
+            variant.bounds,
+            self.environment,
+            self.run_settings(),
+            extra={"memory": measurement["memory"]},
+        )

@@ -1,0 +1,77 @@
+"""Shared fixtures: small workloads and matrices so unit tests stay fast on 2 cores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+pytest_plugins = ["pytester"]
+
+TINY_MATRIX = """
+[tier]
+name = "unit"
+device = "cpu"
+markers = ["cpu"]
+rows = {rows}
+batch_size = 2
+max_length = {max_length}
+warmup_rounds = 1
+min_rounds = 5
+max_rounds = 6
+round_budget_s = 0.5
+threads = 1
+
+[axes]
+model = {models}
+dtype = {dtypes}
+attention = {attentions}
+padding = {paddings}
+
+[bounds]
+latency_ratio = 0.35
+rank_alpha = 0.01
+accuracy_abs = 0.0
+work_rel = 0.0
+log_loss_abs_by_dtype = {{ fp32 = 0.002 }}
+"""
+
+
+def write_matrix(
+    folder: Path,
+    rows: int = 4,
+    models=("tiny-llama3",),
+    dtypes=("fp32",),
+    attentions=("sdpa",),
+    paddings=("sorted",),
+    max_length: int = 96,
+) -> Path:
+    def toml_list(values):
+        return "[" + ", ".join(f'"{v}"' for v in values) + "]"
+
+    path = folder / "unit.toml"
+    path.write_text(
+        TINY_MATRIX.format(
+            rows=rows,
+            max_length=max_length,
+            models=toml_list(models),
+            dtypes=toml_list(dtypes),
+            attentions=toml_list(attentions),
+            paddings=toml_list(paddings),
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def tiny_matrix_path(tmp_path: Path) -> Path:
+    return write_matrix(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Miniature checkpoints go to one per-test-session folder, never the user's cache."""
+    monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path_factory.getbasetemp() / "perfsuite-cache"))

@@ -1,0 +1,28 @@
+"""Shipped assets reproduce from their generator, and the sample looks like real arena data."""
+
+from __future__ import annotations
+
+import statistics
+
+from perfsuite.data.loader import load_arena_csv
+from perfsuite.data.sample import SAMPLE_PATH, SAMPLE_ROWS, SAMPLE_SEED, generate_rows, render_csv
+from perfsuite.data.tokenizer import TOKENIZER_PATH, load_tiny_tokenizer, train_tiny_tokenizer
+
+
+def test_sample_csv_reproduces_byte_for_byte():
+    assert render_csv(generate_rows(SAMPLE_ROWS, SAMPLE_SEED)) == SAMPLE_PATH.read_text(encoding="utf-8")
+
+
+def test_tokenizer_reproduces_from_the_sample():
+    rows, _ = load_arena_csv(SAMPLE_PATH)
+    corpus = ["\n".join(r.prompt + r.response_a + r.response_b) for r in rows]
+    assert train_tiny_tokenizer(corpus).to_str() == load_tiny_tokenizer(TOKENIZER_PATH).backend.to_str()
+
+
+def test_sample_has_the_real_length_profile():
+    rows, report = load_arena_csv(SAMPLE_PATH)
+    chars = sorted(sum(map(len, r.prompt + r.response_a + r.response_b)) for r in rows)
+    assert 3500 <= statistics.median(chars) <= 5000  # real arena rows: about 4,300
+    assert 15000 <= chars[-1] <= 32000  # long tail to about 30,000
+    assert report.repairs, "the sample must exercise the loader's repairs"
+    assert {r.label for r in rows} == {0, 1, 2}

@@ -1,0 +1,131 @@
+"""The matrix is data: expansion, overrides, exclusions, and device rules with faked caps."""
+
+from __future__ import annotations
+
+import pytest
+
+from perfsuite.device import DeviceCaps
+from perfsuite.matrix import MatrixError, Variant, load_matrix, parse_matrix, skip_reason, variant_notes
+
+CPU = DeviceCaps("cpu", "Test CPU", cores=2, bitsandbytes_available=True)
+T4 = DeviceCaps("cuda", "Tesla T4", (7, 5), 16 * 2**30, bitsandbytes_available=True, flash_attn_available=True)
+A100 = DeviceCaps("cuda", "NVIDIA A100", (8, 0), 80 * 2**30, bitsandbytes_available=True, flash_attn_available=True)
+A100_NO_FA = DeviceCaps("cuda", "NVIDIA A100", (8, 0), 80 * 2**30, bitsandbytes_available=True)
+
+
+def test_cpu_matrix_is_the_full_cross_product():
+    m = load_matrix("cpu")
+    assert len(m.variants) == 3 * 4 * 3 * 3
+    assert len({v.id for v in m.variants}) == len(m.variants)
+    assert m.variants[0].id == "tiny-gemma2-fp32-eager-static"
+
+
+def test_per_dtype_log_loss_tolerance_comes_from_the_matrix():
+    m = load_matrix("cpu")
+    by_dtype = {v.dtype: v.bounds.log_loss_abs for v in m.variants}
+    assert by_dtype["fp32"] < by_dtype["fp16"] < by_dtype["nf4"]
+
+
+def test_gemma2_sdpa_is_a_reasoned_skip():
+    m = load_matrix("cpu")
+    v = next(v for v in m.variants if v.id == "tiny-gemma2-fp32-sdpa-sorted")
+    assert "softcapping" in skip_reason(v, m.settings, CPU)
+
+
+def test_gemma2_really_refuses_sdpa_in_this_transformers():
+    """Pins the rule above to the library: if transformers starts accepting it, revisit the rule."""
+    from perfsuite.models.specs import get_spec
+
+    spec = get_spec("tiny-gemma2")
+    with pytest.raises(ValueError, match="scaled_dot_product_attention"):
+        spec.model_class()._from_config(spec.build_config(0), attn_implementation="sdpa")
+
+
+def test_excluded_variants_keep_their_reason():
+    m = load_matrix("cpu")
+    v = next(v for v in m.variants if v.id == "tiny-llama3-fp16-eager-static")
+    assert "fp16" in m.excluded(v)
+    assert m.excluded(next(v for v in m.variants if v.id == "tiny-llama3-fp16-sdpa-static")) is None
+
+
+def test_gpu_tier_skips_on_a_cpu_machine():
+    m = load_matrix("gpu")
+    reasons = {skip_reason(v, m.settings, CPU) for v in m.variants}
+    assert reasons == {"GPU tier: this machine has no CUDA device"}
+
+
+@pytest.mark.parametrize(
+    ("caps", "expected"),
+    [
+        (CPU, "no CUDA device"),
+        (T4, "needs sm80+; Tesla T4 is sm75"),
+        (A100_NO_FA, "flash-attn package"),
+        (A100, None),
+    ],
+)
+def test_flash_attention_rules(caps, expected):
+    m = load_matrix("gpu")
+    v = Variant("llama3-8b", "fp16", "flash_attention_2", "sorted", "gpu")
+    reason = skip_reason(v, m.settings, caps)
+    if expected is None:
+        assert reason is None
+    else:
+        assert expected in reason
+
+
+def test_flash_attention_refuses_fp32():
+    m = load_matrix("gpu")
+    v = Variant("llama3-8b", "fp32", "flash_attention_2", "sorted", "gpu")
+    assert "fp16/bf16" in skip_reason(v, m.settings, A100)
+
+
+def test_bf16_on_t4_runs_but_is_marked_emulated():
+    m = load_matrix("gpu")
+    v = Variant("llama3-8b", "bf16", "sdpa", "sorted", "gpu")
+    assert skip_reason(v, m.settings, T4) is None
+    assert any("emulated" in n for n in variant_notes(v, T4))
+    assert not any("emulated" in n for n in variant_notes(v, A100))
+
+
+def test_quantised_dtypes_need_bitsandbytes():
+    m = load_matrix("cpu")
+    v = next(v for v in m.variants if v.dtype == "nf4")
+    no_bnb = DeviceCaps("cpu", "Test CPU", cores=2)
+    assert "bitsandbytes" in skip_reason(v, m.settings, no_bnb)
+
+
+def test_unknown_axis_value_names_the_file_and_axis():
+    data = {
+        "tier": {"name": "x", "device": "cpu", "rows": 1, "batch_size": 1, "max_length": 8},
+        "axes": {"model": ["tiny-llama3"], "dtype": ["fp64"], "attention": ["sdpa"], "padding": ["sorted"]},
+    }
+    with pytest.raises(MatrixError, match=r"my\.toml: axes\.dtype has unknown value\(s\) \['fp64'\]"):
+        parse_matrix(data, "my.toml")
+
+
+def test_overrides_apply_to_matching_variants_only():
+    data = {
+        "tier": {"name": "x", "device": "cpu", "rows": 1, "batch_size": 1, "max_length": 8},
+        "axes": {"model": ["tiny-llama3"], "dtype": ["fp32"], "attention": ["sdpa", "eager"], "padding": ["sorted"]},
+        "bounds": {"latency_ratio": 0.3},
+        "overrides": [{"match": "*-eager-*", "latency_ratio": 0.5}],
+    }
+    m = parse_matrix(data, "x.toml")
+    assert {v.attention: v.bounds.latency_ratio for v in m.variants} == {"sdpa": 0.3, "eager": 0.5}
+
+
+def test_exclusion_without_reason_is_rejected():
+    data = {
+        "tier": {"name": "x", "device": "cpu", "rows": 1, "batch_size": 1, "max_length": 8},
+        "axes": {"model": ["tiny-llama3"], "dtype": ["fp32"], "attention": ["sdpa"], "padding": ["sorted"]},
+        "exclude": [{"match": "*"}],
+    }
+    with pytest.raises(MatrixError, match="reason"):
+        parse_matrix(data, "x.toml")
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[tier\n")
+    with pytest.raises(MatrixError, match=r"broken\.toml: invalid TOML"):
+        load_matrix(str(path))

@@ -1,0 +1,90 @@
+"""The pytest plugin end to end: skip without baseline, rebaseline, pass, and a halved baseline fails."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import write_matrix
+
+TEST_MODULE = """
+import pytest
+from perfsuite.plugin import assert_outcome
+
+PERFSUITE_MATRIX = {matrix!r}
+pytestmark = pytest.mark.perf
+
+
+def test_variant_within_bounds(perf_outcome):
+    assert_outcome(perf_outcome)
+"""
+INI = """
+[pytest]
+markers =
+    cpu: cpu tier
+    gpu: gpu tier
+    perf: perf case
+    slow: slow
+"""
+
+
+@pytest.fixture
+def tier(pytester):
+    pytester.makeini(INI)
+    matrix = write_matrix(pytester.path, rows=4, attentions=("sdpa", "eager"))
+    pytester.makepyfile(test_tier=TEST_MODULE.format(matrix=str(matrix)))
+    return pytester
+
+
+def _run(pytester, *args):
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-rs", "--perfsuite-baselines", str(pytester.path / "bl"), *args
+    )
+
+
+def test_baseline_lifecycle(tier):
+    first = _run(tier)
+    first.assert_outcomes(skipped=2)
+    first.stdout.fnmatch_lines(["*no baseline at*record one with `tox -e rebaseline`*"])
+
+    recorded = _run(tier, "--perfsuite-rebaseline")
+    recorded.assert_outcomes(passed=2)
+    recorded.stdout.fnmatch_lines(["*recorded 2 baselines under*"])
+    files = sorted((tier.path / "bl").rglob("*.json"))
+    assert [f.name for f in files] == ["tiny-llama3-fp32-eager-sorted.json", "tiny-llama3-fp32-sdpa-sorted.json"]
+
+    again = _run(tier)
+    again.assert_outcomes(passed=2)
+    again.stdout.fnmatch_lines(["*perfsuite unit*", "*tiny-llama3-fp32-sdpa-sorted*pass*"])
+
+    record = json.loads(files[1].read_text())
+    record["latency"]["median_s"] /= 2
+    files[1].write_text(json.dumps(record))
+    halved = _run(tier)
+    halved.assert_outcomes(passed=1, failed=1)
+    halved.stdout.fnmatch_lines(
+        [
+            "*tiny-llama3-fp32-sdpa-sorted: fail*",
+            "*[[]latency[]] median pass time FAILED: measured * ms, allowed <= * ms (ratio *x of baseline*",
+        ]
+    )
+    assert (tier.path / "reports" / "perfsuite" / "unit" / "report.json").is_file()
+
+
+def test_corrupt_baseline_fails_naming_the_file(tier):
+    _run(tier, "--perfsuite-rebaseline").assert_outcomes(passed=2)
+    victim = next((tier.path / "bl").rglob("*sdpa*.json"))
+    victim.write_text("{ truncated")
+    result = _run(tier)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([f"*{victim}: unreadable baseline*"])
+
+
+def test_gpu_marker_collects_the_gpu_matrix_and_skips_it_here(pytester):
+    pytester.makeini(INI)
+    pytester.makepyfile(test_gpu=TEST_MODULE.format(matrix="gpu"))
+    result = pytester.runpytest_subprocess("-m", "gpu", "-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(skipped=4 * 4 * 3 * 3)
+    result.stdout.fnmatch_lines(["*GPU tier: this machine has no CUDA device*"])
+    assert result.ret == 0

@@ -1,0 +1,53 @@
+"""End to end on a tiny workload: probabilities are sane and padding does not change them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perfsuite.matrix import load_matrix
+from perfsuite.session import PerfSession
+from tests.conftest import write_matrix
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runner")
+    matrix = load_matrix(str(write_matrix(folder, rows=6, paddings=("static", "dynamic", "sorted"), max_length=1024)))
+    session = PerfSession(matrix, baseline_root=folder / "baselines")
+    return {v.padding: session.run(v) for v in matrix.variants}
+
+
+def test_probabilities_are_finite_distributions(outcomes):
+    m = outcomes["sorted"].measurement
+    assert m["quality"]["nonfinite_rows"] == 0
+    assert 0 < m["quality"]["log_loss"] < 5
+    assert len(m["latency"]["samples_s"]) >= 5
+
+
+def test_padding_strategy_does_not_change_predictions(outcomes):
+    lls = [o.measurement["quality"]["log_loss"] for o in outcomes.values()]
+    assert max(lls) - min(lls) < 1e-4
+
+
+def test_sorted_processes_fewer_tokens_than_static(outcomes):
+    static, sorted_ = (outcomes[p].measurement["work"] for p in ("static", "sorted"))
+    assert sorted_["real_tokens"] == static["real_tokens"]
+    assert sorted_["processed_tokens"] < static["processed_tokens"]
+
+
+def test_no_baseline_is_a_skip(outcomes):
+    assert {o.verdict.status for o in outcomes.values()} == {"skip"}
+
+
+def test_probs_follow_row_order_not_batch_order(tmp_path):
+    matrix = load_matrix(str(write_matrix(tmp_path, rows=5, paddings=("dynamic", "sorted"))))
+    session = PerfSession(matrix, baseline_root=tmp_path / "b")
+    from perfsuite.models.factory import tiny_checkpoint
+    from perfsuite.models.specs import get_spec
+    from perfsuite.runner import run_variant
+
+    tok, rows = session.workload(matrix.variants[0])
+    ckpt = tiny_checkpoint(get_spec("tiny-llama3"), tok.pad_id)
+    dyn, srt = (run_variant(v, matrix.settings, rows, tok.pad_id, ckpt) for v in matrix.variants)
+    np.testing.assert_allclose(dyn.probs, srt.probs, atol=1e-5)
