@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .matrix import MatrixError, load_matrix
-from .report import render_table, write_reports
+from .report import render_ratios, render_table, write_reports
 from .session import DEFAULT_BASELINES, PerfSession
 
 
@@ -19,6 +19,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
     parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="baseline root folder")
     parser.add_argument("--report-dir", default="reports/perfsuite", help="where report.json/report.md go")
+    parser.add_argument("--ratio", default=None, metavar="A:B", help="print model A / model B latency per cell")
 
 
 def _run(args: argparse.Namespace, rebaseline: bool) -> int:
@@ -34,6 +35,9 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     if session.load_report is not None:
         print(session.load_report.summary())
     print(render_table(session.outcomes, title=f"perfsuite {matrix.settings.name} on {session.store.machine_key}"))
+    if args.ratio:
+        model_a, _, model_b = args.ratio.partition(":")
+        print(render_ratios(session.outcomes, model_a, model_b))
     folder = write_reports(session.outcomes, session.store.machine_key, args.report_dir)
     print(f"reports: {folder.resolve()}")
     return 1 if any(o.verdict.status == "fail" for o in session.outcomes) else 0

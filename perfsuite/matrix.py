@@ -60,7 +60,6 @@ class TierSettings:
     round_budget_s: float = 3.0
     threads: int | None = None
     nf4_compute_dtype: str = "fp32"
-    shape_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,27 @@ def write_reports(outcomes: Sequence[Outcome], machine_key: str, folder: str | P
     _atomic_write(folder / "report.json", json.dumps(to_json(outcomes, machine_key), indent=2, default=str) + "\n")
     _atomic_write(folder / "report.md", to_markdown(outcomes, machine_key))
     return folder
+
+
+def model_ratios(outcomes: Sequence[Outcome], model_a: str, model_b: str) -> list[tuple[str, float, float, float]]:
+    """(dtype-attention-padding, median ms of A, of B, A/B) for each cell both models ran."""
+    medians: dict[tuple[str, str], float] = {}
+    for o in outcomes:
+        if o.measurement is not None:
+            v = o.variant
+            medians[(v.model, f"{v.dtype}-{v.attention}-{v.padding}")] = o.measurement["latency"]["median_s"]
+    rows = []
+    for (model, cell), a in medians.items():
+        b = medians.get((model_b, cell))
+        if model == model_a and b:
+            rows.append((cell, a * 1000, b * 1000, a / b))
+    return rows
+
+
+def render_ratios(outcomes: Sequence[Outcome], model_a: str, model_b: str) -> str:
+    rows = model_ratios(outcomes, model_a, model_b)
+    if not rows:
+        return f"no cell where both {model_a} and {model_b} ran"
+    lines = [f"{model_a} / {model_b} latency (same dtype, attention, padding):"]
+    lines += [f"  {cell:32s} {a:9.1f} ms / {b:9.1f} ms = {r:.2f}x" for cell, a, b, r in rows]
+    return "\n".join(lines)

@@ -23,7 +23,7 @@ import torch
 from .batching import Batch, WorkCounts, batch_rows, count_work
 from .data.formatting import EncodedRow
 from .matrix import TierSettings, Variant
-from .models.factory import load_model, weight_bytes
+from .models.factory import load_model, shape_only_model, weight_bytes
 from .models.specs import get_spec
 
 
@@ -60,6 +60,7 @@ class RunResult:
     memory_kind: str
     load_seconds: float
     warmup_seconds: float = 0.0
+    scored: bool = True  # False for shape-only weights: probabilities mean nothing
 
 
 class _RssPeak:
@@ -104,7 +105,11 @@ def _forward_pass(model, batches: Sequence[Batch], device: str) -> list[torch.Te
     outputs = []
     with torch.inference_mode():
         for b in batches:
-            out = model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device))
+            try:
+                out = model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device))
+            except torch.OutOfMemoryError as exc:
+                shape = "x".join(map(str, b.input_ids.shape))
+                raise MemoryError(f"out of memory at batch shape {shape} (batch x seq_len)") from exc
             outputs.append(out.logits)
     _synchronize(device)
     return outputs
@@ -146,14 +151,16 @@ def run_variant(
     settings: TierSettings,
     rows: Sequence[EncodedRow],
     pad_id: int,
-    checkpoint: Path,
+    checkpoint: Path | None,
     sampler: Sampler = perf_counter_sampler,
     forward_hook: Callable[[], None] | None = None,
 ) -> RunResult:
     """Load the variant's model, warm up, sample pass times, and collect outputs.
 
-    `forward_hook` runs after every batch inside timed passes; only the self-check
-    benchmark sets it (to inject calibrated slowdowns), production never does.
+    `forward_hook` runs after every pass; only the self-check benchmark sets it (to
+    inject calibrated slowdowns), production never does. Without a checkpoint a full-size
+    model gets shape-only random weights on the device: timings and memory are real,
+    probabilities are not scored.
     """
     spec = get_spec(variant.model)
     device = "cuda" if settings.device == "cuda" else "cpu"
@@ -161,7 +168,10 @@ def run_variant(
     if device == "cuda":
         torch.cuda.empty_cache()  # the previous variant's model is garbage by now
     t0 = time.perf_counter()
-    model = load_model(spec, checkpoint, variant.dtype, variant.attention, device, settings.nf4_compute_dtype)
+    if checkpoint is None:
+        model = shape_only_model(spec, variant.dtype, variant.attention, pad_id, device, settings.nf4_compute_dtype)
+    else:
+        model = load_model(spec, checkpoint, variant.dtype, variant.attention, device, settings.nf4_compute_dtype)
     load_s = time.perf_counter() - t0
     batches = batch_rows(rows, settings.batch_size, variant.padding, settings.max_length, pad_id, settings.padding_side)
     work = count_work(batches)
@@ -205,4 +215,5 @@ def run_variant(
         memory_kind=memory_kind,
         load_seconds=load_s,
         warmup_seconds=warm_s,
+        scored=checkpoint is not None,
     )

@@ -15,13 +15,13 @@ from .baselines import BaselineError, BaselineStore, Verdict, make_record
 from .data.formatting import EncodedRow, PairFormatter
 from .data.loader import LoadReport, load_arena_csv
 from .data.sample import SAMPLE_PATH
-from .data.tokenizer import TextTokenizer, load_tiny_tokenizer
+from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer
 from .device import DeviceCaps, detect
 from .environment import git_commit, package_versions
 from .judge import judge
 from .matrix import Matrix, Variant, skip_reason, variant_notes
 from .metrics import LatencyStats, accuracy, log_loss
-from .models.factory import tiny_checkpoint
+from .models.factory import checkpoint_env_var, checkpoint_for, tiny_checkpoint
 from .models.specs import get_spec
 from .runner import RunResult, Sampler, perf_counter_sampler, run_variant
 
@@ -48,7 +48,7 @@ def summarize(result: RunResult, settings: dict[str, Any], environment: dict[str
     """JSON-able measurement of one run: work, latency, quality, memory."""
     lat = LatencyStats(tuple(result.latency_samples))
     labels = [y for y in result.labels if y is not None]
-    scored = len(labels) == len(result.labels) and result.nonfinite_rows == 0
+    scored = result.scored and len(labels) == len(result.labels) and result.nonfinite_rows == 0
     ll = log_loss(result.probs, labels) if scored else None
     acc = accuracy(result.probs, labels) if scored else None
     w = result.work
@@ -81,6 +81,17 @@ def summarize(result: RunResult, settings: dict[str, Any], environment: dict[str
         "load_seconds": result.load_seconds,
         "warmup_seconds": result.warmup_seconds,
     }
+
+
+def _release_device_memory(caps: DeviceCaps) -> None:
+    """After a failed variant (an OOM above all), free what it held so the rest can run."""
+    import gc
+
+    gc.collect()
+    if caps.has_cuda:
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 class PerfSession:
@@ -128,14 +139,22 @@ class PerfSession:
             "tier": s.name,
         }
 
-    def tokenizer_for(self, variant: Variant) -> TextTokenizer:
-        return self.workload(variant)[0]
+    def checkpoint(self, variant: Variant, pad_id: int) -> Path | None:
+        """Tiny: the seeded miniature; full-size: the user's local folder, or None (shape-only)."""
+        spec = get_spec(variant.model)
+        return tiny_checkpoint(spec, pad_id, self.cache_dir) if spec.tiny else checkpoint_for(spec)
 
     def workload(self, variant: Variant) -> tuple[TextTokenizer, list[EncodedRow]]:
-        """Tokenised, truncated rows for the variant's tokenizer (prepared once)."""
-        key = "tiny-bpe"
+        """Tokenised, truncated rows for the variant's tokenizer (prepared once per tokenizer).
+
+        A full-size model with a local checkpoint uses that folder's tokenizer; everything
+        else uses the shipped tiny BPE (its ids fit every vocabulary in the registry).
+        """
+        spec = get_spec(variant.model)
+        folder = None if spec.tiny else checkpoint_for(spec)
+        key = str(folder) if folder else "tiny-bpe"
         if key not in self._rows:
-            tokenizer = load_tiny_tokenizer()
+            tokenizer = load_local_hf_tokenizer(folder) if folder else load_tiny_tokenizer()
             rows, report = load_arena_csv(self.data_path, limit=self.settings.rows)
             self.load_report = report
             if not rows:
@@ -156,18 +175,21 @@ class PerfSession:
             outcome = Outcome(variant, self.skip_verdict(variant))
             self.outcomes.append(outcome)
             return outcome
-        tokenizer, rows = self.workload(variant)
-        spec = get_spec(variant.model)
-        checkpoint = tiny_checkpoint(spec, tokenizer.pad_id, self.cache_dir)
         try:
+            tokenizer, rows = self.workload(variant)
+            checkpoint = self.checkpoint(variant, tokenizer.pad_id)
             result = run_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, forward_hook)
         except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
+            _release_device_memory(self.caps)
             outcome = Outcome(variant, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
             self.outcomes.append(outcome)
             return outcome
         measurement = summarize(result, self.run_settings(), self.environment)
         outcome = self._judge(variant, measurement)
         outcome.notes = variant_notes(variant, self.caps)
+        if not result.scored:
+            env_var = checkpoint_env_var(get_spec(variant.model))
+            outcome.notes.append(f"shape-only weights: log-loss needs a real checkpoint (set {env_var})")
         self.outcomes.append(outcome)
         return outcome
 

@@ -98,3 +98,85 @@ def weight_bytes(model) -> int:
     total = sum(p.numel() * p.element_size() for p in model.parameters())
     total += sum(b.numel() * b.element_size() for b in model.buffers())
     return int(total)
+
+
+def quantize_linears(model, dtype: str, compute_dtype: str, device: str) -> None:
+    """Swap every nn.Linear but the score head for bitsandbytes nf4/int8, quantising in place.
+
+    Used for shape-only full-size models, whose random weights never exist as a checkpoint.
+    """
+    import bitsandbytes as bnb
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, torch.nn.Linear) or name == "score":
+                continue
+            bias = child.bias is not None
+            if dtype == "nf4":
+                q = bnb.nn.Linear4bit(
+                    child.in_features,
+                    child.out_features,
+                    bias,
+                    TORCH_DTYPES[compute_dtype],
+                    quant_type="nf4",
+                    device="meta",
+                )
+                q.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False, quant_type="nf4", module=q).to(
+                    device
+                )
+            elif dtype == "int8":
+                q = bnb.nn.Linear8bitLt(
+                    child.in_features, child.out_features, bias, has_fp16_weights=False, threshold=6.0, device="meta"
+                )
+                q.weight = bnb.nn.Int8Params(child.weight.data.cpu(), requires_grad=False, has_fp16_weights=False).to(
+                    device
+                )
+            else:
+                raise ValueError(f"not a quantised dtype: {dtype}")
+            if bias:
+                q.bias = torch.nn.Parameter(
+                    child.bias.data.to(device, TORCH_DTYPES[compute_dtype]), requires_grad=False
+                )
+            setattr(parent, name, q)
+            del child
+
+
+def shape_only_model(
+    spec: ModelSpec,
+    dtype: str,
+    attention: str,
+    pad_token_id: int,
+    device: str = "cuda",
+    nf4_compute_dtype: str = "fp16",
+):
+    """A full-size model with random weights created directly on `device` in the target dtype.
+
+    Speed and memory do not depend on weight values, so the GPU tier needs no 18 GB
+    checkpoint and no CPU copy; quality needs a real checkpoint (see checkpoint_for).
+    """
+    compute = nf4_compute_dtype if dtype in ("nf4", "int8") else dtype
+    config = spec.build_config(pad_token_id=pad_token_id)
+    torch.manual_seed(spec.seed)
+    with torch.device(device):
+        model = spec.model_class()._from_config(config, dtype=TORCH_DTYPES[compute], attn_implementation=attention)
+    if dtype in ("nf4", "int8"):
+        quantize_linears(model, dtype, nf4_compute_dtype, device)
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return model.eval()
+
+
+def checkpoint_env_var(spec: ModelSpec) -> str:
+    """PERFSUITE_CHECKPOINT_GEMMA2_9B and the like: a local folder with a fine-tuned classifier."""
+    return "PERFSUITE_CHECKPOINT_" + "".join(c if c.isalnum() else "_" for c in spec.name.upper())
+
+
+def checkpoint_for(spec: ModelSpec) -> Path | None:
+    """The user's local checkpoint folder for a full-size model, if configured (never the hub)."""
+    value = os.environ.get(checkpoint_env_var(spec))
+    if not value:
+        return None
+    folder = Path(value)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{checkpoint_env_var(spec)}={value}: no config.json in that folder")
+    return folder

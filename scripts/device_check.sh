@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The prepared GPU check (issue #5): the reduced GPU matrix on one lent card, in under 8 minutes.
+# Run from the repo root on a CUDA machine. Results go to $OUT (default reports/device-check):
+# gpu.txt, record.log (+ the table), check.log, pytest.log, record/report.{json,md}, baselines.tgz.
+set -uo pipefail
+OUT=${OUT:-reports/device-check}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then  # packages the device image lacks (bitsandbytes), carried as wheels
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH=/tmp/site
+fi
+if ! python3 -c "import importlib.metadata as m, sys; sys.exit(not m.entry_points(group='pytest11', name='perfsuite'))"; then
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/site . \
+        && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 COLUMNS=200
+BL=/tmp/perfsuite-baselines
+{
+    nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv
+    python3 -c "import torch, transformers, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'bitsandbytes', b.__version__)"
+} 2>&1 | tee "$OUT/gpu.txt"
+
+# 1) Record this card's baselines for the reduced matrix (shape-only full-size weights).
+timeout 300 python3 -m perfsuite.cli rebaseline --matrix gpu-check --baselines "$BL" --report-dir "$OUT/record" \
+    --ratio gemma2-9b:llama3-8b 2>&1 | grep -v -i warn | tee "$OUT/record.log"
+# 2) A second process checks against them: the between-process spread on this card.
+timeout 150 python3 -m perfsuite.cli run --matrix gpu-check --baselines "$BL" --report-dir /tmp/check \
+    --ratio gemma2-9b:llama3-8b 2>&1 | grep -v -i warn | tee "$OUT/check.log"
+# 3) The pytest plugin on the full GPU tier (max_length 2048, 64 rows), one variant.
+timeout 90 python3 -m pytest -m gpu tests/perf/test_gpu_tier.py -p no:cacheprovider -rs \
+    --perfsuite-select 'llama3-8b-fp16-sdpa-sorted' --perfsuite-baselines "$BL" 2>&1 | tail -40 | tee "$OUT/pytest.log"
+[ -d "$BL" ] && tar czf "$OUT/baselines.tgz" -C "$BL" .

