@@ -1,6 +1,8 @@
 """Baseline store and bounds: records per machine key, checks that turn a run into a verdict.
 
-Files live at ``baselines/<machine-key>/<variant-id>.json`` and are reviewed in PRs.
+Files live at ``baselines/<machine-key>/<tier>/<variant-id>.json`` and are reviewed in PRs
+(the tier level exists because two tiers can measure the same variant on different
+workloads: the GPU check at max_length 512, the GPU tier at 2048).
 Writes are atomic (temp file in the same folder, fsync, rename) and touch only the
 running machine's folder: another machine's baselines are never rewritten or deleted.
 
@@ -79,15 +81,16 @@ def _fmt_s(value: float) -> str:
 
 
 class BaselineStore:
-    """Baselines of one machine key under a root folder."""
+    """Baselines of one machine key and tier under a root folder."""
 
-    def __init__(self, root: str | Path, machine_key: str) -> None:
+    def __init__(self, root: str | Path, machine_key: str, tier: str) -> None:
         self.root = Path(root)
         self.machine_key = machine_key
+        self.tier = tier
 
     @property
     def folder(self) -> Path:
-        return self.root / self.machine_key
+        return self.root / self.machine_key / self.tier
 
     def path_for(self, variant_id: str) -> Path:
         return self.folder / f"{variant_id}.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from .baselines import BaselineError, BoundCheck, Verdict, check_latency, check_quality, check_work
@@ -44,10 +45,15 @@ def judge(
         status = "fail" if any(not c.ok for c in checks) else "skip"
         reason = "baseline was recorded for another workload (" + "; ".join(differs) + ")"
         return Verdict(status, checks, reason, baseline_path, changes)
-    tol = Bounds(**{**record["tolerances"]}) if isinstance(record.get("tolerances"), dict) else bounds
-    checks += check_work(measurement["work"], record["work"], tol.work_rel)
-    checks.append(check_latency(measurement["latency"]["samples_s"], record["latency"], tol))
+    # The matrix's bounds decide (a tolerance change needs no rebaseline); the record keeps
+    # the ones it was recorded with, and a difference is reported beside the verdict.
+    recorded_tol = record.get("tolerances")
+    if isinstance(recorded_tol, dict) and recorded_tol != asdict(bounds):
+        changed = sorted(k for k in recorded_tol if recorded_tol.get(k) != asdict(bounds).get(k))
+        changes = [*changes, "tolerances changed since baseline: " + ", ".join(changed)]
+    checks += check_work(measurement["work"], record["work"], bounds.work_rel)
+    checks.append(check_latency(measurement["latency"]["samples_s"], record["latency"], bounds))
     if measurement["quality"].get("log_loss") is not None:
-        checks += check_quality(measurement["quality"], record["quality"], tol)
+        checks += check_quality(measurement["quality"], record["quality"], bounds)
     status = "fail" if any(not c.ok for c in checks) else "pass"
     return Verdict(status, checks, "", baseline_path, changes)

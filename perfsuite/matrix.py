@@ -100,9 +100,11 @@ class Matrix:
         return None
 
     def select(self, pattern: str | None) -> tuple[Variant, ...]:
+        """Variants whose id matches any of the comma-separated globs (all if none given)."""
         if not pattern:
             return self.variants
-        return tuple(v for v in self.variants if fnmatch.fnmatch(v.id, pattern))
+        globs = [g.strip() for g in pattern.split(",") if g.strip()]
+        return tuple(v for v in self.variants if any(fnmatch.fnmatch(v.id, g) for g in globs))
 
 
 def _check_values(source: str, axis: str, values: list[Any], allowed: tuple[str, ...]) -> list[str]:

@@ -109,7 +109,7 @@ class PerfSession:
         self.matrix = matrix
         self.settings = matrix.settings
         self.caps = caps or detect(matrix.settings.device)
-        self.store = BaselineStore(baseline_root, self.caps.machine_key())
+        self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
         self.data_path = Path(data_path) if data_path else SAMPLE_PATH
         self.rebaseline = rebaseline
         self.cache_dir = cache_dir

@@ -21,12 +21,12 @@ BL=/tmp/perfsuite-baselines
 } 2>&1 | tee "$OUT/gpu.txt"
 
 # 1) Record this card's baselines for the reduced matrix (shape-only full-size weights).
-timeout 300 python3 -m perfsuite.cli rebaseline --matrix gpu-check --baselines "$BL" --report-dir "$OUT/record" \
+timeout 230 python3 -m perfsuite.cli rebaseline --matrix gpu-check --baselines "$BL" --report-dir "$OUT/record" \
     --ratio gemma2-9b:llama3-8b 2>&1 | grep -v -i warn | tee "$OUT/record.log"
 # 2) A second process checks against them: the between-process spread on this card.
-timeout 150 python3 -m perfsuite.cli run --matrix gpu-check --baselines "$BL" --report-dir /tmp/check \
+timeout 110 python3 -m perfsuite.cli run --matrix gpu-check --baselines "$BL" --report-dir /tmp/check \
     --ratio gemma2-9b:llama3-8b 2>&1 | grep -v -i warn | tee "$OUT/check.log"
 # 3) The pytest plugin on the full GPU tier (max_length 2048, 64 rows), one variant.
-timeout 90 python3 -m pytest -m gpu tests/perf/test_gpu_tier.py -p no:cacheprovider -rs \
+timeout 80 python3 -m pytest -m gpu tests/perf/test_gpu_tier.py -p no:cacheprovider -rs \
     --perfsuite-select 'llama3-8b-fp16-sdpa-sorted' --perfsuite-baselines "$BL" 2>&1 | tail -40 | tee "$OUT/pytest.log"
 [ -d "$BL" ] && tar czf "$OUT/baselines.tgz" -C "$BL" .

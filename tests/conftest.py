@@ -32,7 +32,7 @@ attention = {attentions}
 padding = {paddings}
 
 [bounds]
-latency_ratio = 0.35
+latency_ratio = {latency_ratio}
 rank_alpha = 0.01
 accuracy_abs = 0.0
 work_rel = 0.0
@@ -48,6 +48,7 @@ def write_matrix(
     attentions=("sdpa",),
     paddings=("sorted",),
     max_length: int = 96,
+    latency_ratio: float = 0.35,
 ) -> Path:
     def toml_list(values):
         return "[" + ", ".join(f'"{v}"' for v in values) + "]"
@@ -57,6 +58,7 @@ def write_matrix(
         TINY_MATRIX.format(
             rows=rows,
             max_length=max_length,
+            latency_ratio=latency_ratio,
             models=toml_list(models),
             dtypes=toml_list(dtypes),
             attentions=toml_list(attentions),

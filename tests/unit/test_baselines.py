@@ -26,9 +26,9 @@ def _record(variant="v1", samples=SAMPLES):
 
 
 def test_save_then_load_round_trips(tmp_path):
-    store = BaselineStore(tmp_path, "cpu-test-2c")
+    store = BaselineStore(tmp_path, "cpu-test-2c", "cpu")
     path = store.save(_record())
-    assert path == tmp_path / "cpu-test-2c" / "v1.json"
+    assert path == tmp_path / "cpu-test-2c" / "cpu" / "v1.json"
     assert store.load("v1")["latency"]["samples_s"] == SAMPLES
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
@@ -37,12 +37,12 @@ def test_save_never_touches_another_machines_folder(tmp_path):
     other = tmp_path / "cuda-tesla-t4-sm75"
     other.mkdir()
     (other / "v1.json").write_text('{"keep": true}')
-    BaselineStore(tmp_path, "cpu-test-2c").save(_record())
+    BaselineStore(tmp_path, "cpu-test-2c", "cpu").save(_record())
     assert json.loads((other / "v1.json").read_text()) == {"keep": True}
 
 
 def test_missing_baseline_is_none(tmp_path):
-    assert BaselineStore(tmp_path, "k").load("nope") is None
+    assert BaselineStore(tmp_path, "k", "cpu").load("nope") is None
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_missing_baseline_is_none(tmp_path):
     ],
 )
 def test_corrupt_baseline_names_the_file(tmp_path, content, message):
-    store = BaselineStore(tmp_path, "k")
+    store = BaselineStore(tmp_path, "k", "cpu")
     store.path_for("v1").parent.mkdir(parents=True)
     store.path_for("v1").write_text(content)
     with pytest.raises(BaselineError, match=message) as info:
@@ -63,7 +63,7 @@ def test_corrupt_baseline_names_the_file(tmp_path, content, message):
 
 
 def test_baseline_for_another_variant_is_rejected(tmp_path):
-    store = BaselineStore(tmp_path, "k")
+    store = BaselineStore(tmp_path, "k", "cpu")
     store.save(_record("v2"))
     store.path_for("v2").rename(store.path_for("v1"))
     with pytest.raises(BaselineError, match="holds variant 'v2'"):

@@ -69,3 +69,12 @@ def test_log_loss_drift_fails_the_quality_bound():
     m["quality"]["log_loss"] = 1.01
     v = judge(m, _record(), Bounds(log_loss_abs=0.002), "p")
     assert v.status == "fail" and v.failed[0].name == "log-loss"
+
+
+def test_matrix_bounds_decide_and_a_tolerance_change_is_reported():
+    m = _measurement(samples=(0.13, 0.13, 0.13, 0.13, 0.13))  # 1.3x the baseline
+    record = _record()
+    strict = judge(m, record, Bounds(latency_ratio=0.2), "p")
+    assert strict.status == "fail"
+    assert any("tolerances changed since baseline: latency_ratio" in c for c in strict.environment_changes)
+    assert judge(m, record, Bounds(latency_ratio=0.35), "p").status == "pass"

@@ -129,3 +129,20 @@ def test_invalid_toml_names_the_file(tmp_path):
     path.write_text("[tier\n")
     with pytest.raises(MatrixError, match=r"broken\.toml: invalid TOML"):
         load_matrix(str(path))
+
+
+def test_select_takes_comma_separated_globs():
+    m = load_matrix("cpu")
+    ids = [v.id for v in m.select("tiny-llama3-fp32-sdpa-*, tiny-gemma2-nf4-eager-static")]
+    assert ids == [
+        "tiny-gemma2-nf4-eager-static",
+        "tiny-llama3-fp32-sdpa-static",
+        "tiny-llama3-fp32-sdpa-dynamic",
+        "tiny-llama3-fp32-sdpa-sorted",
+    ]
+
+
+def test_cpu_tier_widens_the_latency_bound_for_compiled_flex_attention_only():
+    m = load_matrix("cpu")
+    ratios = {v.attention: v.bounds.latency_ratio for v in m.variants}
+    assert ratios == {"eager": 0.35, "sdpa": 0.35, "flex_attention": 1.0}

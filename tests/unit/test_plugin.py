@@ -32,7 +32,10 @@ markers =
 @pytest.fixture
 def tier(pytester):
     pytester.makeini(INI)
-    matrix = write_matrix(pytester.path, rows=4, attentions=("sdpa", "eager"))
+    # Millisecond-scale passes in fresh processes are noisier than the real tier's, so the
+    # unit matrix allows 1.8x and the edited baseline is cut to a quarter (the real tier's
+    # 0.35 against a halved baseline is exercised by `tox -e perf`, see README).
+    matrix = write_matrix(pytester.path, rows=4, attentions=("sdpa", "eager"), latency_ratio=0.8)
     pytester.makepyfile(test_tier=TEST_MODULE.format(matrix=str(matrix)))
     return pytester
 
@@ -59,11 +62,11 @@ def test_baseline_lifecycle(tier):
     again.stdout.fnmatch_lines(["*perfsuite unit*", "*tiny-llama3-fp32-sdpa-sorted*pass*"])
 
     record = json.loads(files[1].read_text())
-    record["latency"]["median_s"] /= 2
+    record["latency"]["median_s"] /= 4
     files[1].write_text(json.dumps(record))
-    halved = _run(tier)
-    halved.assert_outcomes(passed=1, failed=1)
-    halved.stdout.fnmatch_lines(
+    edited = _run(tier)
+    edited.assert_outcomes(passed=1, failed=1)
+    edited.stdout.fnmatch_lines(
         [
             "*tiny-llama3-fp32-sdpa-sorted: fail*",
             "*[[]latency[]] median pass time FAILED: measured * ms, allowed <= * ms (ratio *x of baseline*",

