@@ -43,6 +43,26 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     return 1 if any(o.verdict.status == "fail" for o in session.outcomes) else 0
 
 
+def _shard(args: argparse.Namespace) -> int:
+    """One variant sharded over the processes of a torchrun launch (one per device)."""
+    from .distributed import run_sharded
+
+    matrix = load_matrix(args.matrix)
+    variants = matrix.select(args.select)
+    if len(variants) != 1:
+        print(f"shard takes exactly one variant; {args.select!r} selects {len(variants)}", file=sys.stderr)
+        return 2
+    session = PerfSession(matrix, args.baselines, args.data)
+    reason = session.skip_reason(variants[0])
+    if reason:
+        print(f"{variants[0].id}: skip - {reason}")
+        return 0
+    report = run_sharded(session, variants[0])
+    if report is not None:
+        print(report.render())
+    return 0
+
+
 def _matrix(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix)
     session = PerfSession(matrix, args.baselines)
@@ -59,12 +79,15 @@ def main(argv: list[str] | None = None) -> int:
         ("run", "run variants against this machine's baselines"),
         ("rebaseline", "run variants and record this machine's baselines"),
         ("matrix", "list variants and whether they run here"),
+        ("shard", "one variant over several devices; launch with torchrun --nproc_per_node N"),
     ):
         _common(sub.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
     try:
         if args.command == "matrix":
             return _matrix(args)
+        if args.command == "shard":
+            return _shard(args)
         return _run(args, rebaseline=args.command == "rebaseline")
     except (MatrixError, ValueError, FileNotFoundError) as exc:
         print(f"perfsuite: {exc}", file=sys.stderr)

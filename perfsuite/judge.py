@@ -9,7 +9,7 @@ from .baselines import BaselineError, BoundCheck, Verdict, check_latency, check_
 from .environment import environment_changes
 from .matrix import Bounds
 
-COMPARABLE_SETTINGS = ("data", "rows", "batch_size", "max_length", "padding_side")
+COMPARABLE_SETTINGS = ("data", "rows", "batch_size", "max_length", "padding_side", "tta")
 
 
 def guard_checks(measurement: dict[str, Any]) -> list[BoundCheck]:

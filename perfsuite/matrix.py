@@ -60,6 +60,7 @@ class TierSettings:
     round_budget_s: float = 3.0
     threads: int | None = None
     nf4_compute_dtype: str = "fp32"
+    tta: bool = False  # also run every row with A and B swapped, and symmetrise
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,11 @@ def log_loss(probs: np.ndarray, labels: Sequence[int], eps: float = KAGGLE_EPS) 
     return float(-np.mean(np.log(p[np.arange(len(y)), y])))
 
 
+def symmetrize_tta(probs: np.ndarray, swapped_probs: np.ndarray) -> np.ndarray:
+    """Average a prediction with the A/B-swapped one, its A and B columns swapped back."""
+    return (np.asarray(probs) + np.asarray(swapped_probs)[:, [1, 0, 2]]) / 2
+
+
 def accuracy(probs: np.ndarray, labels: Sequence[int]) -> float:
     y = np.asarray(labels)
     return float(np.mean(np.argmax(probs, axis=1) == y)) if len(y) else float("nan")

@@ -23,7 +23,8 @@ import torch
 from .batching import Batch, WorkCounts, batch_rows, count_work
 from .data.formatting import EncodedRow
 from .matrix import TierSettings, Variant
-from .models.factory import load_model, shape_only_model, weight_bytes
+from .metrics import symmetrize_tta
+from .models.factory import attach_adapter, load_model, shape_only_model, weight_bytes
 from .models.specs import get_spec
 
 
@@ -154,13 +155,17 @@ def run_variant(
     checkpoint: Path | None,
     sampler: Sampler = perf_counter_sampler,
     forward_hook: Callable[[], None] | None = None,
+    swapped_rows: Sequence[EncodedRow] | None = None,
+    adapter: Path | None = None,
 ) -> RunResult:
     """Load the variant's model, warm up, sample pass times, and collect outputs.
 
     `forward_hook` runs after every pass; only the self-check benchmark sets it (to
     inject calibrated slowdowns), production never does. Without a checkpoint a full-size
     model gets shape-only random weights on the device: timings and memory are real,
-    probabilities are not scored.
+    probabilities are not scored. `swapped_rows` (A and B exchanged) turns on test-time
+    augmentation: both are run in every pass and the predictions symmetrised. `adapter`
+    is a local LoRA folder applied unmerged on top of the weights.
     """
     spec = get_spec(variant.model)
     device = "cuda" if settings.device == "cuda" else "cpu"
@@ -172,12 +177,22 @@ def run_variant(
         model = shape_only_model(spec, variant.dtype, variant.attention, pad_id, device, settings.nf4_compute_dtype)
     else:
         model = load_model(spec, checkpoint, variant.dtype, variant.attention, device, settings.nf4_compute_dtype)
+    if adapter is not None:
+        model = attach_adapter(model, adapter)
     load_s = time.perf_counter() - t0
-    batches = batch_rows(rows, settings.batch_size, variant.padding, settings.max_length, pad_id, settings.padding_side)
-    work = count_work(batches)
+
+    def make_batches(encoded: Sequence[EncodedRow]) -> list[Batch]:
+        return batch_rows(
+            encoded, settings.batch_size, variant.padding, settings.max_length, pad_id, settings.padding_side
+        )
+
+    batches = make_batches(rows)
+    tta_batches = make_batches(swapped_rows) if swapped_rows else []
+    all_batches = [*batches, *tta_batches]
+    work = count_work(all_batches)
 
     def one_pass() -> list[torch.Tensor]:
-        outs = _forward_pass(model, batches, device)
+        outs = _forward_pass(model, all_batches, device)
         if forward_hook is not None:
             forward_hook()
         return outs
@@ -196,7 +211,10 @@ def run_variant(
                 logits = one_pass()
         peak, memory_kind = rss.peak - rss.base, "cpu rss increase"
     warm_s = time.perf_counter() - t_warm
-    probs, nonfinite = _probs_in_row_order(batches, logits, len(rows))
+    probs, nonfinite = _probs_in_row_order(batches, logits[: len(batches)], len(rows))
+    if tta_batches:
+        swapped_probs, swapped_nonfinite = _probs_in_row_order(tta_batches, logits[len(batches) :], len(rows))
+        probs, nonfinite = symmetrize_tta(probs, swapped_probs), max(nonfinite, swapped_nonfinite)
     # The warm-up time (compile included) over-estimates a pass: slow variants get the
     # minimum rounds, which is what they would get anyway.
     samples = sampler(

@@ -21,7 +21,7 @@ from .environment import git_commit, package_versions
 from .judge import judge
 from .matrix import Matrix, Variant, skip_reason, variant_notes
 from .metrics import LatencyStats, accuracy, log_loss
-from .models.factory import checkpoint_env_var, checkpoint_for, tiny_checkpoint
+from .models.factory import adapter_for, checkpoint_env_var, checkpoint_for, tiny_checkpoint
 from .models.specs import get_spec
 from .runner import RunResult, Sampler, perf_counter_sampler, run_variant
 
@@ -115,7 +115,7 @@ class PerfSession:
         self.cache_dir = cache_dir
         self.outcomes: list[Outcome] = []
         self.load_report: LoadReport | None = None
-        self._rows: dict[str, tuple[TextTokenizer, list[EncodedRow]]] = {}
+        self._rows: dict[str, tuple[TextTokenizer, list[EncodedRow], list[EncodedRow] | None]] = {}
         self._environment: dict[str, str] | None = None
 
     # -- preparation -------------------------------------------------------------------
@@ -136,6 +136,7 @@ class PerfSession:
             "batch_size": s.batch_size,
             "max_length": s.max_length,
             "padding_side": s.padding_side,
+            "tta": s.tta,
             "tier": s.name,
         }
 
@@ -144,11 +145,12 @@ class PerfSession:
         spec = get_spec(variant.model)
         return tiny_checkpoint(spec, pad_id, self.cache_dir) if spec.tiny else checkpoint_for(spec)
 
-    def workload(self, variant: Variant) -> tuple[TextTokenizer, list[EncodedRow]]:
+    def workload(self, variant: Variant) -> tuple[TextTokenizer, list[EncodedRow], list[EncodedRow] | None]:
         """Tokenised, truncated rows for the variant's tokenizer (prepared once per tokenizer).
 
         A full-size model with a local checkpoint uses that folder's tokenizer; everything
-        else uses the shipped tiny BPE (its ids fit every vocabulary in the registry).
+        else uses the shipped tiny BPE (its ids fit every vocabulary in the registry). With
+        `tta` the A/B-swapped rows come third, else None.
         """
         spec = get_spec(variant.model)
         folder = None if spec.tiny else checkpoint_for(spec)
@@ -160,7 +162,8 @@ class PerfSession:
             if not rows:
                 raise ValueError(f"{self.data_path}: no usable rows\n{report.summary()}")
             formatter = PairFormatter(tokenizer, self.settings.max_length)
-            self._rows[key] = (tokenizer, formatter.encode_all(rows))
+            swapped = formatter.encode_all([r.swapped() for r in rows]) if self.settings.tta else None
+            self._rows[key] = (tokenizer, formatter.encode_all(rows), swapped)
         return self._rows[key]
 
     def skip_reason(self, variant: Variant) -> str | None:
@@ -176,9 +179,12 @@ class PerfSession:
             self.outcomes.append(outcome)
             return outcome
         try:
-            tokenizer, rows = self.workload(variant)
+            tokenizer, rows, swapped = self.workload(variant)
             checkpoint = self.checkpoint(variant, tokenizer.pad_id)
-            result = run_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, forward_hook)
+            adapter = adapter_for(get_spec(variant.model))
+            result = run_variant(
+                variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, forward_hook, swapped, adapter
+            )
         except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
             _release_device_memory(self.caps)
             outcome = Outcome(variant, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
@@ -187,6 +193,8 @@ class PerfSession:
         measurement = summarize(result, self.run_settings(), self.environment)
         outcome = self._judge(variant, measurement)
         outcome.notes = variant_notes(variant, self.caps)
+        if adapter is not None:
+            outcome.notes.append(f"LoRA adapter {adapter} (unmerged)")
         if not result.scored:
             env_var = checkpoint_env_var(get_spec(variant.model))
             outcome.notes.append(f"shape-only weights: log-loss needs a real checkpoint (set {env_var})")

@@ -53,6 +53,7 @@ def write_matrix(
     def toml_list(values):
         return "[" + ", ".join(f'"{v}"' for v in values) + "]"
 
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "unit.toml"
     path.write_text(
         TINY_MATRIX.format(

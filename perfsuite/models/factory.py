@@ -166,17 +166,44 @@ def shape_only_model(
     return model.eval()
 
 
+def _env_var(prefix: str, spec: ModelSpec) -> str:
+    return prefix + "".join(c if c.isalnum() else "_" for c in spec.name.upper())
+
+
 def checkpoint_env_var(spec: ModelSpec) -> str:
     """PERFSUITE_CHECKPOINT_GEMMA2_9B and the like: a local folder with a fine-tuned classifier."""
-    return "PERFSUITE_CHECKPOINT_" + "".join(c if c.isalnum() else "_" for c in spec.name.upper())
+    return _env_var("PERFSUITE_CHECKPOINT_", spec)
+
+
+def adapter_env_var(spec: ModelSpec) -> str:
+    """PERFSUITE_ADAPTER_GEMMA2_9B and the like: a local PEFT LoRA adapter folder."""
+    return _env_var("PERFSUITE_ADAPTER_", spec)
+
+
+def _configured_folder(variable: str, required_file: str) -> Path | None:
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    folder = Path(value)
+    if not (folder / required_file).is_file():
+        raise FileNotFoundError(f"{variable}={value}: no {required_file} in that folder")
+    return folder
 
 
 def checkpoint_for(spec: ModelSpec) -> Path | None:
     """The user's local checkpoint folder for a full-size model, if configured (never the hub)."""
-    value = os.environ.get(checkpoint_env_var(spec))
-    if not value:
-        return None
-    folder = Path(value)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{checkpoint_env_var(spec)}={value}: no config.json in that folder")
-    return folder
+    return _configured_folder(checkpoint_env_var(spec), "config.json")
+
+
+def adapter_for(spec: ModelSpec) -> Path | None:
+    """The user's local LoRA adapter folder for a model, if configured."""
+    return _configured_folder(adapter_env_var(spec), "adapter_config.json")
+
+
+def attach_adapter(model, folder: Path):
+    """Wrap `model` with an unmerged LoRA adapter, as the competition notebooks ran it."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ImportError(f"LoRA adapter {folder} needs peft: pip install 'perfsuite[lora]'") from None
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=False).eval()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfsuite.metrics import LatencyStats, accuracy, log_loss
+from perfsuite.metrics import LatencyStats, accuracy, log_loss, symmetrize_tta
 
 
 def test_perfect_predictions_score_near_zero():
@@ -44,3 +44,19 @@ def test_accuracy_counts_argmax_hits():
 def test_latency_stats():
     s = LatencyStats((1.0, 2.0, 3.0, 4.0))
     assert s.median == 2.5 and s.iqr == pytest.approx(1.5) and s.spread == pytest.approx(0.6)
+
+
+probs_strategy = st.lists(
+    st.tuples(st.floats(0.01, 1), st.floats(0.01, 1), st.floats(0.01, 1)), min_size=1, max_size=8
+).map(lambda rows: np.array([np.array(r) / sum(r) for r in rows]))
+
+
+@given(probs_strategy, probs_strategy)
+def test_tta_symmetrised_prediction_swaps_with_its_input(p, q):
+    """Swapping A and B in the input swaps P(A) and P(B) of the symmetrised output."""
+    n = min(len(p), len(q))
+    p, q = p[:n], q[:n]
+    forward = symmetrize_tta(p, q)  # original first, swapped second
+    backward = symmetrize_tta(q, p)  # the swapped battle seen as the original
+    np.testing.assert_allclose(backward, forward[:, [1, 0, 2]])
+    np.testing.assert_allclose(forward.sum(axis=1), 1.0)

@@ -47,7 +47,7 @@ def test_probs_follow_row_order_not_batch_order(tmp_path):
     from perfsuite.models.specs import get_spec
     from perfsuite.runner import run_variant
 
-    tok, rows = session.workload(matrix.variants[0])
+    tok, rows, _ = session.workload(matrix.variants[0])
     ckpt = tiny_checkpoint(get_spec("tiny-llama3"), tok.pad_id)
     dyn, srt = (run_variant(v, matrix.settings, rows, tok.pad_id, ckpt) for v in matrix.variants)
     np.testing.assert_allclose(dyn.probs, srt.probs, atol=1e-5)
@@ -61,3 +61,15 @@ def test_nf4_loads_through_bitsandbytes_and_stays_close_to_fp32(tmp_path):
     assert nf4.verdict.status == "skip", nf4.verdict.reason  # ran; only the baseline is missing
     assert nf4.measurement["memory"]["weight_bytes"] < fp32.measurement["memory"]["weight_bytes"]
     assert abs(nf4.measurement["quality"]["log_loss"] - fp32.measurement["quality"]["log_loss"]) < 0.05
+
+
+def test_tta_runs_both_orders_and_doubles_the_work(tmp_path):
+    path = write_matrix(tmp_path, rows=4)
+    path.write_text(path.read_text().replace("threads = 1", "threads = 1\ntta = true"))
+    plain = PerfSession(load_matrix(str(write_matrix(tmp_path / "plain", rows=4))), baseline_root=tmp_path / "b")
+    tta = PerfSession(load_matrix(str(path)), baseline_root=tmp_path / "b")
+    a = plain.run(plain.matrix.variants[0]).measurement
+    b = tta.run(tta.matrix.variants[0]).measurement
+    assert b["work"]["real_tokens"] == 2 * a["work"]["real_tokens"]
+    assert b["settings"]["tta"] is True
+    assert b["quality"]["log_loss"] != a["quality"]["log_loss"]

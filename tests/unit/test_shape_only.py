@@ -59,3 +59,27 @@ def test_checkpoint_variable_and_missing_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("PERFSUITE_CHECKPOINT_GEMMA2_9B", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"PERFSUITE_CHECKPOINT_GEMMA2_9B=.*no config\.json"):
         checkpoint_for(spec)
+
+
+def test_lora_adapter_is_applied_unmerged(tmp_path, monkeypatch):
+    """A local PEFT adapter (PERFSUITE_ADAPTER_<MODEL>) wraps the model and changes its outputs."""
+    from peft import LoraConfig, get_peft_model
+
+    from perfsuite.matrix import load_matrix
+    from perfsuite.models.factory import adapter_env_var
+    from perfsuite.session import PerfSession
+    from tests.conftest import write_matrix
+
+    spec = get_spec("tiny-llama3")
+    torch.manual_seed(0)
+    base = shape_only_model(spec, "fp32", "sdpa", 0, device="cpu")
+    lora = LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
+
+    matrix = load_matrix(str(write_matrix(tmp_path, rows=4)))
+    plain = PerfSession(matrix, baseline_root=tmp_path / "b").run(matrix.variants[0])
+    monkeypatch.setenv(adapter_env_var(spec), str(tmp_path / "adapter"))
+    adapted = PerfSession(matrix, baseline_root=tmp_path / "b").run(matrix.variants[0])
+    assert adapted.measurement is not None, adapted.verdict.reason
+    assert any("LoRA adapter" in n for n in adapted.notes)
+    assert adapted.measurement["quality"]["log_loss"] != plain.measurement["quality"]["log_loss"]

@@ -1,0 +1,49 @@
+"""Sharding across devices: balanced even/odd split, and a real 2-process run (gloo, CPU)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from perfsuite.distributed import ScalingReport, shard_rows
+from tests.conftest import write_matrix
+
+
+def test_even_odd_split_of_the_length_sorted_rows():
+    rows = [3, 9, 1, 7, 5, 8]
+    assert shard_rows(rows, 0, 2, key=lambda r: r) == [9, 7, 3]
+    assert shard_rows(rows, 1, 2, key=lambda r: r) == [8, 5, 1]
+
+
+def test_shards_cover_every_row_once():
+    rows = list(range(11))
+    shards = [shard_rows(rows, r, 3, key=lambda x: x) for r in range(3)]
+    assert sorted(x for s in shards for x in s) == rows
+
+
+def test_rank_outside_world_is_an_error():
+    with pytest.raises(ValueError, match="rank 2 outside world of 2"):
+        shard_rows([1], 2, 2)
+
+
+def test_scaling_report_arithmetic():
+    report = ScalingReport("v", 2, 1.0, (0.55, 0.5), (4, 4))
+    assert report.speedup == pytest.approx(1 / 0.55)
+    assert report.efficiency == pytest.approx(1 / 1.1)
+    assert "scaling efficiency 91%" in report.render()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_shard_one_variant(tmp_path):
+    matrix = write_matrix(tmp_path, rows=4)
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "perfsuite.cli", "shard", "--matrix", str(matrix), "-k", "tiny-llama3-fp32-sdpa-sorted",
+        "--baselines", str(tmp_path / "b"),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "shard 0: 2 rows" in result.stdout and "shard 1: 2 rows" in result.stdout
+    assert "scaling efficiency" in result.stdout
