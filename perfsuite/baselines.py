@@ -28,6 +28,8 @@ from typing import Any
 from .matrix import Bounds
 
 SCHEMA = 1
+# Deterministic work of one pass, compared exactly: token counts, analytic FLOPs, weight bytes.
+WORK_COUNTERS = ("rows", "batches", "real_tokens", "processed_tokens", "flops", "weight_bytes")
 REQUIRED = ("variant", "work", "latency", "quality", "tolerances", "environment")
 
 
@@ -181,7 +183,7 @@ def mann_whitney_slower(current: list[float], baseline: list[float]) -> float:
 
 def check_work(measured: dict[str, int], stored: dict[str, int], rel: float) -> list[BoundCheck]:
     checks = []
-    for name in ("rows", "batches", "real_tokens", "processed_tokens"):
+    for name in WORK_COUNTERS:
         m, s = measured.get(name), stored.get(name)
         if s is None:
             continue

@@ -19,12 +19,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
     parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="baseline root folder")
     parser.add_argument("--report-dir", default="reports/perfsuite", help="where report.json/report.md go")
+    for name in ("rows", "batch-size", "max-length"):
+        parser.add_argument(f"--{name}", type=int, default=None, help=f"override the tier's {name}")
     parser.add_argument("--ratio", default=None, metavar="A:B", help="print model A / model B latency per cell")
+
+
+def _workload(args: argparse.Namespace) -> dict[str, int]:
+    return {"rows": args.rows, "batch_size": args.batch_size, "max_length": args.max_length}
 
 
 def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     matrix = load_matrix(args.matrix)
-    session = PerfSession(matrix, args.baselines, args.data, rebaseline=rebaseline)
+    session = PerfSession(matrix, args.baselines, args.data, rebaseline=rebaseline, workload=_workload(args))
     variants = matrix.select(args.select)
     if not variants:
         print(f"no variant of {matrix.source} matches {args.select!r}", file=sys.stderr)
@@ -52,7 +58,7 @@ def _shard(args: argparse.Namespace) -> int:
     if len(variants) != 1:
         print(f"shard takes exactly one variant; {args.select!r} selects {len(variants)}", file=sys.stderr)
         return 2
-    session = PerfSession(matrix, args.baselines, args.data)
+    session = PerfSession(matrix, args.baselines, args.data, workload=_workload(args))
     reason = session.skip_reason(variants[0])
     if reason:
         print(f"{variants[0].id}: skip - {reason}")

@@ -21,7 +21,9 @@ _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 
 def add_data_options(group) -> None:
     group.addoption("--perfsuite-data", default=None, help="Kaggle-format CSV to run on (default: bundled sample)")
-    group.addoption("--perfsuite-select", default=None, help="glob over variant ids, e.g. 'tiny-llama3-*'")
+    group.addoption("--perfsuite-select", default=None, help="globs over variant ids, e.g. 'tiny-llama3-*,*-sorted'")
+    for name in ("rows", "batch-size", "max-length"):
+        group.addoption(f"--perfsuite-{name}", type=int, default=None, help=f"override the tier's {name}")
 
 
 def add_baseline_options(group) -> None:
@@ -55,6 +57,7 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
             baseline_root=root,
             data_path=config.getoption("perfsuite_data"),
             rebaseline=config.getoption("perfsuite_rebaseline"),
+            workload={k: config.getoption(f"perfsuite_{k}") for k in ("rows", "batch_size", "max_length")},
         )
     return sessions[matrix_name]
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .batching import Batch, WorkCounts, batch_rows, count_work
+from .costmodel import forward_flops
 from .data.formatting import EncodedRow
 from .matrix import TierSettings, Variant
 from .metrics import symmetrize_tta
@@ -62,6 +63,7 @@ class RunResult:
     load_seconds: float
     warmup_seconds: float = 0.0
     scored: bool = True  # False for shape-only weights: probabilities mean nothing
+    flops: int = 0  # analytic, per pass (costmodel.forward_flops)
 
 
 class _RssPeak:
@@ -234,4 +236,5 @@ def run_variant(
         load_seconds=load_s,
         warmup_seconds=warm_s,
         scored=checkpoint is not None,
+        flops=forward_flops(spec, [tuple(b.input_ids.shape) for b in all_batches]),
     )

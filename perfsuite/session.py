@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .baselines import BaselineError, BaselineStore, Verdict, make_record
+from .baselines import WORK_COUNTERS, BaselineError, BaselineStore, Verdict, make_record
 from .data.formatting import EncodedRow, PairFormatter
 from .data.loader import LoadReport, load_arena_csv
 from .data.sample import SAMPLE_PATH
@@ -63,6 +63,8 @@ def summarize(result: RunResult, settings: dict[str, Any], environment: dict[str
             "processed_tokens": w.processed_tokens,
             "max_seq_len": w.max_seq_len,
             "padding_overhead": round(w.padding_overhead, 4),
+            "flops": result.flops,
+            "weight_bytes": result.weight_bytes,
         },
         "latency": {
             "median_s": lat.median,
@@ -105,9 +107,14 @@ class PerfSession:
         caps: DeviceCaps | None = None,
         rebaseline: bool = False,
         cache_dir: Path | None = None,
+        workload: dict[str, int] | None = None,
     ) -> None:
+        """`workload` overrides the tier's rows / batch_size / max_length (a sweep without a new TOML)."""
         self.matrix = matrix
-        self.settings = matrix.settings
+        unknown = set(workload or {}) - {"rows", "batch_size", "max_length"}
+        if unknown:
+            raise ValueError(f"cannot override {sorted(unknown)}; only rows, batch_size, max_length")
+        self.settings = replace(matrix.settings, **{k: v for k, v in (workload or {}).items() if v})
         self.caps = caps or detect(matrix.settings.device)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
         self.data_path = Path(data_path) if data_path else SAMPLE_PATH
@@ -217,7 +224,7 @@ class PerfSession:
         return Outcome(variant, judge(measurement, record, variant.bounds, path, error), measurement)
 
     def record_for(self, variant: Variant, measurement: dict[str, Any]) -> dict[str, Any]:
-        work = {k: measurement["work"][k] for k in ("rows", "batches", "real_tokens", "processed_tokens")}
+        work = {k: measurement["work"][k] for k in WORK_COUNTERS}
         quality = {k: measurement["quality"][k] for k in ("log_loss", "accuracy")}
         return make_record(
             variant.id,

@@ -73,3 +73,29 @@ def test_tta_runs_both_orders_and_doubles_the_work(tmp_path):
     assert b["work"]["real_tokens"] == 2 * a["work"]["real_tokens"]
     assert b["settings"]["tta"] is True
     assert b["quality"]["log_loss"] != a["quality"]["log_loss"]
+
+
+def test_sorted_padding_silently_behaving_as_static_fails_the_work_bound(tmp_path, monkeypatch):
+    """The regression the work bound exists for: caught exactly, on any machine."""
+    import perfsuite.runner as runner
+    from perfsuite.batching import Padding, batch_rows
+
+    matrix = load_matrix(str(write_matrix(tmp_path, rows=6, max_length=1024)))
+    PerfSession(matrix, baseline_root=tmp_path / "b", rebaseline=True).run(matrix.variants[0])
+
+    def broken(rows, batch_size, padding, *args, **kwargs):
+        return batch_rows(rows, batch_size, Padding.STATIC, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "batch_rows", broken)
+    outcome = PerfSession(matrix, baseline_root=tmp_path / "b").run(matrix.variants[0])
+    failed = {c.name for c in outcome.verdict.failed if c.kind == "work"}
+    assert outcome.verdict.status == "fail"
+    assert {"processed_tokens", "flops"} <= failed
+
+
+def test_workload_overrides_replace_tier_settings(tmp_path):
+    matrix = load_matrix(str(write_matrix(tmp_path, rows=6)))
+    session = PerfSession(matrix, baseline_root=tmp_path / "b", workload={"rows": 2, "max_length": 64})
+    assert (session.settings.rows, session.settings.max_length, session.settings.batch_size) == (2, 64, 2)
+    with pytest.raises(ValueError, match="cannot override"):
+        PerfSession(matrix, workload={"threads": 4})
