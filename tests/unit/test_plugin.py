@@ -34,7 +34,7 @@ def tier(pytester):
     pytester.makeini(INI)
     # Millisecond-scale passes in fresh processes are noisier than the real tier's, so the
     # unit matrix allows 1.8x and the edited baseline is cut to a quarter (the real tier's
-    # 0.35 against a halved baseline is exercised by `tox -e perf`, see README).
+    # 0.5 against a halved baseline is shown in README).
     matrix = write_matrix(pytester.path, rows=4, attentions=("sdpa", "eager"), latency_ratio=0.8)
     pytester.makepyfile(test_tier=TEST_MODULE.format(matrix=str(matrix)))
     return pytester
