@@ -124,6 +124,7 @@ class PerfSession:
         self.load_report: LoadReport | None = None
         self._rows: dict[str, tuple[TextTokenizer, list[EncodedRow], list[EncodedRow] | None]] = {}
         self._environment: dict[str, str] | None = None
+        self._data_fingerprint: str | None = None
 
     # -- preparation -------------------------------------------------------------------
     @property
@@ -137,8 +138,10 @@ class PerfSession:
 
     def run_settings(self) -> dict[str, Any]:
         s = self.settings
+        if self._data_fingerprint is None:  # hashed once, not per variant
+            self._data_fingerprint = file_fingerprint(self.data_path)
         return {
-            "data": file_fingerprint(self.data_path),
+            "data": self._data_fingerprint,
             "rows": s.rows,
             "batch_size": s.batch_size,
             "max_length": s.max_length,
