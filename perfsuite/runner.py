@@ -156,14 +156,12 @@ def run_variant(
     pad_id: int,
     checkpoint: Path | None,
     sampler: Sampler = perf_counter_sampler,
-    forward_hook: Callable[[], None] | None = None,
     swapped_rows: Sequence[EncodedRow] | None = None,
     adapter: Path | None = None,
 ) -> RunResult:
     """Load the variant's model, warm up, sample pass times, and collect outputs.
 
-    `forward_hook` runs after every pass; only the self-check benchmark sets it (to
-    inject calibrated slowdowns), production never does. Without a checkpoint a full-size
+    Without a checkpoint a full-size
     model gets shape-only random weights on the device: timings and memory are real,
     probabilities are not scored. `swapped_rows` (A and B exchanged) turns on test-time
     augmentation: both are run in every pass and the predictions symmetrised. `adapter`
@@ -194,10 +192,7 @@ def run_variant(
     work = count_work(all_batches)
 
     def one_pass() -> list[torch.Tensor]:
-        outs = _forward_pass(model, all_batches, device)
-        if forward_hook is not None:
-            forward_hook()
-        return outs
+        return _forward_pass(model, all_batches, device)
 
     t_warm = time.perf_counter()
     if device == "cuda":

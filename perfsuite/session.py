@@ -183,7 +183,7 @@ class PerfSession:
         return Verdict("skip", reason=self.skip_reason(variant) or "")
 
     # -- running -----------------------------------------------------------------------
-    def run(self, variant: Variant, sampler: Sampler = perf_counter_sampler, forward_hook=None) -> Outcome:
+    def run(self, variant: Variant, sampler: Sampler = perf_counter_sampler) -> Outcome:
         if self.skip_reason(variant):
             outcome = Outcome(variant, self.skip_verdict(variant))
             self.outcomes.append(outcome)
@@ -193,7 +193,7 @@ class PerfSession:
             checkpoint = self.checkpoint(variant, tokenizer.pad_id)
             adapter = adapter_for(get_spec(variant.model))
             result = run_variant(
-                variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, forward_hook, swapped, adapter
+                variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, swapped, adapter
             )
         except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
             _release_device_memory(self.caps)
