@@ -78,7 +78,11 @@ def run_sharded(session, variant) -> ScalingReport | None:
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
         tokenizer, rows, _ = session.workload(variant)
-        checkpoint = session.checkpoint(variant, tokenizer.pad_id)
+        # Rank 0 materialises a miniature's checkpoint first; the others then reuse it.
+        checkpoint = session.checkpoint(variant, tokenizer.pad_id) if rank == 0 else None
+        dist.barrier()
+        if rank != 0:
+            checkpoint = session.checkpoint(variant, tokenizer.pad_id)
 
         def median_of(part: Sequence[EncodedRow]) -> float:
             result = run_variant(variant, session.settings, part, tokenizer.pad_id, checkpoint)

@@ -8,8 +8,8 @@ into a cache folder (once per spec and transformers version).
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -42,8 +42,10 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp, safe_serialization=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):  # another process won the race; its folder is equivalent
+    try:
         os.replace(tmp, folder)
+    except OSError:  # another process won the race; its folder is equivalent
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

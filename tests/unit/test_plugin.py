@@ -33,9 +33,9 @@ markers =
 def tier(pytester):
     pytester.makeini(INI)
     # Millisecond-scale passes in fresh processes are noisier than the real tier's, so the
-    # unit matrix allows 1.8x and the edited baseline is cut to a quarter (the real tier's
+    # unit matrix allows 2.5x and the edited baseline is cut to an eighth (the real tier's
     # 0.5 against a halved baseline is shown in README).
-    matrix = write_matrix(pytester.path, rows=4, attentions=("sdpa", "eager"), latency_ratio=0.8)
+    matrix = write_matrix(pytester.path, rows=4, attentions=("sdpa", "eager"), latency_ratio=1.5)
     pytester.makepyfile(test_tier=TEST_MODULE.format(matrix=str(matrix)))
     return pytester
 
@@ -62,7 +62,7 @@ def test_baseline_lifecycle(tier):
     again.stdout.fnmatch_lines(["*perfsuite unit*", "*tiny-llama3-fp32-sdpa-sorted*pass*"])
 
     record = json.loads(files[1].read_text())
-    record["latency"]["median_s"] /= 4
+    record["latency"]["median_s"] /= 8
     files[1].write_text(json.dumps(record))
     edited = _run(tier)
     edited.assert_outcomes(passed=1, failed=1)
