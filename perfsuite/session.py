@@ -192,9 +192,7 @@ class PerfSession:
             tokenizer, rows, swapped = self.workload(variant)
             checkpoint = self.checkpoint(variant, tokenizer.pad_id)
             adapter = adapter_for(get_spec(variant.model))
-            result = run_variant(
-                variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, swapped, adapter
-            )
+            result = run_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, swapped, adapter)
         except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
             _release_device_memory(self.caps)
             outcome = Outcome(variant, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
