@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .fileio import atomic_write_text
 from .matrix import Bounds
 
 SCHEMA = 1
@@ -124,23 +123,8 @@ class BaselineStore:
 
     def save(self, record: dict[str, Any]) -> Path:
         """Atomically write one variant's record into this machine's folder only."""
-        path = self.path_for(record["variant"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
-
-    def stored_variants(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("*.json")) if self.folder.is_dir() else []
+        text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+        return atomic_write_text(self.path_for(record["variant"]), text)
 
 
 def make_record(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .fileio import atomic_write_text
 from .session import Outcome
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "recorded": "cyan"}
@@ -98,14 +98,6 @@ def render_table(outcomes: Sequence[Outcome], title: str = "perfsuite", width: i
     return cap.get()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def to_json(outcomes: Sequence[Outcome], machine_key: str) -> dict[str, Any]:
     return {
         "machine_key": machine_key,
@@ -139,8 +131,8 @@ def to_markdown(outcomes: Sequence[Outcome], machine_key: str) -> str:
 def write_reports(outcomes: Sequence[Outcome], machine_key: str, folder: str | Path) -> Path:
     """report.json and report.md into `folder`; returns the folder."""
     folder = Path(folder)
-    _atomic_write(folder / "report.json", json.dumps(to_json(outcomes, machine_key), indent=2, default=str) + "\n")
-    _atomic_write(folder / "report.md", to_markdown(outcomes, machine_key))
+    atomic_write_text(folder / "report.json", json.dumps(to_json(outcomes, machine_key), indent=2, default=str) + "\n")
+    atomic_write_text(folder / "report.md", to_markdown(outcomes, machine_key))
     return folder
 
 
