@@ -63,6 +63,11 @@ class WorkCounts:
         return self.real_tokens / self.processed_tokens if self.processed_tokens else float("nan")
 
 
+def longest_first(lengths: Sequence[int]) -> list[int]:
+    """Positions ordered by length, longest first, ties in input order (the Kaggle recipe)."""
+    return sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+
+
 def batch_rows(
     rows: Sequence[EncodedRow],
     batch_size: int,
@@ -79,7 +84,7 @@ def batch_rows(
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
     order = list(range(len(rows)))
     if padding is Padding.SORTED:
-        order.sort(key=lambda i: (-len(rows[i].input_ids), i))
+        order = longest_first([len(r.input_ids) for r in rows])
     batches = []
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]

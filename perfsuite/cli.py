@@ -10,7 +10,7 @@ import sys
 
 from .matrix import MatrixError, load_matrix
 from .report import render_ratios, render_table, write_reports
-from .session import DEFAULT_BASELINES, PerfSession
+from .session import DEFAULT_BASELINES, WORKLOAD_FIELDS, PerfSession
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -19,13 +19,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
     parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="baseline root folder")
     parser.add_argument("--report-dir", default="reports/perfsuite", help="where report.json/report.md go")
-    for name in ("rows", "batch-size", "max-length"):
-        parser.add_argument(f"--{name}", type=int, default=None, help=f"override the tier's {name}")
+    for field in WORKLOAD_FIELDS:
+        parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=None, help=f"override the tier's {field}")
     parser.add_argument("--ratio", default=None, metavar="A:B", help="print model A / model B latency per cell")
 
 
 def _workload(args: argparse.Namespace) -> dict[str, int]:
-    return {"rows": args.rows, "batch_size": args.batch_size, "max_length": args.max_length}
+    return {field: getattr(args, field) for field in WORKLOAD_FIELDS}
 
 
 def _run(args: argparse.Namespace, rebaseline: bool) -> int:

@@ -16,17 +16,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .data.formatting import EncodedRow
+from .batching import longest_first
 
 T = TypeVar("T")
 
 
-def shard_rows(rows: Sequence[T], rank: int, world: int, key=None) -> list[T]:
-    """Rows sorted longest first, every `world`-th one from position `rank`."""
+def shard_indices(lengths: Sequence[int], rank: int, world: int) -> list[int]:
+    """Positions sorted longest first (as sorted padding orders them), every `world`-th from `rank`."""
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} outside world of {world}")
-    order = sorted(range(len(rows)), key=lambda i: (-(key(rows[i]) if key else 0), i))
-    return [rows[i] for i in order[rank::world]]
+    return longest_first(lengths)[rank::world]
+
+
+def shard_rows(rows: Sequence[T], rank: int, world: int, key=None) -> list[T]:
+    """The rows at shard_indices; `key` gives a row's length (none: input order)."""
+    lengths = [key(r) if key else 0 for r in rows]
+    return [rows[i] for i in shard_indices(lengths, rank, world)]
 
 
 @dataclass(frozen=True)
@@ -69,28 +74,25 @@ def run_sharded(session, variant) -> ScalingReport | None:
     import torch
     import torch.distributed as dist
 
-    from .runner import run_variant
-
     cuda = session.caps.has_cuda
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        tokenizer, rows, _ = session.workload(variant)
-        # Rank 0 materialises a miniature's checkpoint first; the others then reuse it.
-        checkpoint = session.checkpoint(variant, tokenizer.pad_id) if rank == 0 else None
+        tokenizer, rows, swapped = session.workload(variant)
+        if rank == 0:  # materialise a miniature's checkpoint once; the other ranks then reuse it
+            session.checkpoint(variant, tokenizer.pad_id)
         dist.barrier()
-        if rank != 0:
-            checkpoint = session.checkpoint(variant, tokenizer.pad_id)
 
-        def median_of(part: Sequence[EncodedRow]) -> float:
-            result = run_variant(variant, session.settings, part, tokenizer.pad_id, checkpoint)
-            return statistics.median(result.latency_samples)
+        def median_of(positions: Sequence[int]) -> float:
+            part = [rows[i] for i in positions]
+            part_swapped = [swapped[i] for i in positions] if swapped else None
+            return statistics.median(session.measure(variant, part, part_swapped).latency_samples)
 
-        single = median_of(rows) if rank == 0 else 0.0
+        single = median_of(range(len(rows))) if rank == 0 else 0.0
         dist.barrier()
-        mine = shard_rows(rows, rank, world, key=lambda r: len(r.input_ids))
+        mine = shard_indices([len(r.input_ids) for r in rows], rank, world)
         shard_median = median_of(mine)
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, (len(mine), shard_median))

@@ -47,9 +47,9 @@ def judge(
         return Verdict(status, checks, reason, baseline_path, changes)
     # The matrix's bounds decide (a tolerance change needs no rebaseline); the record keeps
     # the ones it was recorded with, and a difference is reported beside the verdict.
-    recorded_tol = record.get("tolerances")
-    if isinstance(recorded_tol, dict) and recorded_tol != asdict(bounds):
-        changed = sorted(k for k in recorded_tol if recorded_tol.get(k) != asdict(bounds).get(k))
+    recorded_tol, current_tol = record.get("tolerances"), asdict(bounds)
+    if isinstance(recorded_tol, dict) and recorded_tol != current_tol:
+        changed = sorted(k for k in recorded_tol if recorded_tol.get(k) != current_tol.get(k))
         changes = [*changes, "tolerances changed since baseline: " + ", ".join(changed)]
     checks += check_work(measurement["work"], record["work"], bounds.work_rel)
     checks.append(check_latency(measurement["latency"]["samples_s"], record["latency"], bounds))

@@ -14,7 +14,7 @@ import pytest
 from .matrix import load_matrix
 from .report import render_table, write_reports
 from .runner import perf_counter_sampler
-from .session import Outcome, PerfSession
+from .session import WORKLOAD_FIELDS, Outcome, PerfSession
 
 _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 
@@ -22,8 +22,10 @@ _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 def add_data_options(group) -> None:
     group.addoption("--perfsuite-data", default=None, help="Kaggle-format CSV to run on (default: bundled sample)")
     group.addoption("--perfsuite-select", default=None, help="globs over variant ids, e.g. 'tiny-llama3-*,*-sorted'")
-    for name in ("rows", "batch-size", "max-length"):
-        group.addoption(f"--perfsuite-{name}", type=int, default=None, help=f"override the tier's {name}")
+    for field in WORKLOAD_FIELDS:
+        group.addoption(
+            f"--perfsuite-{field.replace('_', '-')}", type=int, default=None, help=f"override the tier's {field}"
+        )
 
 
 def add_baseline_options(group) -> None:
@@ -57,7 +59,7 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
             baseline_root=root,
             data_path=config.getoption("perfsuite_data"),
             rebaseline=config.getoption("perfsuite_rebaseline"),
-            workload={k: config.getoption(f"perfsuite_{k}") for k in ("rows", "batch_size", "max_length")},
+            workload={k: config.getoption(f"perfsuite_{k}") for k in WORKLOAD_FIELDS},
         )
     return sessions[matrix_name]
 

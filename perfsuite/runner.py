@@ -64,6 +64,7 @@ class RunResult:
     warmup_seconds: float = 0.0
     scored: bool = True  # False for shape-only weights: probabilities mean nothing
     flops: int = 0  # analytic, per pass (costmodel.forward_flops)
+    adapter: Path | None = None  # the LoRA folder applied, if any
 
 
 class _RssPeak:
@@ -232,4 +233,5 @@ def run_variant(
         warmup_seconds=warm_s,
         scored=checkpoint is not None,
         flops=forward_flops(spec, [tuple(b.input_ids.shape) for b in all_batches]),
+        adapter=adapter,
     )

@@ -26,6 +26,7 @@ from .models.specs import get_spec
 from .runner import RunResult, Sampler, perf_counter_sampler, run_variant
 
 DEFAULT_BASELINES = Path("baselines")
+WORKLOAD_FIELDS = ("rows", "batch_size", "max_length")  # tier settings a run may override
 
 
 @dataclass
@@ -111,9 +112,9 @@ class PerfSession:
     ) -> None:
         """`workload` overrides the tier's rows / batch_size / max_length (a sweep without a new TOML)."""
         self.matrix = matrix
-        unknown = set(workload or {}) - {"rows", "batch_size", "max_length"}
+        unknown = set(workload or {}) - set(WORKLOAD_FIELDS)
         if unknown:
-            raise ValueError(f"cannot override {sorted(unknown)}; only rows, batch_size, max_length")
+            raise ValueError(f"cannot override {sorted(unknown)}; only {', '.join(WORKLOAD_FIELDS)}")
         self.settings = replace(matrix.settings, **{k: v for k, v in (workload or {}).items() if v})
         self.caps = caps or detect(matrix.settings.device)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
@@ -189,10 +190,8 @@ class PerfSession:
             self.outcomes.append(outcome)
             return outcome
         try:
-            tokenizer, rows, swapped = self.workload(variant)
-            checkpoint = self.checkpoint(variant, tokenizer.pad_id)
-            adapter = adapter_for(get_spec(variant.model))
-            result = run_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, swapped, adapter)
+            _, rows, swapped = self.workload(variant)
+            result = self.measure(variant, rows, swapped, sampler)
         except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
             _release_device_memory(self.caps)
             outcome = Outcome(variant, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
@@ -201,13 +200,26 @@ class PerfSession:
         measurement = summarize(result, self.run_settings(), self.environment)
         outcome = self._judge(variant, measurement)
         outcome.notes = variant_notes(variant, self.caps)
-        if adapter is not None:
-            outcome.notes.append(f"LoRA adapter {adapter} (unmerged)")
+        if result.adapter is not None:
+            outcome.notes.append(f"LoRA adapter {result.adapter} (unmerged)")
         if not result.scored:
             env_var = checkpoint_env_var(get_spec(variant.model))
             outcome.notes.append(f"shape-only weights: log-loss needs a real checkpoint (set {env_var})")
         self.outcomes.append(outcome)
         return outcome
+
+    def measure(
+        self,
+        variant: Variant,
+        rows: list[EncodedRow],
+        swapped: list[EncodedRow] | None = None,
+        sampler: Sampler = perf_counter_sampler,
+    ) -> RunResult:
+        """Run `rows` (a whole workload or a shard of it) with the variant's checkpoint and adapter."""
+        tokenizer = self.workload(variant)[0]
+        checkpoint = self.checkpoint(variant, tokenizer.pad_id)
+        adapter = adapter_for(get_spec(variant.model))
+        return run_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, swapped, adapter)
 
     def _judge(self, variant: Variant, measurement: dict[str, Any]) -> Outcome:
         path = str(self.store.path_for(variant.id))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..matrix import QUANTIZED
 from .specs import ModelSpec
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -49,6 +50,11 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
     return folder
 
 
+def compute_dtype(dtype: str, nf4_compute_dtype: str) -> str:
+    """The dtype activations run in: the quantised dtypes compute in `nf4_compute_dtype`."""
+    return nf4_compute_dtype if dtype in QUANTIZED else dtype
+
+
 def quantization_config(dtype: str, compute_dtype: str):
     """bitsandbytes settings: nf4 as the competition recipe; the score head stays unquantised."""
     from transformers import BitsAndBytesConfig
@@ -78,7 +84,7 @@ def load_model(
 
     hf_logging.disable_progress_bar()  # one bar per variant buries the report
     quant = quantization_config(dtype, nf4_compute_dtype)
-    torch_dtype = TORCH_DTYPES[nf4_compute_dtype if quant is not None else dtype]
+    torch_dtype = TORCH_DTYPES[compute_dtype(dtype, nf4_compute_dtype)]
     kwargs = dict(
         dtype=torch_dtype,
         attn_implementation=attention,
@@ -156,12 +162,13 @@ def shape_only_model(
     Speed and memory do not depend on weight values, so the GPU tier needs no 18 GB
     checkpoint and no CPU copy; quality needs a real checkpoint (see checkpoint_for).
     """
-    compute = nf4_compute_dtype if dtype in ("nf4", "int8") else dtype
     config = spec.build_config(pad_token_id=pad_token_id)
     torch.manual_seed(spec.seed)
     with torch.device(device):
-        model = spec.model_class()._from_config(config, dtype=TORCH_DTYPES[compute], attn_implementation=attention)
-    if dtype in ("nf4", "int8"):
+        model = spec.model_class()._from_config(
+            config, dtype=TORCH_DTYPES[compute_dtype(dtype, nf4_compute_dtype)], attn_implementation=attention
+        )
+    if dtype in QUANTIZED:
         quantize_linears(model, dtype, nf4_compute_dtype, device)
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
