@@ -1,4 +1,4 @@
-"""Command line: `perfsuite run | rebaseline | matrix`.
+"""Command line: `perfsuite run | rebaseline | matrix | shard | selftest`.
 
 Same library as the pytest plugin; useful outside pytest (notebooks, scripts).
 """
@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .matrix import MatrixError, load_matrix
-from .report import render_ratios, render_table, write_reports
+from .report import render_ratios, render_relative_table, render_table, write_reports
 from .session import DEFAULT_BASELINES, WORKLOAD_FIELDS, PerfSession
 
 
@@ -38,15 +38,21 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     for variant in variants:
         outcome = session.run(variant)
         print(f"{variant.id}: {outcome.verdict.status}", file=sys.stderr, flush=True)
+    for bound in matrix.select_relative(args.select):
+        pair = session.run_relative(bound)
+        print(f"{bound.id}: {pair.verdict.status}", file=sys.stderr, flush=True)
     if session.load_report is not None:
         print(session.load_report.summary())
     print(render_table(session.outcomes, title=f"perfsuite {matrix.settings.name} on {session.store.machine_key}"))
+    if session.pair_outcomes:
+        print(render_relative_table(session.pair_outcomes, title=f"perfsuite {matrix.settings.name}: relative bounds"))
     if args.ratio:
         model_a, _, model_b = args.ratio.partition(":")
         print(render_ratios(session.outcomes, model_a, model_b))
-    folder = write_reports(session.outcomes, session.store.machine_key, args.report_dir)
+    folder = write_reports(session.outcomes, session.store.machine_key, args.report_dir, session.pair_outcomes)
     print(f"reports: {folder.resolve()}")
-    return 1 if any(o.verdict.status == "fail" for o in session.outcomes) else 0
+    failed = [o.verdict for o in session.outcomes] + [p.verdict for p in session.pair_outcomes]
+    return 1 if any(v.status == "fail" for v in failed) else 0
 
 
 def _shard(args: argparse.Namespace) -> int:
@@ -78,6 +84,26 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selftest(args: argparse.Namespace) -> int:
+    from .selftest import selftest
+
+    sizes = tuple(float(x) for x in args.sizes.split(","))
+    selftest(args.aa_runs, args.inject_runs, args.select, args.target, args.baselines, args.report_dir, sizes)
+    return 0
+
+
+def _selftest_parser(parser: argparse.ArgumentParser) -> None:
+    from .selftest import DEFAULT_TARGET
+
+    parser.add_argument("--aa-runs", type=int, default=10, help="unchanged runs, each its own process")
+    parser.add_argument("--inject-runs", type=int, default=5, help="runs per injected regression")
+    parser.add_argument("--sizes", default="0.10,0.25,0.50", help="slowdowns to inject, as fractions")
+    parser.add_argument("--target", default=DEFAULT_TARGET, help="the variant made slower")
+    parser.add_argument("-k", "--select", default=None, help="variants to run (default: those of the relative bounds)")
+    parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="baseline root folder")
+    parser.add_argument("--report-dir", default="reports/selftest", help="where selftest.json goes")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="perfsuite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         ("shard", "one variant over several devices; launch with torchrun --nproc_per_node N"),
     ):
         _common(sub.add_parser(name, help=help_text))
+    _selftest_parser(sub.add_parser("selftest", help="measure the suite's false-alarm and detection rates here"))
     args = parser.parse_args(argv)
     try:
+        if args.command == "selftest":
+            return _selftest(args)
         if args.command == "matrix":
             return _matrix(args)
         if args.command == "shard":

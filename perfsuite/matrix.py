@@ -61,6 +61,8 @@ class TierSettings:
     threads: int | None = None
     nf4_compute_dtype: str = "fp32"
     tta: bool = False  # also run every row with A and B swapped, and symmetrise
+    relative_rounds: int = 9  # interleaved A/B pass pairs per relative bound
+    relative_confidence: float = 0.95  # of the bootstrap interval on the median ratio
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,38 @@ class Exclusion:
 
 
 @dataclass(frozen=True)
+class RelativeBound:
+    """A declared pair: `variant`'s pass time over `reference`'s, measured interleaved in one run.
+
+    Machine drift hits both sides alike, so the ratio is portable where absolute times are
+    not. It fails only when the whole confidence interval of the median ratio lies outside
+    [min_ratio, max_ratio].
+    """
+
+    name: str
+    variant: Variant
+    reference: Variant
+    min_ratio: float | None
+    max_ratio: float | None
+    reason: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.variant.id}"
+
+    def band(self) -> str:
+        lo = f"{self.min_ratio:g}x" if self.min_ratio is not None else "0"
+        hi = f"{self.max_ratio:g}x" if self.max_ratio is not None else "inf"
+        return f"[{lo}, {hi}]"
+
+
+@dataclass(frozen=True)
 class Matrix:
     source: str
     settings: TierSettings
     variants: tuple[Variant, ...]
     exclusions: tuple[Exclusion, ...] = ()
+    relative: tuple[RelativeBound, ...] = ()
 
     def excluded(self, variant: Variant) -> str | None:
         for ex in self.exclusions:
@@ -104,8 +133,20 @@ class Matrix:
         """Variants whose id matches any of the comma-separated globs (all if none given)."""
         if not pattern:
             return self.variants
-        globs = [g.strip() for g in pattern.split(",") if g.strip()]
-        return tuple(v for v in self.variants if any(fnmatch.fnmatch(v.id, g) for g in globs))
+        return tuple(v for v in self.variants if matches_any(v.id, pattern))
+
+    def select_relative(self, pattern: str | None) -> tuple[RelativeBound, ...]:
+        """Relative bounds whose variant or reference matches the globs (all if none given)."""
+        if not pattern:
+            return self.relative
+        return tuple(
+            r for r in self.relative if matches_any(r.variant.id, pattern) or matches_any(r.reference.id, pattern)
+        )
+
+
+def matches_any(variant_id: str, pattern: str) -> bool:
+    """Does the id match any of the comma-separated globs?"""
+    return any(fnmatch.fnmatch(variant_id, g.strip()) for g in pattern.split(",") if g.strip())
 
 
 def _check_values(source: str, axis: str, values: list[Any], allowed: tuple[str, ...]) -> list[str]:
@@ -164,7 +205,53 @@ def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
         if not isinstance(entry, dict) or not entry.get("match") or not entry.get("reason"):
             raise MatrixError(f"{source}: every [[exclude]] needs 'match' and a non-empty 'reason'")
         exclusions.append(Exclusion(str(entry["match"]), str(entry["reason"])))
-    return Matrix(source, settings, tuple(variants), tuple(exclusions))
+    relative = _relative_bounds(data.get("relative", []), variants, source)
+    return Matrix(source, settings, tuple(variants), tuple(exclusions), relative)
+
+
+def _ratio(entry: dict[str, Any], key: str, where: str) -> float | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise MatrixError(f"{where}: {key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _relative_bounds(entries: list[Any], variants: list[Variant], source: str) -> tuple[RelativeBound, ...]:
+    """Expand each [[relative]] entry: every variant matching `match`, against the variant
+    that differs from it in the axes given by `against` (e.g. {padding = "static"})."""
+    by_id = {v.id: v for v in variants}
+    axes = {"model", "dtype", "attention", "padding"}
+    out: list[RelativeBound] = []
+    for i, entry in enumerate(entries):
+        where = f"{source}: [[relative]] #{i + 1}"
+        if not isinstance(entry, dict):
+            raise MatrixError(f"{where}: must be a table")
+        unknown = set(entry) - {"name", "match", "against", "min_ratio", "max_ratio", "reason"}
+        if unknown:
+            raise MatrixError(f"{where}: unknown field(s) {sorted(unknown)}")
+        name, pattern, against = entry.get("name"), entry.get("match"), entry.get("against")
+        if not name or not pattern or not isinstance(against, dict) or not against:
+            raise MatrixError(f"{where}: needs 'name', 'match' and an 'against' table of axes")
+        if set(against) - axes:
+            raise MatrixError(f"{where}: 'against' may set only {sorted(axes)}, got {sorted(against)}")
+        lo, hi = _ratio(entry, "min_ratio", where), _ratio(entry, "max_ratio", where)
+        if lo is None and hi is None:
+            raise MatrixError(f"{where}: needs min_ratio, max_ratio or both")
+        if lo is not None and hi is not None and lo >= hi:
+            raise MatrixError(f"{where}: min_ratio {lo} must be below max_ratio {hi}")
+        matched = [v for v in variants if fnmatch.fnmatch(v.id, pattern)]
+        if not matched:
+            raise MatrixError(f"{where}: match {pattern!r} names no variant of this matrix")
+        for v in matched:
+            ref_id = replace(v, **against).id
+            if ref_id not in by_id:
+                raise MatrixError(f"{where}: reference {ref_id} of {v.id} is not in this matrix")
+            if ref_id == v.id:
+                raise MatrixError(f"{where}: {v.id} would be measured against itself")
+            out.append(RelativeBound(str(name), v, by_id[ref_id], lo, hi, str(entry.get("reason", ""))))
+    return tuple(out)
 
 
 def load_matrix(name_or_path: str) -> Matrix:

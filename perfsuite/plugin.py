@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from .baselines import Verdict
 from .matrix import load_matrix
-from .report import render_table, write_reports
+from .report import render_relative_table, render_table, write_reports
 from .runner import perf_counter_sampler
-from .session import WORKLOAD_FIELDS, Outcome, PerfSession
+from .session import WORKLOAD_FIELDS, Outcome, PairOutcome, PerfSession
 
 _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 
@@ -65,6 +66,8 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "perf_pair" in metafunc.fixturenames:
+        _parametrize_pairs(metafunc)
     if "perf_variant" not in metafunc.fixturenames:
         return
     name = getattr(metafunc.module, "PERFSUITE_MATRIX", "cpu")
@@ -77,6 +80,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks.append(pytest.mark.skip(reason=f"{variant.id}: {reason}"))
         params.append(pytest.param((name, variant), id=variant.id, marks=marks))
     metafunc.parametrize("perf_variant", params)
+
+
+def _parametrize_pairs(metafunc: pytest.Metafunc) -> None:
+    """One case per relative bound whose variant or reference is selected."""
+    name = getattr(metafunc.module, "PERFSUITE_MATRIX", "cpu")
+    session = perf_session(metafunc.config, name)
+    params = []
+    for bound in session.matrix.select_relative(metafunc.config.getoption("perfsuite_select")):
+        marks = [getattr(pytest.mark, m) for m in session.settings.markers]
+        reason = session.relative_skip_reason(bound)
+        if reason:
+            marks.append(pytest.mark.skip(reason=f"{bound.id}: {reason}"))
+        params.append(pytest.param((name, bound), id=bound.id, marks=marks))
+    metafunc.parametrize("perf_pair", params)
 
 
 def benchmark_sampler(benchmark):
@@ -101,6 +118,21 @@ def perf_outcome(perf_variant, request: pytest.FixtureRequest) -> Outcome:
     return session.run(variant, sampler=benchmark_sampler(benchmark))
 
 
+@pytest.fixture
+def perf_pair_outcome(perf_pair, request: pytest.FixtureRequest) -> PairOutcome:
+    """Time one relative bound's two variants interleaved and check the ratio."""
+    name, bound = perf_pair
+    return perf_session(request.config, name).run_relative(bound)
+
+
+def assert_pair_outcome(outcome: PairOutcome) -> None:
+    verdict = outcome.verdict
+    if verdict.status == "fail":
+        pytest.fail(verdict.message(outcome.bound.id), pytrace=False)
+    if verdict.status == "skip":
+        pytest.skip(verdict.message(outcome.bound.id))
+
+
 def assert_outcome(outcome: Outcome) -> None:
     """Fail with every broken bound named; skip (with how to fix) when there is no baseline."""
     verdict = outcome.verdict
@@ -114,18 +146,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Put collected-but-skipped variants into the table, so nothing is silently dropped."""
     for item in session.items:
         callspec = getattr(item, "callspec", None)
-        if callspec is None or "perf_variant" not in callspec.params:
+        if callspec is None or item.get_closest_marker("skip") is None:
             continue
-        name, variant = callspec.params["perf_variant"]
-        skip = item.get_closest_marker("skip")
-        if skip is not None:
+        if "perf_variant" in callspec.params:
+            name, variant = callspec.params["perf_variant"]
             perf = perf_session(session.config, name)
             perf.outcomes.append(Outcome(variant, perf.skip_verdict(variant)))
+        if "perf_pair" in callspec.params:
+            name, bound = callspec.params["perf_pair"]
+            perf = perf_session(session.config, name)
+            reason = perf.relative_skip_reason(bound) or ""
+            perf.pair_outcomes.append(PairOutcome(bound, Verdict("skip", reason=reason)))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     for session in config.stash.get(_SESSIONS, {}).values():
-        if not session.outcomes:
+        if not session.outcomes and not session.pair_outcomes:
             continue
         name = session.settings.name
         order = {v.id: i for i, v in enumerate(session.matrix.variants)}
@@ -133,9 +169,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.section(f"perfsuite {name} tier on {session.store.machine_key}")
         if session.load_report is not None:
             terminalreporter.write_line(session.load_report.summary())
-        terminalreporter.write(render_table(outcomes, title=f"perfsuite {name}"))
+        if outcomes:
+            terminalreporter.write(render_table(outcomes, title=f"perfsuite {name}"))
+        if session.pair_outcomes:
+            terminalreporter.write(
+                render_relative_table(session.pair_outcomes, title=f"perfsuite {name}: relative bounds")
+            )
         root = Path(config.getoption("perfsuite_report_dir") or Path(config.rootpath) / "reports" / "perfsuite")
-        folder = write_reports(outcomes, session.store.machine_key, root / name)
+        folder = write_reports(outcomes, session.store.machine_key, root / name, session.pair_outcomes)
         terminalreporter.write_line(f"perfsuite reports: {folder.resolve()}")
         if session.rebaseline:
             recorded = sum(o.verdict.status == "recorded" for o in outcomes)

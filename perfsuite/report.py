@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .fileio import atomic_write_text
-from .session import Outcome
+from .session import Outcome, PairOutcome
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "recorded": "cyan"}
 HEADERS = (
@@ -98,10 +98,62 @@ def render_table(outcomes: Sequence[Outcome], title: str = "perfsuite", width: i
     return cap.get()
 
 
-def to_json(outcomes: Sequence[Outcome], machine_key: str) -> dict[str, Any]:
+RELATIVE_HEADERS = ("relative bound", "verdict", "variant / reference", "median ratio [CI]", "band", "why")
+
+
+def relative_cells(outcome: PairOutcome) -> list[str]:
+    b, v, e = outcome.bound, outcome.verdict, outcome.estimate
+    ratio = f"{e.ratio:.3f}x [{e.low:.3f}, {e.high:.3f}]" if e else "-"
+    why = v.reason or b.reason
+    return [b.name, v.status, f"{b.variant.id} / {b.reference.id}", ratio, b.band(), why]
+
+
+def render_relative_table(
+    outcomes: Sequence[PairOutcome], title: str = "relative bounds", width: int | None = None
+) -> str:
+    """Relative bounds as text: each pair's interleaved median ratio and its interval."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold")
+    for header in RELATIVE_HEADERS:
+        table.add_column(header, overflow="fold")
+    for o in outcomes:
+        cells = relative_cells(o)
+        style = STATUS_STYLE.get(o.verdict.status, "")
+        cells[1] = f"[{style}]{cells[1]}[/{style}]" if style else cells[1]
+        table.add_row(*cells)
+    console = Console(width=width or int(os.environ.get("COLUMNS", 200)), record=True, force_terminal=None)
+    with console.capture() as cap:
+        console.print(table)
+        console.print(
+            "ratio = variant / reference pass time, timed interleaved in this run; "
+            "a bound fails only when its whole interval lies outside the band."
+        )
+    return cap.get()
+
+
+def relative_json(outcomes: Sequence[PairOutcome]) -> list[dict[str, Any]]:
+    return [
+        {
+            "bound": o.bound.name,
+            "variant": o.bound.variant.id,
+            "reference": o.bound.reference.id,
+            "band": [o.bound.min_ratio, o.bound.max_ratio],
+            "status": o.verdict.status,
+            "reason": o.verdict.reason,
+            "estimate": o.estimate.__dict__ if o.estimate else None,
+            "samples_s": o.samples_s,
+        }
+        for o in outcomes
+    ]
+
+
+def to_json(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[PairOutcome] = ()) -> dict[str, Any]:
     return {
         "machine_key": machine_key,
         "counts": counts(outcomes),
+        "relative": relative_json(relative),
         "variants": [
             {
                 "variant": o.variant.id,
@@ -118,21 +170,28 @@ def to_json(outcomes: Sequence[Outcome], machine_key: str) -> dict[str, Any]:
     }
 
 
-def to_markdown(outcomes: Sequence[Outcome], machine_key: str) -> str:
+def to_markdown(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[PairOutcome] = ()) -> str:
     lines = [f"### perfsuite on `{machine_key}`", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for o in outcomes:
         cells = [c.replace("|", "\\|") for c in row_cells(o)]
         lines.append("| " + " | ".join(cells) + " |")
     tally = ", ".join(f"{n} {k}" for k, n in sorted(counts(outcomes).items()))
     lines += ["", f"{len(outcomes)} variants: {tally}"]
+    if relative:
+        lines += ["", "#### Relative bounds (interleaved in this run)", ""]
+        lines += ["| " + " | ".join(RELATIVE_HEADERS) + " |", "|" + "---|" * len(RELATIVE_HEADERS)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in relative_cells(o)) + " |" for o in relative]
     return "\n".join(lines) + "\n"
 
 
-def write_reports(outcomes: Sequence[Outcome], machine_key: str, folder: str | Path) -> Path:
+def write_reports(
+    outcomes: Sequence[Outcome], machine_key: str, folder: str | Path, relative: Sequence[PairOutcome] = ()
+) -> Path:
     """report.json and report.md into `folder`; returns the folder."""
     folder = Path(folder)
-    atomic_write_text(folder / "report.json", json.dumps(to_json(outcomes, machine_key), indent=2, default=str) + "\n")
-    atomic_write_text(folder / "report.md", to_markdown(outcomes, machine_key))
+    data = to_json(outcomes, machine_key, relative)
+    atomic_write_text(folder / "report.json", json.dumps(data, indent=2, default=str) + "\n")
+    atomic_write_text(folder / "report.md", to_markdown(outcomes, machine_key, relative))
     return folder
 
 

@@ -150,24 +150,38 @@ def _prepare_torch(settings: TierSettings, attention: str) -> None:
         dynamo.config.accumulated_recompile_limit = 4096
 
 
-def run_variant(
+@dataclass
+class PreparedVariant:
+    """A variant's model on its device with its batches built: ready to time passes."""
+
+    variant: Variant
+    model: torch.nn.Module
+    device: str
+    batches: list[Batch]
+    tta_batches: list[Batch]
+    load_seconds: float
+    scored: bool
+    adapter: Path | None
+
+    @property
+    def all_batches(self) -> list[Batch]:
+        return [*self.batches, *self.tta_batches]
+
+    def one_pass(self) -> list[torch.Tensor]:
+        """Every batch once (TTA's swapped rows included): the unit a latency sample times."""
+        return _forward_pass(self.model, self.all_batches, self.device)
+
+
+def prepare_variant(
     variant: Variant,
     settings: TierSettings,
     rows: Sequence[EncodedRow],
     pad_id: int,
     checkpoint: Path | None,
-    sampler: Sampler = perf_counter_sampler,
     swapped_rows: Sequence[EncodedRow] | None = None,
     adapter: Path | None = None,
-) -> RunResult:
-    """Load the variant's model, warm up, sample pass times, and collect outputs.
-
-    Without a checkpoint a full-size
-    model gets shape-only random weights on the device: timings and memory are real,
-    probabilities are not scored. `swapped_rows` (A and B exchanged) turns on test-time
-    augmentation: both are run in every pass and the predictions symmetrised. `adapter`
-    is a local LoRA folder applied unmerged on top of the weights.
-    """
+) -> PreparedVariant:
+    """Load the model (shape-only random weights on the device without a checkpoint) and batch the rows."""
     spec = get_spec(variant.model)
     device = "cuda" if settings.device == "cuda" else "cpu"
     _prepare_torch(settings, variant.attention)
@@ -187,13 +201,41 @@ def run_variant(
             encoded, settings.batch_size, variant.padding, settings.max_length, pad_id, settings.padding_side
         )
 
-    batches = make_batches(rows)
-    tta_batches = make_batches(swapped_rows) if swapped_rows else []
-    all_batches = [*batches, *tta_batches]
-    work = count_work(all_batches)
+    return PreparedVariant(
+        variant,
+        model,
+        device,
+        make_batches(rows),
+        make_batches(swapped_rows) if swapped_rows else [],
+        load_s,
+        scored=checkpoint is not None,
+        adapter=adapter,
+    )
 
-    def one_pass() -> list[torch.Tensor]:
-        return _forward_pass(model, all_batches, device)
+
+def run_variant(
+    variant: Variant,
+    settings: TierSettings,
+    rows: Sequence[EncodedRow],
+    pad_id: int,
+    checkpoint: Path | None,
+    sampler: Sampler = perf_counter_sampler,
+    swapped_rows: Sequence[EncodedRow] | None = None,
+    adapter: Path | None = None,
+) -> RunResult:
+    """Load the variant's model, warm up, sample pass times, and collect outputs.
+
+    Without a checkpoint a full-size
+    model gets shape-only random weights on the device: timings and memory are real,
+    probabilities are not scored. `swapped_rows` (A and B exchanged) turns on test-time
+    augmentation: both are run in every pass and the predictions symmetrised. `adapter`
+    is a local LoRA folder applied unmerged on top of the weights.
+    """
+    prepared = prepare_variant(variant, settings, rows, pad_id, checkpoint, swapped_rows, adapter)
+    device, batches, tta_batches = prepared.device, prepared.batches, prepared.tta_batches
+    all_batches = prepared.all_batches
+    work = count_work(all_batches)
+    one_pass = prepared.one_pass
 
     t_warm = time.perf_counter()
     if device == "cuda":
@@ -218,7 +260,7 @@ def run_variant(
     samples = sampler(
         one_pass, rounds=choose_rounds(warm_s / max(1, settings.warmup_rounds), settings), warmup_rounds=0
     )
-    wbytes = weight_bytes(model)
+    wbytes = weight_bytes(prepared.model)
     return RunResult(
         variant=variant,
         work=work,
@@ -229,9 +271,30 @@ def run_variant(
         weight_bytes=wbytes,
         peak_memory_bytes=int(peak),
         memory_kind=memory_kind,
-        load_seconds=load_s,
+        load_seconds=prepared.load_seconds,
         warmup_seconds=warm_s,
-        scored=checkpoint is not None,
-        flops=forward_flops(spec, [tuple(b.input_ids.shape) for b in all_batches]),
+        scored=prepared.scored,
+        flops=forward_flops(get_spec(variant.model), [tuple(b.input_ids.shape) for b in all_batches]),
         adapter=adapter,
     )
+
+
+def time_interleaved(
+    a: PreparedVariant, b: PreparedVariant, rounds: int, warmup_rounds: int = 1
+) -> tuple[list[float], list[float]]:
+    """Pass times of `a` and `b` taken in pairs, A B then B A alternately.
+
+    Each round's two passes run back to back, so whatever the machine is doing then slows
+    both; alternating the order cancels a first-or-second effect.
+    """
+    for _ in range(max(1, warmup_rounds)):  # flex_attention compiles here
+        a.one_pass()
+        b.one_pass()
+    times: dict[int, list[float]] = {0: [], 1: []}
+    sides = (a, b)
+    for i in range(rounds):
+        for side in (0, 1) if i % 2 == 0 else (1, 0):
+            start = time.perf_counter()
+            sides[side].one_pass()
+            times[side].append(time.perf_counter() - start)
+    return times[0], times[1]

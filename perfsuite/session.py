@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import runner
 from .baselines import WORK_COUNTERS, BaselineError, BaselineStore, Verdict, make_record
 from .data.formatting import EncodedRow, PairFormatter
 from .data.loader import LoadReport, load_arena_csv
@@ -19,11 +20,12 @@ from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_to
 from .device import DeviceCaps, detect
 from .environment import git_commit, package_versions
 from .judge import judge
-from .matrix import Matrix, Variant, skip_reason, variant_notes
+from .matrix import Matrix, RelativeBound, Variant, skip_reason, variant_notes
 from .metrics import LatencyStats, accuracy, log_loss
 from .models.factory import adapter_for, checkpoint_env_var, checkpoint_for, tiny_checkpoint
 from .models.specs import get_spec
-from .runner import RunResult, Sampler, perf_counter_sampler, run_variant
+from .relative import RatioEstimate, check_relative, ratio_interval
+from .runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
 
 DEFAULT_BASELINES = Path("baselines")
 WORKLOAD_FIELDS = ("rows", "batch_size", "max_length")  # tier settings a run may override
@@ -38,6 +40,16 @@ class Outcome:
     measurement: dict[str, Any] | None = None
     previous: dict[str, Any] | None = None  # the record replaced by a rebaseline
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PairOutcome:
+    """One relative bound's row: the interleaved samples, the ratio estimate, the verdict."""
+
+    bound: RelativeBound
+    verdict: Verdict
+    estimate: RatioEstimate | None = None
+    samples_s: tuple[list[float], list[float]] | None = None
 
 
 def file_fingerprint(path: Path) -> str:
@@ -122,6 +134,7 @@ class PerfSession:
         self.rebaseline = rebaseline
         self.cache_dir = cache_dir
         self.outcomes: list[Outcome] = []
+        self.pair_outcomes: list[PairOutcome] = []
         self.load_report: LoadReport | None = None
         self._rows: dict[str, tuple[TextTokenizer, list[EncodedRow], list[EncodedRow] | None]] = {}
         self._environment: dict[str, str] | None = None
@@ -219,7 +232,43 @@ class PerfSession:
         tokenizer = self.workload(variant)[0]
         checkpoint = self.checkpoint(variant, tokenizer.pad_id)
         adapter = adapter_for(get_spec(variant.model))
-        return run_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, swapped, adapter)
+        return runner.run_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, swapped, adapter)
+
+    def prepare(self, variant: Variant) -> PreparedVariant:
+        """The variant's whole workload, loaded and batched, for interleaved timing."""
+        tokenizer, rows, swapped = self.workload(variant)
+        checkpoint = self.checkpoint(variant, tokenizer.pad_id)
+        adapter = adapter_for(get_spec(variant.model))
+        return runner.prepare_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, swapped, adapter)
+
+    # -- relative bounds -----------------------------------------------------------------
+    def relative_skip_reason(self, bound: RelativeBound) -> str | None:
+        for variant in (bound.variant, bound.reference):
+            reason = self.skip_reason(variant)
+            if reason:
+                return f"{variant.id} does not run here: {reason}"
+        return None
+
+    def run_relative(self, bound: RelativeBound) -> PairOutcome:
+        """Time the pair interleaved and check the median ratio's interval against the band."""
+        reason = self.relative_skip_reason(bound)
+        if reason:
+            outcome = PairOutcome(bound, Verdict("skip", reason=reason))
+        else:
+            try:
+                a, b = self.prepare(bound.variant), self.prepare(bound.reference)
+                s = self.settings
+                samples = runner.time_interleaved(a, b, s.relative_rounds, s.warmup_rounds)
+                del a, b
+                estimate = ratio_interval(*samples, confidence=s.relative_confidence)
+            except Exception as exc:
+                _release_device_memory(self.caps)
+                outcome = PairOutcome(bound, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
+            else:
+                check = check_relative(bound, estimate)
+                outcome = PairOutcome(bound, Verdict("pass" if check.ok else "fail", [check]), estimate, samples)
+        self.pair_outcomes.append(outcome)
+        return outcome
 
     def _judge(self, variant: Variant, measurement: dict[str, Any]) -> Outcome:
         path = str(self.store.path_for(variant.id))

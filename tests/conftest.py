@@ -49,6 +49,7 @@ def write_matrix(
     paddings=("sorted",),
     max_length: int = 96,
     latency_ratio: float = 0.35,
+    extra: str = "",
 ) -> Path:
     def toml_list(values):
         return "[" + ", ".join(f'"{v}"' for v in values) + "]"
@@ -65,6 +66,7 @@ def write_matrix(
             attentions=toml_list(attentions),
             paddings=toml_list(paddings),
         )
+        + extra
     )
     return path
 

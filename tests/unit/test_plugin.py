@@ -91,3 +91,47 @@ def test_gpu_marker_collects_the_gpu_matrix_and_skips_it_here(pytester):
     result.assert_outcomes(skipped=4 * 4 * 3 * 3)
     result.stdout.fnmatch_lines(["*GPU tier: this machine has no CUDA device*"])
     assert result.ret == 0
+
+
+PAIR_MODULE = """
+import pytest
+from perfsuite.plugin import assert_pair_outcome
+
+PERFSUITE_MATRIX = {matrix!r}
+pytestmark = pytest.mark.perf
+
+
+def test_relative_bound(perf_pair_outcome):
+    assert_pair_outcome(perf_pair_outcome)
+"""
+PAIRS = """
+[[relative]]
+name = "sorted-vs-static"
+match = "*-sorted"
+against = { padding = "static" }
+max_ratio = 3.0
+
+[[relative]]
+name = "impossible"
+match = "*-sorted"
+against = { padding = "static" }
+max_ratio = 0.01
+reason = "a band no run can meet"
+"""
+
+
+def test_relative_bounds_run_as_cases_and_a_broken_band_fails_with_the_ratio(pytester):
+    pytester.makeini(INI)
+    matrix = write_matrix(pytester.path, rows=4, paddings=("static", "sorted"), extra=PAIRS)
+    pytester.makepyfile(test_pairs=PAIR_MODULE.format(matrix=str(matrix)))
+    result = _run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*impossible:tiny-llama3-fp32-sdpa-sorted: fail*",
+            "*[[]relative[]] impossible FAILED: measured *x [[]*, *[]] (95% CI, 9 pairs), allowed [[]0, 0.01x[]]*",
+            "*relative bounds*",
+        ]
+    )
+    report = json.loads((pytester.path / "reports" / "perfsuite" / "unit" / "report.json").read_text())
+    assert [r["status"] for r in report["relative"]] == ["pass", "fail"]

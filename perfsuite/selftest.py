@@ -1,0 +1,232 @@
+"""`perfsuite selftest`: how often the suite's bounds cry wolf, and how often they catch a regression.
+
+It runs the CPU tier (a chosen set of variants and the relative bounds over them) again and
+again, each run in its own process as CI would: first unchanged (A/A), then with one
+variant made 10%, 25%, 50% slower, then with length-sorted padding silently behaving as
+static. Per kind of bound it counts alarms in the A/A runs and catches in the injected ones.
+
+The injections live only here and are installed only in the selftest's child processes,
+by patching the runner module: production code has no switch that enables them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TARGET = "tiny-llama3-fp32-sdpa-sorted"
+KINDS = ("work", "latency", "relative", "quality", "guard", "run")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What one selftest run changes: nothing (A/A), a slowdown of `target`, or broken padding."""
+
+    name: str
+    slowdown: float = 0.0  # extra fraction of each forward's own time, spent busy inside it
+    target: str | None = None
+    break_padding: bool = False
+
+    @property
+    def injected(self) -> bool:
+        return self.slowdown > 0 or self.break_padding
+
+
+def scenarios(target: str, sizes: Sequence[float] = (0.10, 0.25, 0.50)) -> list[Scenario]:
+    return [
+        Scenario("A/A"),
+        *(Scenario(f"{target} +{s:.0%}", s, target) for s in sizes),
+        Scenario("sorted padding behaves as static", break_padding=True),
+    ]
+
+
+# -- injection (child process only) -------------------------------------------------------
+def _slow_hooks(model: Any, fraction: float) -> None:
+    """Make every forward of `model` take (1 + fraction) x its own time, by spinning at its end."""
+    started: list[float] = []
+
+    def before(_module: Any, _args: Any) -> None:
+        started.append(time.perf_counter())
+
+    def after(_module: Any, _args: Any, _output: Any) -> None:
+        begin = started.pop()
+        end = time.perf_counter() + fraction * (time.perf_counter() - begin)
+        while time.perf_counter() < end:  # work, not sleep: the core stays busy as real compute would
+            pass
+
+    model.register_forward_pre_hook(before)
+    model.register_forward_hook(after)
+
+
+def install(scenario: Scenario) -> None:
+    """Patch the runner so the scenario's regression happens (selftest child processes only)."""
+    from . import runner
+
+    if scenario.slowdown > 0:
+        original_prepare = runner.prepare_variant
+
+        def prepare_variant(variant, *args, **kwargs):
+            prepared = original_prepare(variant, *args, **kwargs)
+            if variant.id == scenario.target:
+                _slow_hooks(prepared.model, scenario.slowdown)
+            return prepared
+
+        runner.prepare_variant = prepare_variant
+    if scenario.break_padding:
+        original_batch_rows = runner.batch_rows
+
+        def batch_rows(rows, batch_size, strategy, *args, **kwargs):
+            strategy = "static" if strategy == "sorted" else strategy
+            return original_batch_rows(rows, batch_size, strategy, *args, **kwargs)
+
+        runner.batch_rows = batch_rows
+
+
+def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> None:
+    """One selftest run: the selected variants and their relative bounds, results to `out`."""
+    from .matrix import load_matrix
+    from .session import PerfSession
+
+    install(scenario)
+    matrix = load_matrix("cpu")
+    session = PerfSession(matrix, baselines)
+    results: list[dict[str, Any]] = []
+    for variant in matrix.select(select):
+        o = session.run(variant)
+        if o.verdict.status == "skip":
+            continue
+        failed = sorted({c.kind for c in o.verdict.failed} or ({"run"} if o.verdict.status == "fail" else set()))
+        kinds = sorted({c.kind for c in o.verdict.checks})
+        ratio = o.measurement["latency"]["median_s"] if o.measurement else None
+        results.append({"id": variant.id, "kinds": kinds, "failed": failed, "median_s": ratio})
+    for bound in matrix.select_relative(select):
+        p = session.run_relative(bound)
+        if p.verdict.status == "skip":
+            continue
+        failed = ["relative"] if p.verdict.failed else (["run"] if p.verdict.status == "fail" else [])
+        involved = [bound.variant.id, bound.reference.id]
+        est = p.estimate.ratio if p.estimate else None
+        results.append({"id": bound.id, "involves": involved, "kinds": ["relative"], "failed": failed, "ratio": est})
+    out.write_text(json.dumps({"scenario": asdict(scenario), "results": results}), encoding="utf-8")
+
+
+# -- the parent: runs, tallies, table ------------------------------------------------------
+def _touched(result: dict[str, Any], scenario: dict[str, Any]) -> bool:
+    """Did the scenario's injection change what this result measured?"""
+    ids = [result["id"], *result.get("involves", ())]
+    if scenario["break_padding"]:  # every length-sorted variant is broken
+        return any(i.endswith("-sorted") for i in ids)
+    return scenario["target"] is not None and scenario["target"] in ids
+
+
+def tally(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per scenario: alarm rates per bound kind (A/A, and on uninvolved checks) and catch rates."""
+    out: dict[str, Any] = {}
+    for run in runs:
+        sc = run["scenario"]
+        entry = out.setdefault(sc["name"], {"runs": 0, "checks": {}, "alarms": {}, "runs_with_alarm": {}, "caught": {}})
+        entry["runs"] += 1
+        hit = [r for r in run["results"] if _touched(r, sc)]
+        alarmed: set[str] = set()
+        for r in (r for r in run["results"] if not _touched(r, sc)):  # any failure here is a false alarm
+            for kind in r["kinds"]:
+                entry["checks"][kind] = entry["checks"].get(kind, 0) + 1
+            for kind in r["failed"]:
+                entry["alarms"][kind] = entry["alarms"].get(kind, 0) + 1
+                alarmed.add(kind)
+        for kind in alarmed:
+            entry["runs_with_alarm"][kind] = entry["runs_with_alarm"].get(kind, 0) + 1
+        caught_by = {k for r in hit for k in r["failed"]}
+        for kind in caught_by | ({"any"} if caught_by else set()):
+            entry["caught"][kind] = entry["caught"].get(kind, 0) + 1
+    return out
+
+
+def render(summary: dict[str, Any], machine: str, select: str) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"perfsuite selftest on {machine} ({select})", header_style="bold")
+    for header in ("scenario", "runs", "caught (any bound)", "caught by", "false alarms on untouched checks"):
+        table.add_column(header, overflow="fold")
+    for name, e in summary.items():
+        runs = e["runs"]
+        injected = name != "A/A"
+        caught = f"{e['caught'].get('any', 0)}/{runs}" if injected else "-"
+        by = ", ".join(f"{k} {n}/{runs}" for k, n in sorted(e["caught"].items()) if k != "any") or "-"
+        alarms = ", ".join(
+            f"{k} {e['alarms'].get(k, 0)}/{e['checks'][k]} checks ({e['runs_with_alarm'].get(k, 0)}/{runs} runs)"
+            for k in sorted(e["checks"])
+        )
+        table.add_row(name, str(runs), caught, by if injected else "-", alarms)
+    console = Console(width=int(os.environ.get("COLUMNS", 160)), record=True)
+    with console.capture() as cap:
+        console.print(table)
+    return cap.get()
+
+
+def selftest(
+    aa_runs: int = 10,
+    inject_runs: int = 5,
+    select: str | None = None,
+    target: str = DEFAULT_TARGET,
+    baselines: str = "baselines",
+    out_dir: str | Path = "reports/selftest",
+    sizes: Sequence[float] = (0.10, 0.25, 0.50),
+) -> dict[str, Any]:
+    """Run every scenario in fresh processes; write selftest.json and print the table."""
+    from .device import detect
+    from .matrix import load_matrix
+
+    matrix = load_matrix("cpu")
+    if select is None:  # the target and what its relative bounds compare it with
+        pairs = [r for r in matrix.relative if target in (r.variant.id, r.reference.id)]
+        select = ",".join(sorted({target} | {v.id for r in pairs for v in (r.variant, r.reference)}))
+    if target not in {v.id for v in matrix.select(select)}:
+        raise ValueError(f"selftest target {target} is not among the selected variants ({select})")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs: list[dict[str, Any]] = []
+    plan = [(sc, aa_runs if not sc.injected else inject_runs) for sc in scenarios(target, sizes)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for sc, count in plan:
+        for i in range(count):
+            with tempfile.TemporaryDirectory() as tmp:
+                result = Path(tmp) / "run.json"
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "perfsuite.selftest",
+                    json.dumps(asdict(sc)),
+                    select,
+                    baselines,
+                    str(result),
+                ]
+                t0 = time.perf_counter()
+                proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if proc.returncode != 0 or not result.exists():
+                    raise RuntimeError(f"selftest run {sc.name} #{i + 1} failed:\n{proc.stderr[-3000:]}")
+                runs.append(json.loads(result.read_text(encoding="utf-8")))
+            print(f"{sc.name} run {i + 1}/{count}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    summary = tally(runs)
+    machine = detect("cpu").machine_key()
+    report = {"machine": machine, "select": select, "target": target, "summary": summary, "runs": runs}
+    from .fileio import atomic_write_text
+
+    atomic_write_text(out_dir / "selftest.json", json.dumps(report, indent=2) + "\n")
+    print(render(summary, machine, select))
+    print(f"selftest report: {(out_dir / 'selftest.json').resolve()}")
+    return report
+
+
+if __name__ == "__main__":  # the child process: python -m perfsuite.selftest SCENARIO SELECT BASELINES OUT
+    _scenario, _select, _baselines, _out = sys.argv[1:5]
+    run_child(Scenario(**json.loads(_scenario)), _select, _baselines, Path(_out))
