@@ -26,6 +26,7 @@ from typing import Any
 from .fileio import atomic_write_text
 from .matrix import Bounds
 
+DEFAULT_BASELINES = Path("baselines")
 SCHEMA = 1
 # Deterministic work of one pass, compared exactly: token counts, analytic FLOPs, weight bytes.
 WORK_COUNTERS = ("rows", "batches", "real_tokens", "processed_tokens", "flops", "weight_bytes")

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-
-import torch
+from typing import TYPE_CHECKING
 
 from .data.formatting import EncodedRow
+
+if TYPE_CHECKING:  # torch loads lazily: the cost model plans shapes without it
+    import torch
 
 
 class Padding(str, Enum):
@@ -68,6 +70,23 @@ def longest_first(lengths: Sequence[int]) -> list[int]:
     return sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
 
 
+def padded_shapes(
+    lengths: Sequence[int], batch_size: int, padding: Padding | str, max_length: int
+) -> list[tuple[int, int]]:
+    """(batch, seq_len) of each batch `batch_rows` would build from rows of these lengths.
+
+    The cost model's view of a workload: shapes without tensors, for 25,000 rows in a blink.
+    """
+    padding = Padding(padding)
+    order = longest_first(lengths) if padding is Padding.SORTED else list(range(len(lengths)))
+    shapes = []
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = max_length if padding is Padding.STATIC else min(max_length, max(lengths[i] for i in idx))
+        shapes.append((len(idx), width))
+    return shapes
+
+
 def batch_rows(
     rows: Sequence[EncodedRow],
     batch_size: int,
@@ -77,6 +96,8 @@ def batch_rows(
     padding_side: str = "right",
 ) -> list[Batch]:
     """Split rows into padded batches following the padding strategy."""
+    import torch
+
     padding = Padding(padding)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -1,4 +1,4 @@
-"""Command line: `perfsuite run | rebaseline | matrix | shard | selftest`.
+"""Command line: `perfsuite run | rebaseline | matrix | shard | selftest | explain | budget | fit`.
 
 Same library as the pytest plugin; useful outside pytest (notebooks, scripts).
 """
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .matrix import MatrixError, load_matrix
-from .report import render_ratios, render_relative_table, render_table, write_reports
-from .session import DEFAULT_BASELINES, WORKLOAD_FIELDS, PerfSession
+from .baselines import DEFAULT_BASELINES
+from .matrix import WORKLOAD_FIELDS, MatrixError, load_matrix
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,9 @@ def _workload(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _run(args: argparse.Namespace, rebaseline: bool) -> int:
+    from .report import render_ratios, render_relative_table, render_table, write_reports
+    from .session import PerfSession
+
     matrix = load_matrix(args.matrix)
     session = PerfSession(matrix, args.baselines, args.data, rebaseline=rebaseline, workload=_workload(args))
     variants = matrix.select(args.select)
@@ -49,7 +52,9 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     if args.ratio:
         model_a, _, model_b = args.ratio.partition(":")
         print(render_ratios(session.outcomes, model_a, model_b))
-    folder = write_reports(session.outcomes, session.store.machine_key, args.report_dir, session.pair_outcomes)
+    folder = write_reports(
+        session.outcomes, session.store.machine_key, args.report_dir, session.pair_outcomes, session.predictions()
+    )
     print(f"reports: {folder.resolve()}")
     failed = [o.verdict for o in session.outcomes] + [p.verdict for p in session.pair_outcomes]
     return 1 if any(v.status == "fail" for v in failed) else 0
@@ -58,6 +63,7 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
 def _shard(args: argparse.Namespace) -> int:
     """One variant sharded over the processes of a torchrun launch (one per device)."""
     from .distributed import run_sharded
+    from .session import PerfSession
 
     matrix = load_matrix(args.matrix)
     variants = matrix.select(args.select)
@@ -76,6 +82,8 @@ def _shard(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
+    from .session import PerfSession
+
     matrix = load_matrix(args.matrix)
     session = PerfSession(matrix, args.baselines)
     for variant in matrix.select(args.select):
@@ -104,6 +112,95 @@ def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", default="reports/selftest", help="where selftest.json goes")
 
 
+def _lengths(args: argparse.Namespace, max_length: int) -> tuple[list[int], str]:
+    from .data.lengths import token_lengths
+    from .data.sample import SAMPLE_PATH
+
+    path = Path(args.data) if args.data else SAMPLE_PATH
+    found = token_lengths(path, max_length, args.data_rows)
+    if not found.kept:
+        raise ValueError(f"{path}: no usable rows")
+    q = found.quantiles()
+    source = f"{path.name} ({len(found.kept)} rows, tiny BPE, median {q['median']}, p90 {q['p90']} tokens)"
+    return list(found.kept), source
+
+
+def _device(args: argparse.Namespace):
+    from .costfit import fitted_device
+
+    return fitted_device(args.device, Path(args.baselines))
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import Setup, default_attention, render_explain
+
+    model_a, model_b = args.models
+    common = dict(dtype=args.dtype, padding=args.padding, batch_size=args.batch_size, max_length=args.max_length)
+    a = Setup(model_a, attention=args.attention_a or default_attention(model_a), **common)
+    b = Setup(model_b, attention=args.attention_b or default_attention(model_b), **common)
+    device, source = _device(args)
+    lengths, lengths_source = _lengths(args, args.max_length)
+    print(render_explain(a, b, device, source, lengths, lengths_source))
+    return 0
+
+
+def _budget(args: argparse.Namespace) -> int:
+    from .explain import Setup, default_attention, parse_duration, render_budget
+
+    setup = Setup(
+        args.model,
+        args.dtype,
+        args.attention or default_attention(args.model),
+        args.padding,
+        args.batch_size,
+        args.max_length,
+    )
+    device, source = _device(args)
+    lengths, lengths_source = _lengths(args, args.max_length)
+    text, fits = render_budget(
+        setup, device, source, lengths, lengths_source, args.rows, args.gpus, args.tta, parse_duration(args.limit)
+    )
+    print(text)
+    return 0 if fits else 1
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .costfit import fit_machine
+    from .device import detect
+
+    machine = args.machine or detect("auto").machine_key()
+    root = Path(args.baselines)
+    tiers = args.tiers.split(",") if args.tiers else sorted(p.name for p in (root / machine).glob("*") if p.is_dir())
+    if not tiers:
+        raise FileNotFoundError(f"{root / machine}: no baselines to fit (record them with `tox -e rebaseline`)")
+    device, errors, others, path = fit_machine(root, machine, tiers)
+    print(f"{machine}: fitted on {len(errors)} variants of {', '.join(tiers)} -> {path}")
+    factors = ", ".join(
+        f"{f} {getattr(device, f):.4g}" for f in ("compute_eff", "attention_eff", "memory_eff", "layer_overhead_s")
+    )
+    print(f"  {factors}")
+    for label, table in (("fitted", errors), ("not fitted (outside what the model covers)", others)):
+        if table:
+            values = sorted(table.values())
+            print(f"  predicted/measured, {label}: {values[0]:.2f}-{values[-1]:.2f} over {len(values)} variants")
+            for vid, r in sorted(table.items(), key=lambda x: x[1]):
+                print(f"    {vid:45s} {r:.2f}")
+    return 0
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    from .devices import DEVICES
+
+    parser.add_argument("--device", default="t4", choices=["cpu", *DEVICES], help="datasheet GPU, or cpu (calibrated)")
+    parser.add_argument("--dtype", default="fp16", choices=["fp32", "fp16", "bf16", "nf4", "int8"])
+    parser.add_argument("--padding", default="sorted", choices=["static", "dynamic", "sorted"])
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=2048)
+    parser.add_argument("--data", default=None, help="Kaggle-format CSV whose length distribution to use")
+    parser.add_argument("--data-rows", type=int, default=None, help="only the first N rows of --data")
+    parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="where fitted cost models are found")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="perfsuite", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,8 +212,27 @@ def main(argv: list[str] | None = None) -> int:
     ):
         _common(sub.add_parser(name, help=help_text))
     _selftest_parser(sub.add_parser("selftest", help="measure the suite's false-alarm and detection rates here"))
+    explain = sub.add_parser("explain", help="why model A is slower than B on a device, factor by factor")
+    explain.add_argument("models", nargs=2, metavar="MODEL", help="e.g. gemma2-9b llama3-8b")
+    explain.add_argument("--attention-a", default=None, help="default: eager for Gemma-2 (softcapping), else sdpa")
+    explain.add_argument("--attention-b", default=None)
+    _model_args(explain)
+    budget = sub.add_parser("budget", help="does a config score N rows on G devices within a time limit")
+    budget.add_argument("model")
+    budget.add_argument("--attention", default=None, help="default: eager for Gemma-2 (softcapping), else sdpa")
+    budget.add_argument("--rows", type=int, default=25000)
+    budget.add_argument("--gpus", type=int, default=2)
+    budget.add_argument("--limit", default="9h", help="e.g. 9h, 540m")
+    budget.add_argument("--tta", action="store_true", help="score every row twice (A/B swapped)")
+    _model_args(budget)
+    fit = sub.add_parser("fit", help="fit the cost model's efficiency factors to this machine's baselines")
+    fit.add_argument("--machine", default=None, help="machine key (default: this machine)")
+    fit.add_argument("--tiers", default=None, help="comma-separated tiers (default: all recorded)")
+    fit.add_argument("--baselines", default=str(DEFAULT_BASELINES))
     args = parser.parse_args(argv)
     try:
+        if args.command in ("explain", "budget", "fit"):
+            return {"explain": _explain, "budget": _budget, "fit": _fit}[args.command](args)
         if args.command == "selftest":
             return _selftest(args)
         if args.command == "matrix":
@@ -124,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "shard":
             return _shard(args)
         return _run(args, rebaseline=args.command == "rebaseline")
-    except (MatrixError, ValueError, FileNotFoundError) as exc:
+    except (MatrixError, ValueError, FileNotFoundError, KeyError) as exc:
         print(f"perfsuite: {exc}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,9 @@
-"""Analytic work of a forward pass, from the model config and the batch shapes.
+"""Analytic work of a forward pass, and the time it predicts on a device.
+
+Two uses. `forward_flops` is a work bound: exact, implementation-independent, compared
+to the baselines on every machine. `predict` turns a config, a device and batch shapes
+into seconds per component (linear matmuls, dequantisation, attention matmuls, eager's
+score matrices, fixed per-layer costs) so `explain` can say why one config is slower.
 
 Counted as a dense implementation computes it: every linear layer (the 3-way score head
 runs on every position in transformers' sequence classifiers) and, per layer and head, the
@@ -11,6 +16,8 @@ FlopCounterMode sees the same matmuls for eager attention; tests cross-check it 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 
 from .models.specs import ModelSpec
 
@@ -35,3 +42,137 @@ def forward_flops(spec: ModelSpec, batch_shapes: Iterable[tuple[int, int]]) -> i
         attention = 2 * 2 * layers * score_width * seq * seq  # Q K^T and (scores) V
         total += batch * (seq * per_token + attention)
     return int(total)
+
+
+# -- predicted time ----------------------------------------------------------------------
+# Bytes a stored weight takes per parameter (nf4: 4 bits + one fp32 absmax per block of 64).
+WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0 + 4 / 64, "nf4": 0.5 + 4 / 64}
+ACT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+FUSED = ("sdpa", "flash_attention_2", "flex_attention")
+COMPONENTS = ("linear", "dequant", "attention", "scores", "overhead")
+COMPONENT_NOTES = {
+    "linear": "q/k/v/o and MLP matmuls: FLOPs at the dtype's matmul peak, or their weight/activation traffic",
+    "dequant": "4/8-bit weights expanded to the compute dtype each forward (write + read)",
+    "attention": "Q K^T and scores x V matmuls (causal blocks skipped by flash/flex kernels)",
+    "scores": "eager only: the S x S score matrices written and re-read (scale, softcap, mask, fp32 softmax)",
+    "overhead": "fixed cost per decoder layer and batch (kernel launches, Python dispatch)",
+}
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """What a prediction is for: the model's shape and how it runs."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    softcapping: bool
+    sliding_window: int | None
+    num_labels: int
+    vocab: int
+    dtype: str  # weights: fp32 | bf16 | fp16 | nf4 | int8
+    attention: str
+    compute_dtype: str  # what the matmuls run in (nf4/int8: the bitsandbytes compute dtype)
+
+    @classmethod
+    def for_model(cls, spec: ModelSpec, dtype: str, attention: str, quantized_compute: str = "fp16") -> CostConfig:
+        c = spec.config
+        return cls(
+            layers=c["num_hidden_layers"],
+            hidden=c["hidden_size"],
+            intermediate=c["intermediate_size"],
+            heads=c["num_attention_heads"],
+            kv_heads=c["num_key_value_heads"],
+            head_dim=spec.head_dim,
+            softcapping=spec.softcapping,
+            sliding_window=c.get("sliding_window") if spec.architecture in ("gemma2", "mistral") else None,
+            num_labels=spec.num_labels,
+            vocab=c["vocab_size"],
+            dtype=dtype,
+            attention=attention,
+            compute_dtype=quantized_compute if dtype in WEIGHT_BYTES and dtype not in ACT_BYTES else dtype,
+        )
+
+    @property
+    def linear_params(self) -> int:
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        return self.hidden * q + 2 * self.hidden * kv + q * self.hidden + 3 * self.hidden * self.intermediate
+
+
+def _attended_pairs(cfg: CostConfig, seq: int, window: int | None) -> float:
+    """Query-key pairs the kernel computes per head: all S^2 unless it skips masked blocks."""
+    if cfg.attention not in ("flash_attention_2", "flex_attention"):
+        return float(seq * seq)
+    if window is not None and window < seq:
+        return seq * window - window * window / 2
+    return seq * (seq + 1) / 2
+
+
+def memory_bytes(cfg: CostConfig, batch: int, seq: int) -> float:
+    """Rough peak device memory of a forward: weights, embeddings in the compute dtype, the
+    largest transient (eager's fp32 score matrices of one layer, twice; or the MLP activations)."""
+    a = ACT_BYTES[cfg.compute_dtype]
+    weights = cfg.layers * cfg.linear_params * WEIGHT_BYTES[cfg.dtype] + cfg.vocab * cfg.hidden * a
+    scores = 2 * batch * cfg.heads * seq * seq * 4 if cfg.attention == "eager" else 0
+    mlp = batch * seq * (3 * cfg.intermediate + 4 * cfg.hidden) * a
+    return weights + max(scores, mlp)
+
+
+@lru_cache(maxsize=65536)
+def component_work(cfg: CostConfig, batch: int, seq: int) -> dict[str, tuple[float, float]]:
+    """(FLOPs, bytes moved) of one forward of a (batch, seq) batch, per component."""
+    a = ACT_BYTES[cfg.compute_dtype]
+    tokens = batch * seq
+    weights = cfg.layers * cfg.linear_params
+    linear_flops = 2 * tokens * (weights + cfg.hidden * cfg.num_labels)
+    linear_bytes = (
+        weights * WEIGHT_BYTES[cfg.dtype] + tokens * cfg.layers * (10 * cfg.hidden + 4 * cfg.intermediate) * a
+    )
+    dequant_bytes = weights * 2 * a if cfg.dtype in ("nf4", "int8") else 0.0
+    attn_flops = score_bytes = qkvo_bytes = 0.0
+    q_width = cfg.heads * cfg.head_dim
+    for layer in range(cfg.layers):
+        # Gemma-2 and Mistral: a sliding window on every (Mistral) or every other (Gemma-2) layer
+        window = cfg.sliding_window if cfg.sliding_window and (cfg.softcapping is False or layer % 2 == 0) else None
+        pairs = _attended_pairs(cfg, seq, window)
+        attn_flops += 4 * batch * q_width * pairs
+        qkvo_bytes += tokens * (2 * q_width + 2 * cfg.kv_heads * cfg.head_dim) * a
+        if cfg.attention == "eager":
+            per_score = 7 * a + 8 + (4 * a if cfg.softcapping else 0)  # see COMPONENT_NOTES["scores"]
+            score_bytes += batch * cfg.heads * seq * seq * per_score
+    return {
+        "linear": (linear_flops, linear_bytes),
+        "dequant": (0.0, dequant_bytes),
+        "attention": (attn_flops, qkvo_bytes),
+        "scores": (0.0, score_bytes),
+    }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted seconds for a workload, split by component."""
+
+    seconds: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+def predict(cfg: CostConfig, device, shapes: Iterable[tuple[int, int]]) -> Prediction:
+    """Per batch and component, the larger of compute and memory time; plus fixed per-layer costs.
+
+    `device` is a devices.DeviceSpec; its efficiency factors scale the peaks.
+    """
+    peak = device.rate(cfg.compute_dtype)
+    rate = {"attention": peak * device.attention_eff}
+    bandwidth = device.bandwidth * device.memory_eff
+    seconds = dict.fromkeys(COMPONENTS, 0.0)
+    for batch, seq in shapes:
+        for name, (flops, nbytes) in component_work(cfg, batch, seq).items():
+            seconds[name] += max(flops / rate.get(name, peak * device.compute_eff), nbytes / bandwidth)
+        seconds["overhead"] += cfg.layers * device.layer_overhead_s
+    return Prediction(seconds)

@@ -21,3 +21,11 @@ def atomic_write_text(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def default_cache_dir() -> Path:
+    """Where generated artefacts (miniature checkpoints, token-length tables) are cached."""
+    root = os.environ.get("PERFSUITE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "perfsuite"
+    )
+    return Path(root)

@@ -26,6 +26,7 @@ DTYPES = ("fp32", "bf16", "fp16", "nf4", "int8")
 ATTENTIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2")
 PADDINGS = ("static", "dynamic", "sorted")
 QUANTIZED = ("nf4", "int8")
+WORKLOAD_FIELDS = ("rows", "batch_size", "max_length")  # tier settings a run may override
 
 
 class MatrixError(ValueError):
@@ -104,6 +105,7 @@ class RelativeBound:
     min_ratio: float | None
     max_ratio: float | None
     reason: str
+    predict_within: float | None = None  # also check the cost model's predicted ratio to this tolerance
 
     @property
     def id(self) -> str:
@@ -228,7 +230,7 @@ def _relative_bounds(entries: list[Any], variants: list[Variant], source: str) -
         where = f"{source}: [[relative]] #{i + 1}"
         if not isinstance(entry, dict):
             raise MatrixError(f"{where}: must be a table")
-        unknown = set(entry) - {"name", "match", "against", "min_ratio", "max_ratio", "reason"}
+        unknown = set(entry) - {"name", "match", "against", "min_ratio", "max_ratio", "reason", "predict_within"}
         if unknown:
             raise MatrixError(f"{where}: unknown field(s) {sorted(unknown)}")
         name, pattern, against = entry.get("name"), entry.get("match"), entry.get("against")
@@ -237,6 +239,7 @@ def _relative_bounds(entries: list[Any], variants: list[Variant], source: str) -
         if set(against) - axes:
             raise MatrixError(f"{where}: 'against' may set only {sorted(axes)}, got {sorted(against)}")
         lo, hi = _ratio(entry, "min_ratio", where), _ratio(entry, "max_ratio", where)
+        within = _ratio(entry, "predict_within", where)
         if lo is None and hi is None:
             raise MatrixError(f"{where}: needs min_ratio, max_ratio or both")
         if lo is not None and hi is not None and lo >= hi:
@@ -250,7 +253,7 @@ def _relative_bounds(entries: list[Any], variants: list[Variant], source: str) -
                 raise MatrixError(f"{where}: reference {ref_id} of {v.id} is not in this matrix")
             if ref_id == v.id:
                 raise MatrixError(f"{where}: {v.id} would be measured against itself")
-            out.append(RelativeBound(str(name), v, by_id[ref_id], lo, hi, str(entry.get("reason", ""))))
+            out.append(RelativeBound(str(name), v, by_id[ref_id], lo, hi, str(entry.get("reason", "")), within))
     return tuple(out)
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from .baselines import Verdict
-from .matrix import load_matrix
+from .matrix import WORKLOAD_FIELDS, load_matrix
 from .report import render_relative_table, render_table, write_reports
 from .runner import perf_counter_sampler
-from .session import WORKLOAD_FIELDS, Outcome, PairOutcome, PerfSession
+from .session import Outcome, PairOutcome, PerfSession
 
 _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 
@@ -176,7 +176,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
                 render_relative_table(session.pair_outcomes, title=f"perfsuite {name}: relative bounds")
             )
         root = Path(config.getoption("perfsuite_report_dir") or Path(config.rootpath) / "reports" / "perfsuite")
-        folder = write_reports(outcomes, session.store.machine_key, root / name, session.pair_outcomes)
+        folder = write_reports(
+            outcomes, session.store.machine_key, root / name, session.pair_outcomes, session.predictions()
+        )
         terminalreporter.write_line(f"perfsuite reports: {folder.resolve()}")
         if session.rebaseline:
             recorded = sum(o.verdict.status == "recorded" for o in outcomes)

@@ -76,3 +76,17 @@ def check_relative(bound: RelativeBound, estimate: RatioEstimate) -> BoundCheck:
         bound.band(),
         detail,
     )
+
+
+def check_prediction(bound: RelativeBound, estimate: RatioEstimate, predicted: float, source: str) -> BoundCheck:
+    """The cost model's predicted ratio must lie within `predict_within` of the measured one."""
+    tolerance = bound.predict_within or 0.0
+    error = predicted / estimate.ratio - 1
+    return BoundCheck(
+        "model",
+        f"{bound.name} predicted",
+        abs(error) <= tolerance,
+        f"{estimate.ratio:.3f}x",
+        f"predicted {predicted:.3f}x +/- {tolerance:.0%}",
+        f"cost model off by {error:+.1%}; {source}",
+    )

@@ -98,14 +98,27 @@ def render_table(outcomes: Sequence[Outcome], title: str = "perfsuite", width: i
     return cap.get()
 
 
-RELATIVE_HEADERS = ("relative bound", "verdict", "variant / reference", "median ratio [CI]", "band", "why")
+RELATIVE_HEADERS = (
+    "relative bound",
+    "verdict",
+    "variant / reference",
+    "median ratio [CI]",
+    "band",
+    "cost model",
+    "why",
+)
 
 
 def relative_cells(outcome: PairOutcome) -> list[str]:
     b, v, e = outcome.bound, outcome.verdict, outcome.estimate
     ratio = f"{e.ratio:.3f}x [{e.low:.3f}, {e.high:.3f}]" if e else "-"
-    why = v.reason or b.reason
-    return [b.name, v.status, f"{b.variant.id} / {b.reference.id}", ratio, b.band(), why]
+    model = next((c for c in v.checks if c.kind == "model"), None)
+    predicted = (
+        f"{model.allowed.split()[1]} ({model.detail.split(';')[0].replace('cost model off by ', '')})" if model else "-"
+    )
+    why = v.reason or "; ".join(c.describe() for c in v.failed) or b.reason
+    why = "; ".join(x for x in [why, *outcome.notes] if x)
+    return [b.name, v.status, f"{b.variant.id} / {b.reference.id}", ratio, b.band(), predicted, why]
 
 
 def render_relative_table(
@@ -143,6 +156,9 @@ def relative_json(outcomes: Sequence[PairOutcome]) -> list[dict[str, Any]]:
             "status": o.verdict.status,
             "reason": o.verdict.reason,
             "estimate": o.estimate.__dict__ if o.estimate else None,
+            "checks": [c.__dict__ for c in o.verdict.checks],
+            "notes": o.notes,
+            "predicted_ratio": o.predicted_ratio,
             "samples_s": o.samples_s,
         }
         for o in outcomes
@@ -185,11 +201,19 @@ def to_markdown(outcomes: Sequence[Outcome], machine_key: str, relative: Sequenc
 
 
 def write_reports(
-    outcomes: Sequence[Outcome], machine_key: str, folder: str | Path, relative: Sequence[PairOutcome] = ()
+    outcomes: Sequence[Outcome],
+    machine_key: str,
+    folder: str | Path,
+    relative: Sequence[PairOutcome] = (),
+    predicted_s: dict[str, float] | None = None,
 ) -> Path:
-    """report.json and report.md into `folder`; returns the folder."""
+    """report.json, report.md and the PNG plots into `folder`; returns the folder."""
+    from .plots import write_plots
+
     folder = Path(folder)
     data = to_json(outcomes, machine_key, relative)
+    data["plots"] = [p.name for p in write_plots(outcomes, relative, folder, predicted_s)]
+    data["predicted_s"] = predicted_s or {}
     atomic_write_text(folder / "report.json", json.dumps(data, indent=2, default=str) + "\n")
     atomic_write_text(folder / "report.md", to_markdown(outcomes, machine_key, relative))
     return folder

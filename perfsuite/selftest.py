@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -193,36 +192,39 @@ def selftest(
     if target not in {v.id for v in matrix.select(select)}:
         raise ValueError(f"selftest target {target} is not among the selected variants ({select})")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = out_dir / "runs"
+    run_dir.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
+    failures: list[str] = []
     plan = [(sc, aa_runs if not sc.injected else inject_runs) for sc in scenarios(target, sizes)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    for sc, count in plan:
-        for i in range(count):
-            with tempfile.TemporaryDirectory() as tmp:
-                result = Path(tmp) / "run.json"
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "perfsuite.selftest",
-                    json.dumps(asdict(sc)),
-                    select,
-                    baselines,
-                    str(result),
-                ]
-                t0 = time.perf_counter()
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                if proc.returncode != 0 or not result.exists():
-                    raise RuntimeError(f"selftest run {sc.name} #{i + 1} failed:\n{proc.stderr[-3000:]}")
-                runs.append(json.loads(result.read_text(encoding="utf-8")))
-            print(f"{sc.name} run {i + 1}/{count}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    for n, (sc, i) in enumerate((sc, i) for sc, count in plan for i in range(count)):
+        result = run_dir / f"{n:03d}.json"  # kept as it comes: an interrupted selftest loses nothing
+        cmd = [sys.executable, "-m", "perfsuite.selftest", json.dumps(asdict(sc)), select, baselines, str(result)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0 or not result.exists():
+            failures.append(f"{sc.name} #{i + 1}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+            print(f"{sc.name} run {i + 1}: FAILED (exit {proc.returncode})", file=sys.stderr, flush=True)
+            continue
+        runs.append(json.loads(result.read_text(encoding="utf-8")))
+        print(f"{sc.name} run {i + 1}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     summary = tally(runs)
     machine = detect("cpu").machine_key()
-    report = {"machine": machine, "select": select, "target": target, "summary": summary, "runs": runs}
+    report = {
+        "machine": machine,
+        "select": select,
+        "target": target,
+        "summary": summary,
+        "failed_runs": failures,
+        "runs": runs,
+    }
     from .fileio import atomic_write_text
 
     atomic_write_text(out_dir / "selftest.json", json.dumps(report, indent=2) + "\n")
     print(render(summary, machine, select))
+    for failure in failures:
+        print(f"failed run (not counted): {failure}")
     print(f"selftest report: {(out_dir / 'selftest.json').resolve()}")
     return report
 

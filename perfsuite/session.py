@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runner
-from .baselines import WORK_COUNTERS, BaselineError, BaselineStore, Verdict, make_record
+from .baselines import DEFAULT_BASELINES, WORK_COUNTERS, BaselineError, BaselineStore, Verdict, make_record
 from .data.formatting import EncodedRow, PairFormatter
 from .data.loader import LoadReport, load_arena_csv
 from .data.sample import SAMPLE_PATH
@@ -20,15 +20,12 @@ from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_to
 from .device import DeviceCaps, detect
 from .environment import git_commit, package_versions
 from .judge import judge
-from .matrix import Matrix, RelativeBound, Variant, skip_reason, variant_notes
+from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, Variant, skip_reason, variant_notes
 from .metrics import LatencyStats, accuracy, log_loss
 from .models.factory import adapter_for, checkpoint_env_var, checkpoint_for, tiny_checkpoint
 from .models.specs import get_spec
-from .relative import RatioEstimate, check_relative, ratio_interval
+from .relative import RatioEstimate, check_prediction, check_relative, ratio_interval
 from .runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
-
-DEFAULT_BASELINES = Path("baselines")
-WORKLOAD_FIELDS = ("rows", "batch_size", "max_length")  # tier settings a run may override
 
 
 @dataclass
@@ -50,6 +47,8 @@ class PairOutcome:
     verdict: Verdict
     estimate: RatioEstimate | None = None
     samples_s: tuple[list[float], list[float]] | None = None
+    notes: list[str] = field(default_factory=list)
+    predicted_ratio: float | None = None  # the cost model's, where the bound asks for it
 
 
 def file_fingerprint(path: Path) -> str:
@@ -139,6 +138,7 @@ class PerfSession:
         self._rows: dict[str, tuple[TextTokenizer, list[EncodedRow], list[EncodedRow] | None]] = {}
         self._environment: dict[str, str] | None = None
         self._data_fingerprint: str | None = None
+        self._fitted: tuple[Any, str] | None = None
 
     # -- preparation -------------------------------------------------------------------
     @property
@@ -265,10 +265,62 @@ class PerfSession:
                 _release_device_memory(self.caps)
                 outcome = PairOutcome(bound, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
             else:
-                check = check_relative(bound, estimate)
-                outcome = PairOutcome(bound, Verdict("pass" if check.ok else "fail", [check]), estimate, samples)
+                checks, notes, predicted = [check_relative(bound, estimate)], [], None
+                if bound.predict_within is not None:
+                    predicted, source = self._predicted_ratio(bound)
+                    if predicted is None:
+                        notes.append(source)
+                    else:
+                        checks.append(check_prediction(bound, estimate, predicted, source))
+                status = "fail" if any(not c.ok for c in checks) else "pass"
+                outcome = PairOutcome(bound, Verdict(status, checks), estimate, samples, notes, predicted)
         self.pair_outcomes.append(outcome)
         return outcome
+
+    def batch_shapes(self, variant: Variant) -> list[tuple[int, int]]:
+        """(batch, seq_len) of every batch a pass of the variant runs (TTA's swapped rows included)."""
+        from .batching import padded_shapes
+
+        _, rows, swapped = self.workload(variant)
+        s = self.settings
+        return [
+            shape
+            for part in (rows, swapped or [])
+            for shape in padded_shapes([len(r.input_ids) for r in part], s.batch_size, variant.padding, s.max_length)
+        ]
+
+    def fitted_device(self):
+        """This machine's fitted cost model (devices.DeviceSpec) or None, and where it came from or why not."""
+        from .costfit import machine_fit
+
+        if self._fitted is None:
+            self._fitted = machine_fit(self.store.root, self.store.machine_key)
+        return self._fitted
+
+    def predicted_seconds(self, variant: Variant) -> float | None:
+        """The cost model's pass time for the variant on this machine (None without a fit)."""
+        from .costmodel import CostConfig, predict
+
+        device, _ = self.fitted_device()
+        if device is None:
+            return None
+        cfg = CostConfig.for_model(
+            get_spec(variant.model), variant.dtype, variant.attention, self.settings.nf4_compute_dtype
+        )
+        return predict(cfg, device, self.batch_shapes(variant)).total
+
+    def predictions(self) -> dict[str, float]:
+        """Predicted pass time of every variant measured so far (empty without a fit)."""
+        if self.fitted_device()[0] is None:
+            return {}
+        return {o.variant.id: self.predicted_seconds(o.variant) for o in self.outcomes if o.measurement is not None}
+
+    def _predicted_ratio(self, bound: RelativeBound) -> tuple[float | None, str]:
+        device, source = self.fitted_device()
+        if device is None:
+            return None, f"prediction not checked: {source}"
+        a, b = self.predicted_seconds(bound.variant), self.predicted_seconds(bound.reference)
+        return a / b, source
 
     def _judge(self, variant: Variant, measurement: dict[str, Any]) -> Outcome:
         path = str(self.store.path_for(variant.id))

@@ -14,17 +14,11 @@ from pathlib import Path
 
 import torch
 
+from ..fileio import default_cache_dir
 from ..matrix import QUANTIZED
 from .specs import ModelSpec
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("PERFSUITE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "perfsuite"
-    )
-    return Path(root)
 
 
 def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None = None) -> Path:

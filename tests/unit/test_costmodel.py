@@ -36,3 +36,74 @@ def test_padding_is_work_and_attention_is_quadratic():
     assert forward_flops(spec, [(1, 200)]) - 200 * linear_only > 3.9 * (
         forward_flops(spec, [(1, 100)]) - 100 * linear_only
     )
+
+
+# -- predicted time -----------------------------------------------------------------------
+from dataclasses import replace  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from perfsuite.batching import batch_rows, padded_shapes  # noqa: E402
+from perfsuite.costmodel import CostConfig, component_work, memory_bytes, predict  # noqa: E402
+from perfsuite.data.formatting import EncodedRow  # noqa: E402
+from perfsuite.devices import get_device  # noqa: E402
+
+
+def _cfg(model="llama3-8b", dtype="fp16", attention="sdpa"):
+    return CostConfig.for_model(get_spec(model), dtype, attention, "fp16")
+
+
+def test_only_eager_materialises_score_matrices():
+    eager, sdpa = component_work(_cfg(attention="eager"), 4, 1024), component_work(_cfg(), 4, 1024)
+    assert eager["scores"][1] > 0 and sdpa["scores"][1] == 0
+    assert eager["attention"][0] == sdpa["attention"][0]  # same matmuls, different traffic
+
+
+def test_flash_skips_causal_blocks_and_windows_only_beyond_their_length():
+    sdpa = component_work(_cfg(), 1, 2048)["attention"][0]
+    flash = component_work(_cfg(attention="flash_attention_2"), 1, 2048)["attention"][0]
+    assert flash == pytest.approx(sdpa / 2, rel=0.01)
+    mistral = _cfg("mistral-7b", attention="flash_attention_2")  # window 4096 on every layer
+    short, long_ = component_work(mistral, 1, 4096)["attention"][0], component_work(mistral, 1, 8192)["attention"][0]
+    assert long_ < 4 * short * 0.9  # beyond the window, work grows slower than quadratically
+
+
+def test_four_bit_weights_add_dequantisation_and_save_memory():
+    nf4, fp16 = _cfg(dtype="nf4"), _cfg()
+    assert component_work(nf4, 4, 512)["dequant"][1] > 0 == component_work(fp16, 4, 512)["dequant"][1]
+    t4 = get_device("t4")
+    assert memory_bytes(_cfg("gemma2-9b", "fp16", "eager"), 4, 2048) > t4.memory_bytes  # 18.5 GB of weights
+    assert memory_bytes(_cfg("gemma2-9b", "nf4", "eager"), 4, 2048) < t4.memory_bytes
+
+
+def test_t4_bf16_is_emulated_and_predicted_slower_than_fp16():
+    t4 = get_device("t4")
+    bf16 = predict(_cfg(dtype="bf16"), t4, [(4, 1024)]).total
+    assert bf16 > 3 * predict(_cfg(), t4, [(4, 1024)]).total
+    assert "bf16" in t4.emulated
+
+
+def test_prediction_is_the_sum_of_its_components_and_grows_with_padding():
+    h100 = get_device("h100")
+    p = predict(_cfg(attention="eager"), h100, [(4, 900), (4, 700)])
+    assert p.total == pytest.approx(sum(p.seconds.values()))
+    assert predict(_cfg(), h100, [(4, 2048)] * 2).total > predict(_cfg(), h100, [(4, 900), (4, 700)]).total
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 60), min_size=1, max_size=12),
+    batch=st.integers(1, 5),
+    padding=st.sampled_from(["static", "dynamic", "sorted"]),
+)
+def test_planned_shapes_equal_the_batches_a_run_builds(lengths, batch, padding):
+    rows = [EncodedRow(str(i), tuple(range(1, n + 1)), 0, 0) for i, n in enumerate(lengths)]
+    built = [tuple(b.input_ids.shape) for b in batch_rows(rows, batch, padding, 64, 0)]
+    assert padded_shapes(lengths, batch, padding, 64) == built
+
+
+def test_cost_config_reads_the_model_registry():
+    cfg = _cfg("gemma2-9b", "nf4", "eager")
+    assert (cfg.layers, cfg.head_dim, cfg.softcapping, cfg.compute_dtype) == (42, 256, True, "fp16")
+    assert replace(cfg, dtype="fp16").compute_dtype == "fp16"

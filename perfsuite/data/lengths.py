@@ -1,0 +1,67 @@
+"""Token lengths of a Kaggle-format file, as a run would format and truncate its rows.
+
+The cost model's workloads (`explain`, `budget`) and the data report need only lengths,
+not tensors. They are cached per file content, tokenizer and max_length, so a second
+`perfsuite explain` answers without tokenising again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..fileio import atomic_write_text, default_cache_dir
+
+
+@dataclass(frozen=True)
+class TokenLengths:
+    """Per row: tokens kept after truncation and tokens before it."""
+
+    source: str
+    max_length: int
+    kept: tuple[int, ...]
+    full: tuple[int, ...]
+
+    @property
+    def truncated_rows(self) -> int:
+        return sum(f > k for k, f in zip(self.kept, self.full, strict=True))
+
+    def quantiles(self) -> dict[str, int]:
+        """Median, p90, max of the untruncated lengths."""
+        if not self.full:
+            return {"median": 0, "p90": 0, "max": 0}
+        ordered = sorted(self.full)
+        p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+        return {"median": int(statistics.median(ordered)), "p90": p90, "max": ordered[-1]}
+
+
+def token_lengths(
+    path: Path, max_length: int, rows: int | None = None, tokenizer_path: Path | None = None
+) -> TokenLengths:
+    """Lengths of the file's usable rows with the shipped tiny BPE (or a local tokenizer.json)."""
+    from .tokenizer import TOKENIZER_PATH
+
+    tokenizer_path = tokenizer_path or TOKENIZER_PATH
+    digest = hashlib.sha256()
+    for part in (Path(path).read_bytes(), Path(tokenizer_path).read_bytes(), f"{max_length}:{rows}".encode()):
+        digest.update(hashlib.sha256(part).digest())
+    cache = default_cache_dir() / "lengths" / f"{digest.hexdigest()[:24]}.json"
+    if cache.is_file():
+        try:
+            data = json.loads(cache.read_text(encoding="utf-8"))
+            return TokenLengths(str(path), max_length, tuple(data["kept"]), tuple(data["full"]))
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache entry is rebuilt below
+    from .formatting import PairFormatter
+    from .loader import load_arena_csv
+    from .tokenizer import load_tiny_tokenizer
+
+    loaded, _ = load_arena_csv(Path(path), limit=rows)
+    encoded = PairFormatter(load_tiny_tokenizer(Path(tokenizer_path)), max_length).encode_all(loaded)
+    kept = tuple(len(r.input_ids) for r in encoded)
+    full = tuple(len(r.input_ids) + r.truncated_tokens for r in encoded)
+    atomic_write_text(cache, json.dumps({"kept": kept, "full": full}))
+    return TokenLengths(str(path), max_length, kept, full)

@@ -1,0 +1,301 @@
+"""`perfsuite explain` and `perfsuite budget`: the cost model turned into answers.
+
+explain: why model A is slower than model B on a device, factor by factor. The factors
+come from walking B's configuration to A's one property at a time (layers, width, heads
+x head_dim, sliding window, softcapping, attention implementation, dtype); each factor is
+the predicted time after the step over the time before it, so they multiply to the total.
+The order matters a little where properties interact; it is fixed and printed.
+
+budget: whether a configuration scores N rows on G devices inside a time limit, and the
+cheapest single change that would make it fit if it does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from .batching import padded_shapes
+from .costmodel import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_bytes, predict
+from .devices import DeviceSpec
+from .models.specs import get_spec
+
+STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("layers", ("layers",)),
+    ("width (hidden, MLP)", ("hidden", "intermediate")),
+    ("heads x head_dim (attention term)", ("heads", "kv_heads", "head_dim")),
+    ("sliding window", ("sliding_window",)),
+    ("attention implementation", ("attention",)),
+    ("softcapping (passes over eager scores)", ("softcapping",)),
+    ("weights / compute dtype", ("dtype", "compute_dtype")),
+    ("vocabulary (memory only)", ("vocab",)),
+)
+
+
+class ExplainError(ValueError):
+    """A configuration the models or devices cannot run; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One way of running a model: what explain and budget predict."""
+
+    model: str
+    dtype: str
+    attention: str
+    padding: str = "sorted"
+    batch_size: int = 4
+    max_length: int = 2048
+
+    def config(self) -> CostConfig:
+        return CostConfig.for_model(get_spec(self.model), self.dtype, self.attention, "fp16")
+
+    def label(self) -> str:
+        return f"{self.model} {self.dtype} {self.attention} {self.padding}"
+
+
+def default_attention(model: str) -> str:
+    """What the competition's code got: eager for Gemma-2 (softcapping), sdpa otherwise."""
+    return "eager" if get_spec(model).softcapping else "sdpa"
+
+
+def check_setup(setup: Setup, device: DeviceSpec) -> None:
+    spec = get_spec(setup.model)
+    if setup.attention == "sdpa" and spec.softcapping:
+        raise ExplainError(f"{setup.model} refuses sdpa (softcapping); use eager or flash_attention_2 (sm80+)")
+    if setup.attention == "flash_attention_2" and not device.flash_attention:
+        raise ExplainError(f"flash_attention_2 needs an sm80+ GPU; {device.name} has none")
+    if setup.dtype == "fp32" and setup.attention == "flash_attention_2":
+        raise ExplainError("flash_attention_2 runs only in fp16/bf16")
+
+
+def shapes_for(setup: Setup, lengths: Sequence[int], devices: int = 1) -> list[list[tuple[int, int]]]:
+    """Batch shapes per device: rows longest-first dealt round-robin (the Kaggle recipe), then batched."""
+    lengths = [min(n, setup.max_length) for n in lengths]
+    if setup.padding == "sorted":
+        order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    else:
+        order = list(range(len(lengths)))
+    per_device = [[lengths[i] for i in order[d::devices]] for d in range(devices)]
+    return [padded_shapes(part, setup.batch_size, setup.padding, setup.max_length) for part in per_device]
+
+
+def predict_setup(setup: Setup, device: DeviceSpec, lengths: Sequence[int]) -> Prediction:
+    check_setup(setup, device)
+    return predict(setup.config(), device, shapes_for(setup, lengths)[0])
+
+
+@dataclass(frozen=True)
+class Factor:
+    step: str
+    change: str
+    factor: float
+
+
+def decompose(
+    a: Setup, b: Setup, device: DeviceSpec, lengths: Sequence[int]
+) -> tuple[Prediction, Prediction, list[Factor]]:
+    """Predictions for A and B and the factors that carry B's time to A's."""
+    check_setup(a, device)
+    check_setup(b, device)
+    if (a.padding, a.batch_size, a.max_length) != (b.padding, b.batch_size, b.max_length):
+        raise ExplainError("explain compares two models on one workload: give both the same padding, batch and length")
+    shapes = shapes_for(a, lengths)[0]
+    cfg_a, cfg = a.config(), b.config()
+    previous = predict(cfg, device, shapes)
+    pred_b, factors = previous, []
+    for step, fields in STEPS:
+        changed = {f: getattr(cfg_a, f) for f in fields if getattr(cfg_a, f) != getattr(cfg, f)}
+        if not changed:
+            continue
+        before = ", ".join(f"{f} {getattr(cfg, f)}" for f in changed)
+        cfg = replace(cfg, **changed)
+        now = predict(cfg, device, shapes)
+        after = ", ".join(f"{f} {v}" for f, v in changed.items())
+        factors.append(Factor(step, f"{before} -> {after}", now.total / previous.total))
+        previous = now
+    return previous, pred_b, factors
+
+
+def what_ifs(a: Setup, device: DeviceSpec, lengths: Sequence[int]) -> list[tuple[str, float | None, str]]:
+    """A's predicted time under one change each, as a ratio to A as given (None: cannot run)."""
+    base = predict_setup(a, device, lengths).total
+    rows: list[tuple[str, float | None, str]] = []
+    options = [("padding", p) for p in ("static", "dynamic", "sorted")]
+    options += [("dtype", d) for d in ("fp16", "bf16", "nf4", "fp32")]
+    options += [("attention", t) for t in ("eager", "sdpa", "flash_attention_2")]
+    for field, value in options:
+        if getattr(a, field) == value:
+            continue
+        alt = replace(a, **{field: value})
+        try:
+            ratio: float | None = predict_setup(alt, device, lengths).total / base
+            note = device.emulated.get(value, "")
+        except ExplainError as exc:
+            ratio, note = None, str(exc)
+        rows.append((f"{field} {value}", ratio, note))
+    return rows
+
+
+# -- budget -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Projection:
+    setup: Setup
+    rows: int
+    devices: int
+    tta: bool
+    seconds: float  # wall time: the slowest device
+    peak_bytes: float
+    fits_memory: bool
+
+    def fits(self, limit_s: float) -> bool:
+        return self.fits_memory and self.seconds <= limit_s
+
+
+def tile(lengths: Sequence[int], rows: int) -> list[int]:
+    """`rows` lengths drawn in turn from the measured distribution (deterministic)."""
+    if not lengths:
+        raise ExplainError("no row lengths to project from")
+    return [lengths[i % len(lengths)] for i in range(rows)]
+
+
+def project(setup: Setup, device: DeviceSpec, lengths: Sequence[int], rows: int, devices: int, tta: bool) -> Projection:
+    check_setup(setup, device)
+    work = tile(lengths, rows) * (2 if tta else 1)  # TTA scores every row twice (A/B swapped)
+    cfg = setup.config()
+    per_device = shapes_for(setup, work, devices)
+    seconds = max(predict(cfg, device, shapes).total for shapes in per_device)
+    peak = max((memory_bytes(cfg, b, s) for shapes in per_device for b, s in shapes), default=0.0)
+    return Projection(setup, rows, devices, tta, seconds, peak, peak <= 0.92 * device.memory_bytes)
+
+
+# Single changes, cheapest first: free ones, then ones that cost memory, then quality.
+CHANGES: tuple[tuple[str, str, object, str], ...] = (
+    ("padding", "padding", "sorted", "free: same predictions"),
+    ("attention", "attention", "sdpa", "free where the model allows it"),
+    ("attention", "attention", "flash_attention_2", "free on sm80+ with flash-attn (softcapping from 2.6)"),
+    ("dtype", "dtype", "fp16", "more memory than 4-bit; fp16 may overflow (check the NaN guard)"),
+    ("dtype", "dtype", "nf4", "4-bit weights shift probabilities (check log-loss)"),
+    ("tta", "tta", False, "drops test-time augmentation: usually worse log-loss"),
+    ("max_length", "max_length", 1536, "truncates long rows: worse log-loss"),
+    ("max_length", "max_length", 1024, "truncates long rows: worse log-loss"),
+)
+
+
+def cheapest_fix(
+    setup: Setup, device: DeviceSpec, lengths: Sequence[int], rows: int, devices: int, tta: bool, limit_s: float
+) -> list[tuple[str, Projection | None, str]]:
+    """Every single change with its projection (None: cannot run), cheapest first."""
+    out: list[tuple[str, Projection | None, str]] = []
+    for _, field, value, cost in CHANGES:
+        if field == "tta":
+            if not tta:
+                continue
+            label, alt, alt_tta = "TTA off", setup, False
+        else:
+            if getattr(setup, field) == value:
+                continue
+            label, alt, alt_tta = f"{field} {value}", replace(setup, **{field: value}), tta
+        try:
+            out.append((label, project(alt, device, lengths, rows, devices, alt_tta), cost))
+        except ExplainError as exc:
+            out.append((label, None, str(exc)))
+    return out
+
+
+def render_explain(
+    a: Setup, b: Setup, device: DeviceSpec, device_source: str, lengths: Sequence[int], lengths_source: str
+) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    pred_a, pred_b, factors = decompose(a, b, device, lengths)
+    per_k = 1000 / len(lengths)
+    console = Console(width=140, record=True)
+    with console.capture() as cap:
+        console.print(
+            f"[bold]{a.label()}[/bold] vs [bold]{b.label()}[/bold] on {device.name}: "
+            f"max_length {a.max_length}, batch {a.batch_size}; rows from {lengths_source}; {device_source}"
+        )
+        t = Table(title="predicted seconds per 1,000 rows, by component", header_style="bold")
+        for h in ("component", a.model, b.model, "what it is"):
+            t.add_column(h, overflow="fold")
+        for c in COMPONENTS:
+            t.add_row(c, f"{pred_a.seconds[c] * per_k:,.1f}", f"{pred_b.seconds[c] * per_k:,.1f}", COMPONENT_NOTES[c])
+        t.add_row("[bold]total[/bold]", f"{pred_a.total * per_k:,.1f}", f"{pred_b.total * per_k:,.1f}", "")
+        console.print(t)
+        f = Table(title=f"why {a.model} / {b.model} = {pred_a.total / pred_b.total:.2f}x (steps from B to A)")
+        for h in ("step", "change", "factor", "cumulative"):
+            f.add_column(h, overflow="fold")
+        cumulative = 1.0
+        for factor in factors:
+            cumulative *= factor.factor
+            f.add_row(factor.step, factor.change, f"{factor.factor:.3f}x", f"{cumulative:.3f}x")
+        console.print(f)
+        w = Table(title=f"what-ifs for {a.label()} (ratio to it)")
+        for h in ("change", "predicted ratio", "note"):
+            w.add_column(h, overflow="fold")
+        for label, ratio, note in what_ifs(a, device, lengths):
+            w.add_row(label, "cannot run" if ratio is None else f"{ratio:.2f}x", note)
+        console.print(w)
+    return cap.get()
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h"
+
+
+def render_budget(
+    setup: Setup,
+    device: DeviceSpec,
+    device_source: str,
+    lengths: Sequence[int],
+    lengths_source: str,
+    rows: int,
+    devices: int,
+    tta: bool,
+    limit_s: float,
+) -> tuple[str, bool]:
+    from rich.console import Console
+    from rich.table import Table
+
+    p = project(setup, device, lengths, rows, devices, tta)
+    fits = p.fits(limit_s)
+    console = Console(width=140, record=True)
+    with console.capture() as cap:
+        console.print(
+            f"[bold]{setup.label()}[/bold], {rows:,} rows{' x2 (TTA)' if tta else ''} on {devices}x {device.name}, "
+            f"max_length {setup.max_length}, batch {setup.batch_size}; lengths from {lengths_source}; {device_source}"
+        )
+        memory = f"peak ~{p.peak_bytes / 2**30:.1f} GiB of {device.memory_bytes / 2**30:.1f} GiB"
+        verdict = "[green]fits[/green]" if fits else "[bold red]does not fit[/bold red]"
+        console.print(
+            f"projected {_hours(p.seconds)} against {_hours(limit_s)}: {verdict}, "
+            f"margin {_hours(limit_s - p.seconds)}; {memory}{'' if p.fits_memory else ' - OUT OF MEMORY'}"
+        )
+        t = Table(title="single changes, cheapest first", header_style="bold")
+        for h in ("change", "projected", "fits", "cost"):
+            t.add_column(h, overflow="fold")
+        first = None
+        for label, proj, cost in cheapest_fix(setup, device, lengths, rows, devices, tta, limit_s):
+            ok = proj is not None and proj.fits(limit_s)
+            if ok and first is None and not fits:
+                first = label
+            shown = "cannot run" if proj is None else _hours(proj.seconds) + ("" if proj.fits_memory else " (OOM)")
+            t.add_row(label, shown, "yes" if ok else "no", cost)
+        console.print(t)
+        if not fits:
+            console.print(f"cheapest change that fits: [bold]{first}[/bold]" if first else "no single change fits")
+    return cap.get(), fits
+
+
+def parse_duration(text: str) -> float:
+    """'9h', '90m', '3600s' or '3600' -> seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise ExplainError(f"cannot read {text!r} as a duration (e.g. 9h, 90m, 3600s)") from None

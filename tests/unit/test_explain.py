@@ -1,0 +1,109 @@
+"""explain's factor chain and budget's projection (cost model only: fast, no torch run)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from perfsuite.cli import main
+from perfsuite.devices import get_device
+from perfsuite.explain import (
+    ExplainError,
+    Setup,
+    cheapest_fix,
+    decompose,
+    parse_duration,
+    project,
+    shapes_for,
+    what_ifs,
+)
+
+LENGTHS = [300, 1800, 900, 2500, 650, 1200, 80, 1500] * 4
+T4 = get_device("t4")
+
+
+def test_factors_multiply_to_the_predicted_ratio():
+    a, b = Setup("gemma2-9b", "nf4", "eager"), Setup("llama3-8b", "nf4", "sdpa")
+    pa, pb, factors = decompose(a, b, T4, LENGTHS)
+    assert math.prod(f.factor for f in factors) == pytest.approx(pa.total / pb.total)
+    steps = {f.step: f.factor for f in factors}
+    assert steps["layers"] > 1.25  # 42 vs 32 layers
+    assert steps["attention implementation"] > 1.05  # eager's score traffic
+    assert "weights / compute dtype" not in steps  # same dtype: no step
+
+
+def test_a_model_against_itself_has_no_factors():
+    a = Setup("llama3-8b", "fp16", "sdpa")
+    pa, pb, factors = decompose(a, a, T4, LENGTHS)
+    assert factors == [] and pa.total == pytest.approx(pb.total)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (Setup("gemma2-9b", "fp16", "sdpa"), "refuses sdpa"),
+        (Setup("llama3-8b", "fp16", "flash_attention_2"), "sm80+"),
+    ],
+)
+def test_configurations_that_cannot_run_are_named(setup, message):
+    with pytest.raises(ExplainError, match=message):
+        project(setup, T4, LENGTHS, 100, 1, False)
+
+
+def test_sorted_rows_are_dealt_round_robin_longest_first():
+    per_gpu = shapes_for(Setup("llama3-8b", "fp16", "sdpa", batch_size=2), [5, 50, 20, 40], devices=2)
+    assert per_gpu == [[(2, 50)], [(2, 40)]]  # 50 and 20 on one, 40 and 5 on the other
+
+
+def test_projection_scales_with_rows_devices_and_tta():
+    setup = Setup("llama3-8b", "nf4", "sdpa")
+    one = project(setup, T4, LENGTHS, 1000, 1, False).seconds
+    assert project(setup, T4, LENGTHS, 2000, 1, False).seconds == pytest.approx(2 * one, rel=0.02)
+    assert project(setup, T4, LENGTHS, 1000, 2, False).seconds == pytest.approx(one / 2, rel=0.05)
+    assert project(setup, T4, LENGTHS, 1000, 1, True).seconds == pytest.approx(2 * one, rel=0.02)
+
+
+def test_cheapest_fix_lists_free_changes_first():
+    setup = Setup("gemma2-9b", "nf4", "eager", padding="static")
+    static = project(setup, T4, LENGTHS, 25000, 2, True)
+    sorted_ = project(Setup("gemma2-9b", "nf4", "eager"), T4, LENGTHS, 25000, 2, True)
+    limit = (static.seconds + sorted_.seconds) / 2  # only removing padding waste makes it fit
+    assert not static.fits(limit)
+    fixes = cheapest_fix(setup, T4, LENGTHS, 25000, 2, True, limit)
+    first = next(label for label, proj, _ in fixes if proj is not None and proj.fits(limit))
+    assert first == "padding sorted"
+    assert next((label, p) for label, p, _ in fixes if label == "attention sdpa") == ("attention sdpa", None)
+
+
+def test_what_ifs_flag_emulated_bf16_on_a_t4():
+    rows = {label: (ratio, note) for label, ratio, note in what_ifs(Setup("llama3-8b", "fp16", "sdpa"), T4, LENGTHS)}
+    assert rows["dtype bf16"][0] > 3 and "emulated" in rows["dtype bf16"][1]
+    assert rows["padding static"][0] > 1
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("9h", 32400), ("90m", 5400), ("30s", 30), ("12", 12)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_bad_duration_is_a_clear_error():
+    with pytest.raises(ExplainError, match="9 hours"):
+        parse_duration("9 hours")
+
+
+def test_cli_explain_prints_the_decomposition(capsys, tmp_path):
+    assert (
+        main(["explain", "gemma2-9b", "llama3-8b", "--device", "t4", "--dtype", "nf4", "--baselines", str(tmp_path)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "why gemma2-9b / llama3-8b" in out and "attention implementation" in out and "default efficiency" in out
+
+
+def test_cli_budget_exit_code_says_whether_it_fits(capsys, tmp_path):
+    args = ["budget", "llama3-8b", "--dtype", "nf4", "--device", "t4", "--baselines", str(tmp_path)]
+    assert main([*args, "--limit", "100h"]) == 0
+    assert "fits, margin" in capsys.readouterr().out
+    assert main([*args, "--limit", "1m"]) == 1
+    assert "does not fit" in capsys.readouterr().out

@@ -1,0 +1,26 @@
+"""Token lengths of a data file, cached per content."""
+
+from __future__ import annotations
+
+from perfsuite.data.lengths import token_lengths
+from perfsuite.data.sample import SAMPLE_PATH
+
+
+def test_lengths_respect_max_length_and_count_truncation():
+    found = token_lengths(SAMPLE_PATH, 512, rows=40)
+    assert len(found.kept) == len(found.full) == 40
+    assert max(found.kept) <= 512
+    assert all(f >= k for k, f in zip(found.kept, found.full, strict=True))
+    assert found.truncated_rows == sum(f > 512 for f in found.full) > 0
+    q = found.quantiles()
+    assert q["median"] <= q["p90"] <= q["max"] == max(found.full)
+
+
+def test_second_call_reads_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path))
+    first = token_lengths(SAMPLE_PATH, 256, rows=10)
+    cached = list((tmp_path / "lengths").glob("*.json"))
+    assert len(cached) == 1
+    assert token_lengths(SAMPLE_PATH, 256, rows=10) == first
+    cached[0].write_text("garbage")  # a damaged entry is rebuilt, not trusted
+    assert token_lengths(SAMPLE_PATH, 256, rows=10) == first
