@@ -41,7 +41,7 @@ class BaselineError(ValueError):
 class BoundCheck:
     """One bound, evaluated: what was measured, what was allowed, and whether it held."""
 
-    kind: str  # work | latency | quality | guard
+    kind: str  # guard | reference | work | latency | quality | relative | model
     name: str
     ok: bool
     measured: str

@@ -46,6 +46,8 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
         print(f"{bound.id}: {pair.verdict.status}", file=sys.stderr, flush=True)
     if session.load_report is not None:
         print(session.load_report.summary())
+    for line in session.length_summary():
+        print(line)
     print(render_table(session.outcomes, title=f"perfsuite {matrix.settings.name} on {session.store.machine_key}"))
     if session.pair_outcomes:
         print(render_relative_table(session.pair_outcomes, title=f"perfsuite {matrix.settings.name}: relative bounds"))

@@ -12,11 +12,49 @@ from .matrix import Bounds
 COMPARABLE_SETTINGS = ("data", "rows", "batch_size", "max_length", "padding_side", "tta")
 
 
-def guard_checks(measurement: dict[str, Any]) -> list[BoundCheck]:
-    """Checks that need no baseline: non-finite logits are a failure with a count."""
+def guard_checks(measurement: dict[str, Any], bounds: Bounds) -> list[BoundCheck]:
+    """Checks that need no baseline: non-finite logits (a count) and the in-run reference."""
     n = measurement["work"]["rows"]
     bad = measurement["quality"]["nonfinite_rows"]
-    return [BoundCheck("guard", "finite logits", bad == 0, f"{bad} of {n} rows non-finite", "0 non-finite rows")]
+    checks = [BoundCheck("guard", "finite logits", bad == 0, f"{bad} of {n} rows non-finite", "0 non-finite rows")]
+    return checks + reference_checks(measurement["quality"].get("reference"), bounds)
+
+
+def reference_checks(ref: dict[str, float] | None, bounds: Bounds) -> list[BoundCheck]:
+    """The variant against the fp32 eager unpadded reference of the same run (MLPerf-style margins)."""
+    if ref is None:
+        return []
+    where = "vs fp32 eager batch-1 reference"
+    checks = [
+        BoundCheck(
+            "reference",
+            "argmax agreement",
+            ref["argmax_agreement"] >= bounds.ref_argmax_agreement - 1e-12,
+            f"{ref['argmax_agreement']:.3f}",
+            f">= {bounds.ref_argmax_agreement}",
+            where,
+        ),
+        BoundCheck(
+            "reference",
+            "max |dp|",
+            ref["max_abs_dp"] <= bounds.ref_max_abs_dp,
+            f"{ref['max_abs_dp']:.4f}",
+            f"<= {bounds.ref_max_abs_dp}",
+            where,
+        ),
+    ]
+    if "log_loss_increase" in ref:
+        checks.append(
+            BoundCheck(
+                "reference",
+                "log-loss increase",
+                ref["log_loss_increase"] <= bounds.ref_log_loss_increase,
+                f"{ref['log_loss_increase']:+.4f} ({ref['log_loss']:.4f} vs {ref['reference_log_loss']:.4f})",
+                f"<= +{bounds.ref_log_loss_increase}",
+                where,
+            )
+        )
+    return checks
 
 
 def judge(
@@ -27,7 +65,7 @@ def judge(
     load_error: BaselineError | None = None,
 ) -> Verdict:
     """pass/fail against the stored record; skip (saying how to record one) when there is none."""
-    checks = guard_checks(measurement)
+    checks = guard_checks(measurement, bounds)
     if load_error is not None:
         return Verdict("fail", checks, reason=str(load_error), baseline_path=baseline_path)
     if record is None:

@@ -42,6 +42,10 @@ class Bounds:
     log_loss_abs: float = 0.002
     accuracy_abs: float = 0.02
     work_rel: float = 0.0
+    # Against the in-run reference (fp32, eager, one row per batch, no padding), MLPerf-style:
+    ref_log_loss_increase: float = 0.005  # the variant's log-loss may exceed the reference's by this
+    ref_argmax_agreement: float = 0.9  # share of rows whose predicted class matches the reference's
+    ref_max_abs_dp: float = 0.05  # largest |p_variant - p_reference| over rows and classes
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class TierSettings:
     threads: int | None = None
     nf4_compute_dtype: str = "fp32"
     tta: bool = False  # also run every row with A and B swapped, and symmetrise
+    reference_dtype: str = "fp32"  # of the in-run quality reference (a T4 cannot hold a 9B model in fp32)
+    confirm_latency: bool = True  # re-time a variant whose only failure is latency; both must fail
     relative_rounds: int = 9  # interleaved A/B pass pairs per relative bound
     relative_confidence: float = 0.95  # of the bootstrap interval on the median ratio
 
@@ -161,13 +167,17 @@ def _check_values(source: str, axis: str, values: list[Any], allowed: tuple[str,
 
 
 def _bounds_for(variant_id: str, dtype: str, data: dict[str, Any], source: str) -> Bounds:
+    """Defaults, then [bounds], then its `<field>_by_dtype` tables, then matching [[overrides]]."""
     raw = dict(data.get("bounds", {}))
-    per_dtype = raw.pop("log_loss_abs_by_dtype", {})
+    per_dtype = {k.removesuffix("_by_dtype"): raw.pop(k) for k in list(raw) if k.endswith("_by_dtype")}
     bounds = Bounds()
     try:
         bounds = replace(bounds, **raw)
-        if dtype in per_dtype:
-            bounds = replace(bounds, log_loss_abs=float(per_dtype[dtype]))
+        for field_name, table in per_dtype.items():
+            if not isinstance(table, dict):
+                raise MatrixError(f"{source}: bounds.{field_name}_by_dtype must be a table of dtype = value")
+            if dtype in table:
+                bounds = replace(bounds, **{field_name: float(table[dtype])})
         for override in data.get("overrides", []):
             override = dict(override)
             pattern = override.pop("match", None)

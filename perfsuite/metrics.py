@@ -64,3 +64,19 @@ class LatencyStats:
         """IQR relative to the median: the run's own noise level."""
         m = self.median
         return self.iqr / m if m and not math.isnan(m) else float("nan")
+
+
+def compare_to_reference(probs: np.ndarray, reference: np.ndarray, labels: Sequence[int] | None) -> dict[str, float]:
+    """How far a variant's probabilities are from the reference run's, row by row (MLPerf-style).
+
+    Rows where either side is not finite count as disagreeing and as |dp| = 1.
+    """
+    p, r = np.asarray(probs, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    finite = np.isfinite(p).all(axis=1) & np.isfinite(r).all(axis=1)
+    agree = (np.argmax(np.nan_to_num(p), axis=1) == np.argmax(np.nan_to_num(r), axis=1)) & finite
+    dp = np.where(finite[:, None], np.abs(np.nan_to_num(p) - np.nan_to_num(r)), 1.0)
+    out = {"argmax_agreement": float(agree.mean()), "max_abs_dp": float(dp.max())}
+    if labels is not None and finite.all():
+        out["log_loss"], out["reference_log_loss"] = log_loss(p, labels), log_loss(r, labels)
+        out["log_loss_increase"] = out["log_loss"] - out["reference_log_loss"]
+    return out

@@ -169,6 +169,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.section(f"perfsuite {name} tier on {session.store.machine_key}")
         if session.load_report is not None:
             terminalreporter.write_line(session.load_report.summary())
+        for line in session.length_summary():
+            terminalreporter.write_line(line)
         if outcomes:
             terminalreporter.write(render_table(outcomes, title=f"perfsuite {name}"))
         if session.pair_outcomes:

@@ -131,6 +131,21 @@ def _probs_in_row_order(batches: Sequence[Batch], logits: Sequence[torch.Tensor]
     return probs, nonfinite
 
 
+def _scored(prepared: PreparedVariant, logits: Sequence[torch.Tensor], n_rows: int) -> tuple[np.ndarray, int]:
+    """Probabilities in row order (TTA: symmetrised with the swapped rows) and non-finite rows."""
+    n = len(prepared.batches)
+    probs, nonfinite = _probs_in_row_order(prepared.batches, logits[:n], n_rows)
+    if prepared.tta_batches:
+        swapped, swapped_bad = _probs_in_row_order(prepared.tta_batches, logits[n:], n_rows)
+        probs, nonfinite = symmetrize_tta(probs, swapped), max(nonfinite, swapped_bad)
+    return probs, nonfinite
+
+
+def score_once(prepared: PreparedVariant, n_rows: int) -> tuple[np.ndarray, int]:
+    """One untimed pass: probabilities in row order and the count of non-finite rows."""
+    return _scored(prepared, prepared.one_pass(), n_rows)
+
+
 def choose_rounds(probe_s: float, settings: TierSettings) -> int:
     """As many rounds as fit the budget, within [min_rounds, max_rounds]."""
     if probe_s <= 0 or math.isnan(probe_s):
@@ -232,8 +247,7 @@ def run_variant(
     is a local LoRA folder applied unmerged on top of the weights.
     """
     prepared = prepare_variant(variant, settings, rows, pad_id, checkpoint, swapped_rows, adapter)
-    device, batches, tta_batches = prepared.device, prepared.batches, prepared.tta_batches
-    all_batches = prepared.all_batches
+    device, all_batches = prepared.device, prepared.all_batches
     work = count_work(all_batches)
     one_pass = prepared.one_pass
 
@@ -251,10 +265,7 @@ def run_variant(
                 logits = one_pass()
         peak, memory_kind = rss.peak - rss.base, "cpu rss increase"
     warm_s = time.perf_counter() - t_warm
-    probs, nonfinite = _probs_in_row_order(batches, logits[: len(batches)], len(rows))
-    if tta_batches:
-        swapped_probs, swapped_nonfinite = _probs_in_row_order(tta_batches, logits[len(batches) :], len(rows))
-        probs, nonfinite = symmetrize_tta(probs, swapped_probs), max(nonfinite, swapped_nonfinite)
+    probs, nonfinite = _scored(prepared, logits, len(rows))
     # The warm-up time (compile included) over-estimates a pass: slow variants get the
     # minimum rounds, which is what they would get anyway.
     samples = sampler(

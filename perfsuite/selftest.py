@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TARGET = "tiny-llama3-fp32-sdpa-sorted"
-KINDS = ("work", "latency", "relative", "quality", "guard", "run")
 
 
 @dataclass(frozen=True)
@@ -104,16 +103,26 @@ def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> Non
             continue
         failed = sorted({c.kind for c in o.verdict.failed} or ({"run"} if o.verdict.status == "fail" else set()))
         kinds = sorted({c.kind for c in o.verdict.checks})
-        ratio = o.measurement["latency"]["median_s"] if o.measurement else None
-        results.append({"id": variant.id, "kinds": kinds, "failed": failed, "median_s": ratio})
+        median = o.measurement["latency"]["median_s"] if o.measurement else None
+        results.append({"id": variant.id, "kinds": kinds, "failed": failed, "median_s": median})
     for bound in matrix.select_relative(select):
         p = session.run_relative(bound)
         if p.verdict.status == "skip":
             continue
-        failed = ["relative"] if p.verdict.failed else (["run"] if p.verdict.status == "fail" else [])
+        failed = sorted({c.kind for c in p.verdict.failed} or ({"run"} if p.verdict.status == "fail" else set()))
+        kinds = sorted({c.kind for c in p.verdict.checks})
         involved = [bound.variant.id, bound.reference.id]
         est = p.estimate.ratio if p.estimate else None
-        results.append({"id": bound.id, "involves": involved, "kinds": ["relative"], "failed": failed, "ratio": est})
+        results.append(
+            {
+                "id": bound.id,
+                "involves": involved,
+                "kinds": kinds,
+                "failed": failed,
+                "ratio": est,
+                "predicted": p.predicted_ratio,
+            }
+        )
     out.write_text(json.dumps({"scenario": asdict(scenario), "results": results}), encoding="utf-8")
 
 
@@ -154,7 +163,13 @@ def render(summary: dict[str, Any], machine: str, select: str) -> str:
     from rich.table import Table
 
     table = Table(title=f"perfsuite selftest on {machine} ({select})", header_style="bold")
-    for header in ("scenario", "runs", "caught (any bound)", "caught by", "false alarms on untouched checks"):
+    for header in (
+        "scenario",
+        "runs",
+        "caught (any bound)",
+        "caught by",
+        "false alarms on untouched variants and pairs",
+    ):
         table.add_column(header, overflow="fold")
     for name, e in summary.items():
         runs = e["runs"]
@@ -162,7 +177,7 @@ def render(summary: dict[str, Any], machine: str, select: str) -> str:
         caught = f"{e['caught'].get('any', 0)}/{runs}" if injected else "-"
         by = ", ".join(f"{k} {n}/{runs}" for k, n in sorted(e["caught"].items()) if k != "any") or "-"
         alarms = ", ".join(
-            f"{k} {e['alarms'].get(k, 0)}/{e['checks'][k]} checks ({e['runs_with_alarm'].get(k, 0)}/{runs} runs)"
+            f"{k} {e['alarms'].get(k, 0)}/{e['checks'][k]} ({e['runs_with_alarm'].get(k, 0)}/{runs} runs)"
             for k in sorted(e["checks"])
         )
         table.add_row(name, str(runs), caught, by if injected else "-", alarms)

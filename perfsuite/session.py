@@ -21,7 +21,7 @@ from .device import DeviceCaps, detect
 from .environment import git_commit, package_versions
 from .judge import judge
 from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, Variant, skip_reason, variant_notes
-from .metrics import LatencyStats, accuracy, log_loss
+from .metrics import LatencyStats, accuracy, compare_to_reference, log_loss
 from .models.factory import adapter_for, checkpoint_env_var, checkpoint_for, tiny_checkpoint
 from .models.specs import get_spec
 from .relative import RatioEstimate, check_prediction, check_relative, ratio_interval
@@ -49,6 +49,10 @@ class PairOutcome:
     samples_s: tuple[list[float], list[float]] | None = None
     notes: list[str] = field(default_factory=list)
     predicted_ratio: float | None = None  # the cost model's, where the bound asks for it
+
+
+def _only_latency_failed(verdict: Verdict) -> bool:
+    return verdict.status == "fail" and bool(verdict.failed) and all(c.kind == "latency" for c in verdict.failed)
 
 
 def file_fingerprint(path: Path) -> str:
@@ -139,6 +143,7 @@ class PerfSession:
         self._environment: dict[str, str] | None = None
         self._data_fingerprint: str | None = None
         self._fitted: tuple[Any, str] | None = None
+        self._references: dict[str, Any] = {}
 
     # -- preparation -------------------------------------------------------------------
     @property
@@ -202,17 +207,28 @@ class PerfSession:
             outcome = Outcome(variant, self.skip_verdict(variant))
             self.outcomes.append(outcome)
             return outcome
+        notes: list[str] = []
         try:
             _, rows, swapped = self.workload(variant)
             result = self.measure(variant, rows, swapped, sampler)
+            outcome = self._judge(variant, self._measurement(variant, result))
+            if self.settings.confirm_latency and _only_latency_failed(outcome.verdict):
+                # A regression persists; a burst of load on the machine does not. Time the
+                # variant once more (fresh process state is not needed: the load is outside).
+                first = outcome.measurement["latency"]["median_s"]
+                result = self.measure(variant, rows, swapped, perf_counter_sampler)
+                outcome = self._judge(variant, self._measurement(variant, result))
+                state = "confirmed" if outcome.verdict.status == "fail" else "not confirmed: counted as transient load"
+                notes.append(f"latency failed at first (median {first * 1000:.1f} ms), re-measured: {state}")
         except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
             _release_device_memory(self.caps)
             outcome = Outcome(variant, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
             self.outcomes.append(outcome)
             return outcome
-        measurement = summarize(result, self.run_settings(), self.environment)
-        outcome = self._judge(variant, measurement)
-        outcome.notes = variant_notes(variant, self.caps)
+        outcome.notes = [*variant_notes(variant, self.caps), *notes]
+        ref_error = (outcome.measurement or {}).get("quality", {}).get("reference_error")
+        if ref_error:
+            outcome.notes.append(f"no in-run quality reference ({ref_error})")
         if result.adapter is not None:
             outcome.notes.append(f"LoRA adapter {result.adapter} (unmerged)")
         if not result.scored:
@@ -220,6 +236,20 @@ class PerfSession:
             outcome.notes.append(f"shape-only weights: log-loss needs a real checkpoint (set {env_var})")
         self.outcomes.append(outcome)
         return outcome
+
+    def _measurement(self, variant: Variant, result: RunResult) -> dict[str, Any]:
+        """The run's JSON-able measurement, with the comparison to the in-run quality reference."""
+        measurement = summarize(result, self.run_settings(), self.environment)
+        if result.scored:
+            try:
+                reference = self.reference_probs(variant.model)
+            except Exception as exc:  # e.g. an fp32 reference that does not fit the card: say so, go on
+                _release_device_memory(self.caps)
+                measurement["quality"]["reference_error"] = f"{type(exc).__name__}: {exc}"
+                return measurement
+            labels = result.labels if all(y is not None for y in result.labels) else None
+            measurement["quality"]["reference"] = compare_to_reference(result.probs, reference, labels)
+        return measurement
 
     def measure(
         self,
@@ -240,6 +270,48 @@ class PerfSession:
         checkpoint = self.checkpoint(variant, tokenizer.pad_id)
         adapter = adapter_for(get_spec(variant.model))
         return runner.prepare_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, swapped, adapter)
+
+    def length_summary(self) -> list[str]:
+        """Per tokenizer used: the token-length distribution of the rows and how many were truncated."""
+        import statistics
+
+        lines = []
+        for key, (_, rows, _) in self._rows.items():
+            full = sorted(len(r.input_ids) + r.truncated_tokens for r in rows)
+            cut = sum(r.truncated_tokens > 0 for r in rows)
+            p90 = full[min(len(full) - 1, int(0.9 * len(full)))]
+            lines.append(
+                f"tokens ({key}): {len(rows)} rows, median {statistics.median(full):.0f}, p90 {p90}, max {full[-1]}; "
+                f"{cut} rows truncated to max_length {self.settings.max_length}"
+            )
+        return lines
+
+    def reference_probs(self, model: str):
+        """The in-run quality reference for a model: fp32 (the tier's reference_dtype), eager,
+        one row per batch, no padding.
+
+        Run once per model and session (MLPerf's reference-accuracy idea): every variant of
+        the model is compared with it row by row, so dtype, attention, padding and batching
+        effects show without any stored baseline.
+        """
+        if model not in self._references:
+            ref = Variant(model, self.settings.reference_dtype, "eager", "dynamic", self.settings.name)
+            tokenizer, rows, swapped = self.workload(ref)
+            settings = replace(self.settings, batch_size=1)
+            prepared = runner.prepare_variant(
+                ref,
+                settings,
+                rows,
+                tokenizer.pad_id,
+                self.checkpoint(ref, tokenizer.pad_id),
+                swapped,
+                adapter_for(get_spec(model)),
+            )
+            probs, bad = runner.score_once(prepared, len(rows))
+            if bad:
+                raise ValueError(f"{model}: the {ref.dtype} eager reference itself has {bad} non-finite rows")
+            self._references[model] = probs
+        return self._references[model]
 
     # -- relative bounds -----------------------------------------------------------------
     def relative_skip_reason(self, bound: RelativeBound) -> str | None:

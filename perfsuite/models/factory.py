@@ -22,26 +22,48 @@ TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.flo
 
 
 def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None = None) -> Path:
-    """A safetensors folder for a seeded miniature, written once and reused."""
+    """A safetensors folder for a miniature, written once and reused.
+
+    With trained weights shipped for it (perfsuite/models/trained/, made by
+    scripts/train_tiny.py) those are used; otherwise the seeded random initialisation.
+    """
+    import hashlib
+
     import transformers
+
+    from ..training import trained_weights
 
     if not spec.tiny:
         raise ValueError(f"{spec.name} is full-size: give a local checkpoint folder instead")
+    trained = trained_weights(spec)
+    kind = "trained-" + hashlib.sha256(trained.read_bytes()).hexdigest()[:12] if trained else "seeded"
     cache_dir = cache_dir or default_cache_dir()
-    folder = cache_dir / "tiny" / f"{spec.name}-{spec.fingerprint()}-pad{pad_token_id}-tf{transformers.__version__}"
+    name = f"{spec.name}-{spec.fingerprint()}-{kind}-pad{pad_token_id}-tf{transformers.__version__}"
+    folder = cache_dir / "tiny" / name
     if (folder / "config.json").is_file():
         return folder
-    torch.manual_seed(spec.seed)
-    config = spec.build_config(pad_token_id=pad_token_id)
-    model = spec.model_class()._from_config(config, dtype=torch.float32)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp, safe_serialization=True)
+    config = spec.build_config(pad_token_id=pad_token_id)
+    if trained is not None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        config.save_pretrained(tmp)
+        shutil.copyfile(trained, tmp / "model.safetensors")
+    else:
+        torch.manual_seed(spec.seed)
+        model = spec.model_class()._from_config(config, dtype=torch.float32)
+        model.save_pretrained(tmp, safe_serialization=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(tmp, folder)
     except OSError:  # another process won the race; its folder is equivalent
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def is_trained(spec: ModelSpec) -> bool:
+    from ..training import trained_weights
+
+    return spec.tiny and trained_weights(spec) is not None
 
 
 def compute_dtype(dtype: str, nf4_compute_dtype: str) -> str:

@@ -78,3 +78,23 @@ def test_matrix_bounds_decide_and_a_tolerance_change_is_reported():
     assert strict.status == "fail"
     assert any("tolerances changed since baseline: latency_ratio" in c for c in strict.environment_changes)
     assert judge(m, record, Bounds(latency_ratio=0.35), "p").status == "pass"
+
+
+def _with_reference(**ref):
+    m = _measurement()
+    base = {"argmax_agreement": 1.0, "max_abs_dp": 0.001, "log_loss": 0.80, "reference_log_loss": 0.80}
+    base.update(ref)
+    base["log_loss_increase"] = base["log_loss"] - base["reference_log_loss"]
+    m["quality"]["reference"] = base
+    return m
+
+
+def test_reference_bounds_fail_without_any_baseline():
+    bounds = Bounds(ref_argmax_agreement=0.9, ref_max_abs_dp=0.05, ref_log_loss_increase=0.01)
+    assert judge(_with_reference(), None, bounds, "p").status == "skip"
+    broken = judge(_with_reference(argmax_agreement=0.75, max_abs_dp=0.3, log_loss=0.9), None, bounds, "p")
+    assert broken.status == "fail"
+    text = broken.message("tiny-gemma2-fp32-eager-sorted")
+    assert "[reference] argmax agreement FAILED: measured 0.750, allowed >= 0.9" in text
+    assert "[reference] max |dp| FAILED: measured 0.3000, allowed <= 0.05" in text
+    assert "[reference] log-loss increase FAILED: measured +0.1000 (0.9000 vs 0.8000)" in text

@@ -1,0 +1,58 @@
+"""Report plots: the Pareto front, and that each PNG is written from a session's outcomes."""
+
+from __future__ import annotations
+
+import pytest
+
+from perfsuite.baselines import Verdict
+from perfsuite.matrix import RelativeBound, Variant
+from perfsuite.plots import pareto_front, write_plots
+from perfsuite.relative import RatioEstimate
+from perfsuite.session import Outcome, PairOutcome
+
+
+@pytest.mark.parametrize(
+    ("points", "front"),
+    [
+        ([(1, 3), (2, 2), (3, 1)], [0, 1, 2]),  # a trade-off: all on the front
+        ([(1, 1), (2, 2), (3, 3)], [0]),  # one point beats both others
+        ([(2, 1), (1, 1), (1, 2)], [1]),  # ties on one axis: strictly better on the other wins
+    ],
+)
+def test_pareto_front(points, front):
+    assert pareto_front(points) == front
+
+
+def _outcome(model, dtype, padding, ms, ll, overhead):
+    measurement = {
+        "latency": {"median_s": ms / 1000},
+        "quality": {"log_loss": ll},
+        "work": {"padding_overhead": overhead},
+    }
+    return Outcome(Variant(model, dtype, "sdpa", padding), Verdict("pass"), measurement)
+
+
+def test_write_plots_makes_the_three_pngs(tmp_path):
+    outcomes = [
+        _outcome(m, d, p, ms * (1.7 if p == "static" else 1.0), ll, 1.7 if p == "static" else 1.08)
+        for m in ("tiny-llama3", "tiny-mistral")
+        for d, ms, ll in (("fp32", 200, 0.70), ("bf16", 280, 0.71), ("nf4", 180, 0.74))
+        for p in ("static", "sorted")
+    ]
+    outcomes.append(Outcome(Variant("tiny-gemma2", "fp32", "sdpa", "sorted"), Verdict("skip", reason="softcapping")))
+    a, b = outcomes[1].variant, outcomes[0].variant
+    pair = PairOutcome(
+        RelativeBound("sorted-vs-static", a, b, None, 0.7, "", 0.25),
+        Verdict("pass"),
+        RatioEstimate(0.58, 0.55, 0.6, 9, 0.95),
+        predicted_ratio=0.6,
+    )
+    predicted = {o.variant.id: o.measurement["latency"]["median_s"] * 1.1 for o in outcomes if o.measurement}
+    made = write_plots(outcomes, [pair], tmp_path, predicted)
+    assert [p.name for p in made] == ["latency_vs_logloss.png", "padding.png", "predicted_vs_measured.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in made)
+
+
+def test_nothing_measured_makes_no_plots(tmp_path):
+    skipped = [Outcome(Variant("tiny-gemma2", "fp32", "sdpa", "sorted"), Verdict("skip", reason="x"))]
+    assert write_plots(skipped, [], tmp_path) == []
