@@ -119,11 +119,13 @@ def _lengths(args: argparse.Namespace, max_length: int) -> tuple[list[int], str]
     from .data.sample import SAMPLE_PATH
 
     path = Path(args.data) if args.data else SAMPLE_PATH
-    found = token_lengths(path, max_length, args.data_rows)
+    tokenizer = Path(args.tokenizer) if args.tokenizer else None
+    found = token_lengths(path, max_length, args.data_rows, tokenizer)
     if not found.kept:
         raise ValueError(f"{path}: no usable rows")
     q = found.quantiles()
-    source = f"{path.name} ({len(found.kept)} rows, tiny BPE, median {q['median']}, p90 {q['p90']} tokens)"
+    name = tokenizer.name if tokenizer else "tiny BPE"
+    source = f"{path.name} ({len(found.kept)} rows, {name}, median {q['median']}, p90 {q['p90']} tokens)"
     return list(found.kept), source
 
 
@@ -200,6 +202,12 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--data", default=None, help="Kaggle-format CSV whose length distribution to use")
     parser.add_argument("--data-rows", type=int, default=None, help="only the first N rows of --data")
+    parser.add_argument(
+        "--tokenizer",
+        default=None,
+        help="a local tokenizer.json (your model's) to count tokens with; the shipped tiny BPE, trained on "
+        "generated text, counts about 3.5x more tokens than Llama-3's on real English",
+    )
     parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="where fitted cost models are found")
 
 

@@ -120,7 +120,14 @@ def plot_predicted(
     if with_pred:
         xs = [predicted_s[o.variant.id] * 1000 for o in with_pred]
         ys = [o.measurement["latency"]["median_s"] * 1000 for o in with_pred]
-        left.scatter(xs, ys, s=18)
+        for key in sorted({(o.variant.dtype, o.variant.attention == "flex_attention") for o in with_pred}):
+            pts = [
+                (x, y)
+                for x, y, o in zip(xs, ys, with_pred, strict=True)
+                if (o.variant.dtype, o.variant.attention == "flex_attention") == key
+            ]
+            label = key[0] + (" flex" if key[1] else "")
+            left.scatter([x for x, _ in pts], [y for _, y in pts], s=18, label=label, marker="x" if key[1] else "o")
         lo, hi = min(xs + ys) * 0.8, max(xs + ys) * 1.25
         left.plot([lo, hi], [lo, hi], "k-", lw=0.8)
         left.fill_between(
@@ -131,7 +138,7 @@ def plot_predicted(
         left.legend(fontsize=8)
     left.set_xlabel("predicted pass time (ms)")
     left.set_ylabel("measured median (ms)")
-    left.set_title("per variant (this machine's fit)")
+    left.set_title("per variant (fit on fp32 eager/sdpa; the rest is outside the model)", fontsize=10)
     for i, p in enumerate(ratio_pairs):
         e = p.estimate
         right.errorbar([i], [e.ratio], yerr=[[e.ratio - e.low], [e.high - e.ratio]], fmt="o", color="C0", capsize=3)
@@ -139,7 +146,8 @@ def plot_predicted(
         right.fill_between(
             [i - 0.3, i + 0.3], p.predicted_ratio / 1.25, p.predicted_ratio * 1.25, color="C3", alpha=0.15
         )
-    right.set_xticks(range(len(ratio_pairs)), [p.bound.id.replace(":", "\n") for p in ratio_pairs], fontsize=6)
+    labels = [f"{p.bound.name}\n{p.bound.variant.model}" for p in ratio_pairs]
+    right.set_xticks(range(len(ratio_pairs)), labels, fontsize=7)
     right.set_ylabel("ratio: measured (blue, 95% CI) / predicted (red, +/-25%)")
     right.set_title("relative bounds")
     fig.tight_layout()

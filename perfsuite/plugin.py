@@ -66,34 +66,26 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "perf_pair" in metafunc.fixturenames:
-        _parametrize_pairs(metafunc)
-    if "perf_variant" not in metafunc.fixturenames:
-        return
+    """One case per selected variant (`perf_variant`) or relative bound (`perf_pair`);
+    those that cannot run here are skips carrying their reason."""
     name = getattr(metafunc.module, "PERFSUITE_MATRIX", "cpu")
-    session = perf_session(metafunc.config, name)
-    params = []
-    for variant in session.matrix.select(metafunc.config.getoption("perfsuite_select")):
-        marks = [getattr(pytest.mark, m) for m in session.settings.markers]
-        reason = session.skip_reason(variant)
-        if reason:
-            marks.append(pytest.mark.skip(reason=f"{variant.id}: {reason}"))
-        params.append(pytest.param((name, variant), id=variant.id, marks=marks))
-    metafunc.parametrize("perf_variant", params)
-
-
-def _parametrize_pairs(metafunc: pytest.Metafunc) -> None:
-    """One case per relative bound whose variant or reference is selected."""
-    name = getattr(metafunc.module, "PERFSUITE_MATRIX", "cpu")
-    session = perf_session(metafunc.config, name)
-    params = []
-    for bound in session.matrix.select_relative(metafunc.config.getoption("perfsuite_select")):
-        marks = [getattr(pytest.mark, m) for m in session.settings.markers]
-        reason = session.relative_skip_reason(bound)
-        if reason:
-            marks.append(pytest.mark.skip(reason=f"{bound.id}: {reason}"))
-        params.append(pytest.param((name, bound), id=bound.id, marks=marks))
-    metafunc.parametrize("perf_pair", params)
+    pattern = metafunc.config.getoption("perfsuite_select")
+    for fixture in ("perf_variant", "perf_pair"):
+        if fixture not in metafunc.fixturenames:
+            continue
+        session = perf_session(metafunc.config, name)
+        if fixture == "perf_variant":
+            items, why = session.matrix.select(pattern), session.skip_reason
+        else:
+            items, why = session.matrix.select_relative(pattern), session.relative_skip_reason
+        params = []
+        for item in items:
+            marks = [getattr(pytest.mark, m) for m in session.settings.markers]
+            reason = why(item)
+            if reason:
+                marks.append(pytest.mark.skip(reason=f"{item.id}: {reason}"))
+            params.append(pytest.param((name, item), id=item.id, marks=marks))
+        metafunc.parametrize(fixture, params)
 
 
 def benchmark_sampler(benchmark):
@@ -125,21 +117,21 @@ def perf_pair_outcome(perf_pair, request: pytest.FixtureRequest) -> PairOutcome:
     return perf_session(request.config, name).run_relative(bound)
 
 
-def assert_pair_outcome(outcome: PairOutcome) -> None:
-    verdict = outcome.verdict
+def _assert_verdict(verdict: Verdict, case_id: str) -> None:
     if verdict.status == "fail":
-        pytest.fail(verdict.message(outcome.bound.id), pytrace=False)
+        pytest.fail(verdict.message(case_id), pytrace=False)
     if verdict.status == "skip":
-        pytest.skip(verdict.message(outcome.bound.id))
+        pytest.skip(verdict.message(case_id))
+
+
+def assert_pair_outcome(outcome: PairOutcome) -> None:
+    """Fail naming the relative bound, its interval and band; skip when a side cannot run here."""
+    _assert_verdict(outcome.verdict, outcome.bound.id)
 
 
 def assert_outcome(outcome: Outcome) -> None:
     """Fail with every broken bound named; skip (with how to fix) when there is no baseline."""
-    verdict = outcome.verdict
-    if verdict.status == "fail":
-        pytest.fail(verdict.message(outcome.variant.id), pytrace=False)
-    if verdict.status == "skip":
-        pytest.skip(verdict.message(outcome.variant.id))
+    _assert_verdict(outcome.verdict, outcome.variant.id)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

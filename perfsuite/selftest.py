@@ -88,6 +88,12 @@ def install(scenario: Scenario) -> None:
         runner.batch_rows = batch_rows
 
 
+def _kinds(verdict) -> dict[str, list[str]]:
+    """The bound kinds a verdict checked and those that failed ("run" when the run itself broke)."""
+    failed = {c.kind for c in verdict.failed} or ({"run"} if verdict.status == "fail" else set())
+    return {"kinds": sorted({c.kind for c in verdict.checks}), "failed": sorted(failed)}
+
+
 def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> None:
     """One selftest run: the selected variants and their relative bounds, results to `out`."""
     from .matrix import load_matrix
@@ -101,27 +107,16 @@ def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> Non
         o = session.run(variant)
         if o.verdict.status == "skip":
             continue
-        failed = sorted({c.kind for c in o.verdict.failed} or ({"run"} if o.verdict.status == "fail" else set()))
-        kinds = sorted({c.kind for c in o.verdict.checks})
         median = o.measurement["latency"]["median_s"] if o.measurement else None
-        results.append({"id": variant.id, "kinds": kinds, "failed": failed, "median_s": median})
+        results.append({"id": variant.id, **_kinds(o.verdict), "median_s": median})
     for bound in matrix.select_relative(select):
         p = session.run_relative(bound)
         if p.verdict.status == "skip":
             continue
-        failed = sorted({c.kind for c in p.verdict.failed} or ({"run"} if p.verdict.status == "fail" else set()))
-        kinds = sorted({c.kind for c in p.verdict.checks})
         involved = [bound.variant.id, bound.reference.id]
         est = p.estimate.ratio if p.estimate else None
         results.append(
-            {
-                "id": bound.id,
-                "involves": involved,
-                "kinds": kinds,
-                "failed": failed,
-                "ratio": est,
-                "predicted": p.predicted_ratio,
-            }
+            {"id": bound.id, "involves": involved, **_kinds(p.verdict), "ratio": est, "predicted": p.predicted_ratio}
         )
     out.write_text(json.dumps({"scenario": asdict(scenario), "results": results}), encoding="utf-8")
 

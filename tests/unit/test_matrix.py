@@ -146,3 +146,21 @@ def test_cpu_tier_widens_the_latency_bound_for_compiled_flex_attention_only():
     m = load_matrix("cpu")
     ratios = {v.attention: v.bounds.latency_ratio for v in m.variants}
     assert ratios == {"eager": 0.5, "sdpa": 0.5, "flex_attention": 1.0}
+
+
+def test_every_bound_can_be_set_per_dtype():
+    m = load_matrix("cpu")
+    by_dtype = {v.dtype: v.bounds for v in m.variants if v.model == "tiny-llama3" and v.attention == "sdpa"}
+    assert by_dtype["fp32"].ref_max_abs_dp < by_dtype["bf16"].ref_max_abs_dp < by_dtype["nf4"].ref_max_abs_dp
+    assert by_dtype["fp32"].ref_argmax_agreement == 1.0
+    assert by_dtype["nf4"].log_loss_abs == 0.05
+
+
+def test_a_per_dtype_bound_that_is_not_a_table_names_the_field():
+    data = {
+        "tier": {"name": "t", "device": "cpu", "rows": 1, "batch_size": 1, "max_length": 8},
+        "axes": {"model": ["tiny-llama3"], "dtype": ["fp32"], "attention": ["sdpa"], "padding": ["sorted"]},
+        "bounds": {"ref_max_abs_dp_by_dtype": 0.1},
+    }
+    with pytest.raises(MatrixError, match=r"bounds\.ref_max_abs_dp_by_dtype must be a table"):
+        parse_matrix(data, "x.toml")

@@ -134,3 +134,18 @@ def test_a_pair_with_a_side_that_cannot_run_is_a_visible_skip(tmp_path):
     assert outcome.verdict.status == "skip"
     assert "tiny-gemma2-fp32-sdpa-sorted does not run here" in outcome.verdict.reason
     assert "softcapping" in outcome.verdict.reason
+
+
+def test_on_other_data_a_pair_is_measured_and_shown_not_judged(tmp_path):
+    import shutil
+
+    from perfsuite.data.sample import SAMPLE_PATH
+
+    data = shutil.copy(SAMPLE_PATH, tmp_path / "mine.csv")
+    extra = RELATIVE.format(max_ratio=0.01)
+    path = write_matrix(tmp_path, rows=4, paddings=("static", "sorted"), extra=extra)
+    matrix = load_matrix(str(path))
+    outcome = PerfSession(matrix, baseline_root=tmp_path / "bl", data_path=data).run_relative(matrix.relative[0])
+    assert outcome.verdict.status == "skip"
+    assert "bands are set for the bundled sample, not mine.csv" in outcome.verdict.reason
+    assert outcome.estimate is not None and "measured" in outcome.verdict.reason
