@@ -31,11 +31,25 @@ class DeviceSpec:
     memory_eff: float = 0.75  # share of the bandwidth elementwise / attention traffic reaches
     layer_overhead_s: float = 40e-6  # fixed cost per decoder layer per batch (launches, dispatch)
     emulated: dict[str, str] = field(default_factory=dict)  # dtype -> why its rate is what it is
-    flash_attention: bool = False  # FlashAttention-2 / fused causal kernels (sm80+)
+    compute_capability: tuple[int, int] | None = None  # None: a CPU
     source: str = ""
 
     def rate(self, compute_dtype: str) -> float:
         return self.matmul_flops[compute_dtype]
+
+    def caps(self):
+        """The device as the matrix's rules see it, with flash-attn and bitsandbytes assumed installed."""
+        from .device import DeviceCaps
+
+        kind = "cuda" if self.compute_capability else "cpu"
+        return DeviceCaps(
+            kind,
+            self.name,
+            self.compute_capability,
+            total_memory_bytes=int(self.memory_bytes),
+            flash_attn_available=True,
+            bitsandbytes_available=True,
+        )
 
 
 # Datasheet dense (non-sparse) tensor-core peaks; bf16 on sm75 has no tensor cores.
@@ -52,6 +66,7 @@ DEVICES: dict[str, DeviceSpec] = {
                 "bf16": "no bf16 tensor cores on sm75: emulated, assumed at half the fp32 rate "
                 "(REFERENCE: slower than fp32; not measured on a T4 here)"
             },
+            compute_capability=(7, 5),
             source="NVIDIA T4 datasheet: 65 TFLOPS fp16 tensor, 8.1 TFLOPS fp32, 320 GB/s",
         ),
         DeviceSpec(
@@ -60,7 +75,7 @@ DEVICES: dict[str, DeviceSpec] = {
             {"fp16": 121 * TFLOPS, "bf16": 121 * TFLOPS, "fp32": 30.3 * TFLOPS},
             300 * GBPS,
             24e9,
-            flash_attention=True,
+            compute_capability=(8, 9),
             source="NVIDIA L4 datasheet: 242 TFLOPS fp16 with sparsity (121 dense), 300 GB/s",
         ),
         DeviceSpec(
@@ -69,7 +84,7 @@ DEVICES: dict[str, DeviceSpec] = {
             {"fp16": 70 * TFLOPS, "bf16": 70 * TFLOPS, "fp32": 35 * TFLOPS},
             600 * GBPS,
             24e9,
-            flash_attention=True,
+            compute_capability=(8, 6),
             source="AWS G5 / A10G: ~70 TFLOPS fp16 tensor dense, 600 GB/s",
         ),
         DeviceSpec(
@@ -78,7 +93,7 @@ DEVICES: dict[str, DeviceSpec] = {
             {"fp16": 312 * TFLOPS, "bf16": 312 * TFLOPS, "fp32": 19.5 * TFLOPS},
             2039 * GBPS,
             80e9,
-            flash_attention=True,
+            compute_capability=(8, 0),
             source="NVIDIA A100 datasheet: 312 TFLOPS fp16/bf16 dense, 2,039 GB/s",
         ),
         DeviceSpec(
@@ -87,7 +102,7 @@ DEVICES: dict[str, DeviceSpec] = {
             {"fp16": 989 * TFLOPS, "bf16": 989 * TFLOPS, "fp32": 67 * TFLOPS},
             3350 * GBPS,
             80e9,
-            flash_attention=True,
+            compute_capability=(9, 0),
             source="NVIDIA H100 SXM datasheet: 989 TFLOPS fp16/bf16 dense, 3.35 TB/s",
         ),
     )

@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from .batching import padded_shapes
 from .costmodel import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_bytes, predict
 from .devices import DeviceSpec
+from .distributed import shard_rows
+from .matrix import implementation_reason
 from .models.specs import get_spec
 
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -60,23 +62,17 @@ def default_attention(model: str) -> str:
 
 
 def check_setup(setup: Setup, device: DeviceSpec) -> None:
-    spec = get_spec(setup.model)
-    if setup.attention == "sdpa" and spec.softcapping:
-        raise ExplainError(f"{setup.model} refuses sdpa (softcapping); use eager or flash_attention_2 (sm80+)")
-    if setup.attention == "flash_attention_2" and not device.flash_attention:
-        raise ExplainError(f"flash_attention_2 needs an sm80+ GPU; {device.name} has none")
-    if setup.dtype == "fp32" and setup.attention == "flash_attention_2":
-        raise ExplainError("flash_attention_2 runs only in fp16/bf16")
+    """The matrix's own rules (Gemma-2 refuses sdpa, FlashAttention-2 needs sm80+ ...) on `device`."""
+    reason = implementation_reason(setup.model, setup.dtype, setup.attention, device.caps())
+    if reason:
+        raise ExplainError(reason)
 
 
 def shapes_for(setup: Setup, lengths: Sequence[int], devices: int = 1) -> list[list[tuple[int, int]]]:
     """Batch shapes per device: rows longest-first dealt round-robin (the Kaggle recipe), then batched."""
     lengths = [min(n, setup.max_length) for n in lengths]
-    if setup.padding == "sorted":
-        order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    else:
-        order = list(range(len(lengths)))
-    per_device = [[lengths[i] for i in order[d::devices]] for d in range(devices)]
+    key = (lambda n: n) if setup.padding == "sorted" else None  # otherwise dealt in file order
+    per_device = [shard_rows(lengths, d, devices, key) for d in range(devices)]
     return [padded_shapes(part, setup.batch_size, setup.padding, setup.max_length) for part in per_device]
 
 
