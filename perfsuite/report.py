@@ -73,29 +73,45 @@ def counts(outcomes: Sequence[Outcome]) -> dict[str, int]:
     return out
 
 
-def render_table(outcomes: Sequence[Outcome], title: str = "perfsuite", width: int | None = None) -> str:
-    """The session table as text (rich renders colours when the terminal supports them)."""
+def _rich_table(
+    title: str, headers: Sequence[str], rows: Sequence[tuple[str, list[str]]], footer: Sequence[str], width: int | None
+) -> str:
+    """A table of (status, cells) rows as text; the verdict (second cell) coloured by status."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for header in HEADERS:
+    table = Table(title=title, header_style="bold")
+    for header in headers:
         table.add_column(header, overflow="fold", no_wrap=header == "variant")
-    for o in outcomes:
-        cells = row_cells(o)
-        style = STATUS_STYLE.get(o.verdict.status, "")
-        cells[1] = f"[{style}]{cells[1]}[/{style}]" if style else cells[1]
-        table.add_row(*cells)
-    tally = ", ".join(f"{n} {k}" for k, n in sorted(counts(outcomes).items()))
+    for status, cells in rows:
+        style = STATUS_STYLE.get(status, "")
+        table.add_row(cells[0], f"[{style}]{cells[1]}[/{style}]" if style else cells[1], *cells[2:])
     console = Console(width=width or int(os.environ.get("COLUMNS", 200)), record=True, force_terminal=None)
     with console.capture() as cap:
         console.print(table)
-        console.print(f"{len(outcomes)} variants: {tally}")
-        console.print(
-            "proc/real = processed tokens (padding included) / real tokens; 1.00 means no padding computed. "
-            "vs base = median / this machine's baseline median."
-        )
+        for line in footer:
+            console.print(line)
     return cap.get()
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in rows]
+
+
+def _tally(outcomes: Sequence[Outcome]) -> str:
+    counted = ", ".join(f"{n} {k}" for k, n in sorted(counts(outcomes).items()))
+    return f"{len(outcomes)} variants: {counted}"
+
+
+def render_table(outcomes: Sequence[Outcome], title: str = "perfsuite", width: int | None = None) -> str:
+    """The session table as text (rich renders colours when the terminal supports them)."""
+    footer = (
+        _tally(outcomes),
+        "proc/real = processed tokens (padding included) / real tokens; 1.00 means no padding computed. "
+        "vs base = median / this machine's baseline median.",
+    )
+    return _rich_table(title, HEADERS, [(o.verdict.status, row_cells(o)) for o in outcomes], footer, width)
 
 
 RELATIVE_HEADERS = (
@@ -112,10 +128,9 @@ RELATIVE_HEADERS = (
 def relative_cells(outcome: PairOutcome) -> list[str]:
     b, v, e = outcome.bound, outcome.verdict, outcome.estimate
     ratio = f"{e.ratio:.3f}x [{e.low:.3f}, {e.high:.3f}]" if e else "-"
-    model = next((c for c in v.checks if c.kind == "model"), None)
-    predicted = (
-        f"{model.allowed.split()[1]} ({model.detail.split(';')[0].replace('cost model off by ', '')})" if model else "-"
-    )
+    predicted = "-"
+    if outcome.predicted_ratio is not None and e is not None:
+        predicted = f"{outcome.predicted_ratio:.3f}x ({outcome.predicted_ratio / e.ratio - 1:+.1%})"
     why = v.reason or "; ".join(c.describe() for c in v.failed) or b.reason
     why = "; ".join(x for x in [why, *outcome.notes] if x)
     return [b.name, v.status, f"{b.variant.id} / {b.reference.id}", ratio, b.band(), predicted, why]
@@ -125,25 +140,12 @@ def render_relative_table(
     outcomes: Sequence[PairOutcome], title: str = "relative bounds", width: int | None = None
 ) -> str:
     """Relative bounds as text: each pair's interleaved median ratio and its interval."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, header_style="bold")
-    for header in RELATIVE_HEADERS:
-        table.add_column(header, overflow="fold")
-    for o in outcomes:
-        cells = relative_cells(o)
-        style = STATUS_STYLE.get(o.verdict.status, "")
-        cells[1] = f"[{style}]{cells[1]}[/{style}]" if style else cells[1]
-        table.add_row(*cells)
-    console = Console(width=width or int(os.environ.get("COLUMNS", 200)), record=True, force_terminal=None)
-    with console.capture() as cap:
-        console.print(table)
-        console.print(
-            "ratio = variant / reference pass time, timed interleaved in this run; "
-            "a bound fails only when its whole interval lies outside the band."
-        )
-    return cap.get()
+    footer = (
+        "ratio = variant / reference pass time, timed interleaved in this run; "
+        "a bound fails only when its whole interval lies outside the band.",
+    )
+    rows = [(o.verdict.status, relative_cells(o)) for o in outcomes]
+    return _rich_table(title, RELATIVE_HEADERS, rows, footer, width)
 
 
 def relative_json(outcomes: Sequence[PairOutcome]) -> list[dict[str, Any]]:
@@ -187,16 +189,11 @@ def to_json(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[Pa
 
 
 def to_markdown(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[PairOutcome] = ()) -> str:
-    lines = [f"### perfsuite on `{machine_key}`", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    for o in outcomes:
-        cells = [c.replace("|", "\\|") for c in row_cells(o)]
-        lines.append("| " + " | ".join(cells) + " |")
-    tally = ", ".join(f"{n} {k}" for k, n in sorted(counts(outcomes).items()))
-    lines += ["", f"{len(outcomes)} variants: {tally}"]
+    lines = [f"### perfsuite on `{machine_key}`", "", *_md_table(HEADERS, [row_cells(o) for o in outcomes])]
+    lines += ["", _tally(outcomes)]
     if relative:
         lines += ["", "#### Relative bounds (interleaved in this run)", ""]
-        lines += ["| " + " | ".join(RELATIVE_HEADERS) + " |", "|" + "---|" * len(RELATIVE_HEADERS)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in relative_cells(o)) + " |" for o in relative]
+        lines += _md_table(RELATIVE_HEADERS, [relative_cells(o) for o in relative])
     return "\n".join(lines) + "\n"
 
 

@@ -149,3 +149,16 @@ def test_on_other_data_a_pair_is_measured_and_shown_not_judged(tmp_path):
     assert outcome.verdict.status == "skip"
     assert "bands are set for the bundled sample, not mine.csv" in outcome.verdict.reason
     assert outcome.estimate is not None and "measured" in outcome.verdict.reason
+
+
+def test_report_row_shows_the_predicted_ratio_and_its_error():
+    from perfsuite.baselines import Verdict
+    from perfsuite.report import relative_cells, to_markdown
+    from perfsuite.session import PairOutcome
+
+    outcome = PairOutcome(
+        _bound(hi=0.7), Verdict("pass"), RatioEstimate(0.55, 0.52, 0.57, 9, 0.95), predicted_ratio=0.484
+    )
+    cells = relative_cells(outcome)
+    assert cells[3] == "0.550x [0.520, 0.570]" and cells[5] == "0.484x (-12.0%)"
+    assert "| sorted-vs-static | pass |" in to_markdown([], "k", [outcome])
