@@ -20,7 +20,7 @@ from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_to
 from .device import DeviceCaps, detect
 from .environment import git_commit, package_versions
 from .judge import judge
-from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, Variant, skip_reason, variant_notes
+from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, TierSettings, Variant, skip_reason, variant_notes
 from .metrics import LatencyStats, accuracy, compare_to_reference, log_loss
 from .models.factory import adapter_for, checkpoint_env_var, checkpoint_for, tiny_checkpoint
 from .models.specs import get_spec
@@ -259,30 +259,37 @@ class PerfSession:
         sampler: Sampler = perf_counter_sampler,
     ) -> RunResult:
         """Run `rows` (a whole workload or a shard of it) with the variant's checkpoint and adapter."""
-        tokenizer = self.workload(variant)[0]
-        checkpoint = self.checkpoint(variant, tokenizer.pad_id)
-        adapter = adapter_for(get_spec(variant.model))
-        return runner.run_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, sampler, swapped, adapter)
+        pad_id, checkpoint, adapter = self._weights(variant)
+        return runner.run_variant(variant, self.settings, rows, pad_id, checkpoint, sampler, swapped, adapter)
 
-    def prepare(self, variant: Variant) -> PreparedVariant:
-        """The variant's whole workload, loaded and batched, for interleaved timing."""
-        tokenizer, rows, swapped = self.workload(variant)
-        checkpoint = self.checkpoint(variant, tokenizer.pad_id)
-        adapter = adapter_for(get_spec(variant.model))
-        return runner.prepare_variant(variant, self.settings, rows, tokenizer.pad_id, checkpoint, swapped, adapter)
+    def prepare(self, variant: Variant, settings: TierSettings | None = None) -> PreparedVariant:
+        """The variant's whole workload, loaded and batched (under `settings`, default the tier's)."""
+        _, rows, swapped = self.workload(variant)
+        pad_id, checkpoint, adapter = self._weights(variant)
+        return runner.prepare_variant(variant, settings or self.settings, rows, pad_id, checkpoint, swapped, adapter)
+
+    def _weights(self, variant: Variant) -> tuple[int, Path | None, Path | None]:
+        """Pad id, checkpoint folder and LoRA adapter a variant loads."""
+        pad_id = self.workload(variant)[0].pad_id
+        return pad_id, self.checkpoint(variant, pad_id), adapter_for(get_spec(variant.model))
 
     def length_summary(self) -> list[str]:
         """Per tokenizer used: the token-length distribution of the rows and how many were truncated."""
-        import statistics
+        from .data.lengths import TokenLengths
 
         lines = []
         for key, (_, rows, _) in self._rows.items():
-            full = sorted(len(r.input_ids) + r.truncated_tokens for r in rows)
-            cut = sum(r.truncated_tokens > 0 for r in rows)
-            p90 = full[min(len(full) - 1, int(0.9 * len(full)))]
+            kept = tuple(len(r.input_ids) for r in rows)
+            found = TokenLengths(
+                str(self.data_path),
+                self.settings.max_length,
+                kept,
+                tuple(k + r.truncated_tokens for k, r in zip(kept, rows, strict=True)),
+            )
+            q = found.quantiles()
             lines.append(
-                f"tokens ({key}): {len(rows)} rows, median {statistics.median(full):.0f}, p90 {p90}, max {full[-1]}; "
-                f"{cut} rows truncated to max_length {self.settings.max_length}"
+                f"tokens ({key}): {len(rows)} rows, median {q['median']}, p90 {q['p90']}, max {q['max']}; "
+                f"{found.truncated_rows} rows truncated to max_length {self.settings.max_length}"
             )
         return lines
 
@@ -296,18 +303,8 @@ class PerfSession:
         """
         if model not in self._references:
             ref = Variant(model, self.settings.reference_dtype, "eager", "dynamic", self.settings.name)
-            tokenizer, rows, swapped = self.workload(ref)
-            settings = replace(self.settings, batch_size=1)
-            prepared = runner.prepare_variant(
-                ref,
-                settings,
-                rows,
-                tokenizer.pad_id,
-                self.checkpoint(ref, tokenizer.pad_id),
-                swapped,
-                adapter_for(get_spec(model)),
-            )
-            probs, bad = runner.score_once(prepared, len(rows))
+            prepared = self.prepare(ref, replace(self.settings, batch_size=1))
+            probs, bad = runner.score_once(prepared, len(self.workload(ref)[1]))
             if bad:
                 raise ValueError(f"{model}: the {ref.dtype} eager reference itself has {bad} non-finite rows")
             self._references[model] = probs
