@@ -60,7 +60,6 @@ def fitted_kinds(obs: Sequence[Observation], device_type: str) -> list[Observati
 def observations(folder: Path, quantized_compute: str) -> tuple[list[Observation], list[str]]:
     """Observations from a baseline folder (one tier), and why any record was left out."""
     from .data.sample import SAMPLE_PATH
-    from .matrix import Variant
     from .session import file_fingerprint
 
     sample = file_fingerprint(SAMPLE_PATH)
@@ -76,8 +75,7 @@ def observations(folder: Path, quantized_compute: str) -> tuple[list[Observation
         lengths = sample_lengths(s["max_length"], s["rows"])
         shapes = tuple(padded_shapes(lengths, s["batch_size"], padding, s["max_length"]))
         cfg = CostConfig.for_model(spec, dtype, attention, quantized_compute)
-        vid = f"{Path(folder).name}/{Variant(model, dtype, attention, padding).id}"
-        out.append(Observation(vid, cfg, shapes, record["latency"]["median_s"]))
+        out.append(Observation(f"{Path(folder).name}/{record['variant']}", cfg, shapes, record["latency"]["median_s"]))
     return out, skipped
 
 
@@ -119,7 +117,10 @@ def fit(device: DeviceSpec, obs: Sequence[Observation]) -> tuple[DeviceSpec, dic
     return fitted, errors
 
 
-def save_fit(path: Path, device: DeviceSpec, errors: dict[str, float], source: str) -> None:
+def save_fit(
+    path: Path, device: DeviceSpec, errors: dict[str, float], source: str, left_out: Sequence[str] = ()
+) -> None:
+    """The fitted factors, the peaks they apply to, each fitted variant's error, and the records not used."""
     from .fileio import atomic_write_text
 
     data = {
@@ -129,6 +130,7 @@ def save_fit(path: Path, device: DeviceSpec, errors: dict[str, float], source: s
         **{f: float(f"{getattr(device, f):.4g}") for f in EFFICIENCY_FIELDS},
         "fitted_on": source,
         "predicted_over_measured": {k: round(v, 4) for k, v in sorted(errors.items())},
+        "left_out": list(left_out),
     }
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
@@ -168,12 +170,14 @@ def fit_machine(
 
     cuda = machine_key.startswith("cuda-")
     obs: list[Observation] = []
+    left_out: list[str] = []
     for tier in tiers:
         folder = root / machine_key / tier
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no baselines to fit (record them with `tox -e rebaseline`)")
-        found, _ = observations(folder, load_matrix(tier).settings.nf4_compute_dtype)
+        found, skipped = observations(folder, load_matrix(tier).settings.nf4_compute_dtype)
         obs += found
+        left_out += [f"{tier}/{why}" for why in skipped]
     if cuda:
         key = device_key_for(machine_key)
         if key is None:
@@ -185,7 +189,7 @@ def fit_machine(
     fitted, errors = fit(base, used)
     others = {o.variant_id: predict(o.config, fitted, o.shapes).total / o.measured_s for o in obs if o not in used}
     path = root / machine_key / FIT_FILE
-    save_fit(path, fitted, errors, f"{machine_key}: {', '.join(tiers)} ({len(used)} of {len(obs)} variants)")
+    save_fit(path, fitted, errors, f"{machine_key}: {', '.join(tiers)} ({len(used)} of {len(obs)} variants)", left_out)
     return fitted, errors, others, path
 
 

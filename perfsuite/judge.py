@@ -21,10 +21,10 @@ def guard_checks(measurement: dict[str, Any], bounds: Bounds) -> list[BoundCheck
 
 
 def reference_checks(ref: dict[str, float] | None, bounds: Bounds) -> list[BoundCheck]:
-    """The variant against the fp32 eager unpadded reference of the same run (MLPerf-style margins)."""
+    """The variant against the eager, unpadded, batch-1 reference of the same run (MLPerf-style margins)."""
     if ref is None:
         return []
-    where = "vs fp32 eager batch-1 reference"
+    where = "vs the in-run eager batch-1 reference"
     checks = [
         BoundCheck(
             "reference",

@@ -301,11 +301,10 @@ def time_interleaved(
     for _ in range(max(1, warmup_rounds)):  # flex_attention compiles here
         a.one_pass()
         b.one_pass()
-    times: dict[int, list[float]] = {0: [], 1: []}
-    sides = (a, b)
+    times: tuple[list[float], list[float]] = ([], [])
     for i in range(rounds):
         for side in (0, 1) if i % 2 == 0 else (1, 0):
             start = time.perf_counter()
-            sides[side].one_pass()
+            (a, b)[side].one_pass()
             times[side].append(time.perf_counter() - start)
-    return times[0], times[1]
+    return times
