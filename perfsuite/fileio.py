@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -29,3 +31,18 @@ def default_cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "perfsuite"
     )
     return Path(root)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, computed once per content state in a process.
+
+    Data files, tokenizers and shipped weights are hashed for cache keys and baselines on
+    every variant; the cache key includes size and mtime, so an edited file is re-read.
+    """
+    stat = Path(path).stat()
+    return _digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

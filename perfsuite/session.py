@@ -5,7 +5,6 @@ The pytest plugin and the CLI are both thin over this class.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from .data.sample import SAMPLE_PATH
 from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer
 from .device import DeviceCaps, detect
 from .environment import git_commit, package_versions
+from .fileio import file_digest
 from .judge import judge
 from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, TierSettings, Variant, skip_reason, variant_notes
 from .metrics import LatencyStats, accuracy, compare_to_reference, log_loss
@@ -56,8 +56,7 @@ def _only_latency_failed(verdict: Verdict) -> bool:
 
 
 def file_fingerprint(path: Path) -> str:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return f"{path.name}@{digest}"
+    return f"{path.name}@{file_digest(path)[:12]}"
 
 
 def summarize(result: RunResult, settings: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:

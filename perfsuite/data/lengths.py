@@ -13,7 +13,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fileio import atomic_write_text, default_cache_dir
+from ..fileio import atomic_write_text, default_cache_dir, file_digest
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,12 @@ def token_lengths(
 
     tokenizer_path = tokenizer_path or TOKENIZER_PATH
     digest = hashlib.sha256()
-    for part in (Path(path).read_bytes(), Path(tokenizer_path).read_bytes(), f"{max_length}:{rows}".encode()):
-        digest.update(hashlib.sha256(part).digest())
+    for part in (
+        file_digest(Path(path)),
+        file_digest(Path(tokenizer_path)),
+        hashlib.sha256(f"{max_length}:{rows}".encode()).hexdigest(),
+    ):
+        digest.update(bytes.fromhex(part))
     cache = default_cache_dir() / "lengths" / f"{digest.hexdigest()[:24]}.json"
     if cache.is_file():
         try:

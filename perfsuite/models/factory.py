@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..fileio import default_cache_dir
+from ..fileio import default_cache_dir, file_digest
 from ..matrix import QUANTIZED
 from .specs import ModelSpec
 
@@ -27,8 +27,6 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
     With trained weights shipped for it (perfsuite/models/trained/, made by
     scripts/train_tiny.py) those are used; otherwise the seeded random initialisation.
     """
-    import hashlib
-
     import transformers
 
     from ..training import trained_weights
@@ -36,7 +34,7 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
     if not spec.tiny:
         raise ValueError(f"{spec.name} is full-size: give a local checkpoint folder instead")
     trained = trained_weights(spec)
-    kind = "trained-" + hashlib.sha256(trained.read_bytes()).hexdigest()[:12] if trained else "seeded"
+    kind = "trained-" + file_digest(trained)[:12] if trained else "seeded"
     cache_dir = cache_dir or default_cache_dir()
     name = f"{spec.name}-{spec.fingerprint()}-{kind}-pad{pad_token_id}-tf{transformers.__version__}"
     folder = cache_dir / "tiny" / name
