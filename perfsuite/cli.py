@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .baselines import DEFAULT_BASELINES
-from .matrix import WORKLOAD_FIELDS, MatrixError, load_matrix
+from .matrix import DTYPES, PADDINGS, WORKLOAD_FIELDS, MatrixError, load_matrix
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -171,6 +171,7 @@ def _budget(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from .costfit import fit_machine
     from .device import detect
+    from .devices import EFFICIENCY_FIELDS
 
     machine = args.machine or detect("auto").machine_key()
     root = Path(args.baselines)
@@ -179,9 +180,7 @@ def _fit(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{root / machine}: no baselines to fit (record them with `tox -e rebaseline`)")
     device, errors, others, path = fit_machine(root, machine, tiers)
     print(f"{machine}: fitted on {len(errors)} variants of {', '.join(tiers)} -> {path}")
-    factors = ", ".join(
-        f"{f} {getattr(device, f):.4g}" for f in ("compute_eff", "attention_eff", "memory_eff", "layer_overhead_s")
-    )
+    factors = ", ".join(f"{f} {getattr(device, f):.4g}" for f in EFFICIENCY_FIELDS)
     print(f"  {factors}")
     for label, table in (("fitted", errors), ("not fitted (outside what the model covers)", others)):
         if table:
@@ -196,8 +195,8 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     from .devices import DEVICES
 
     parser.add_argument("--device", default="t4", choices=["cpu", *DEVICES], help="datasheet GPU, or cpu (calibrated)")
-    parser.add_argument("--dtype", default="fp16", choices=["fp32", "fp16", "bf16", "nf4", "int8"])
-    parser.add_argument("--padding", default="sorted", choices=["static", "dynamic", "sorted"])
+    parser.add_argument("--dtype", default="fp16", choices=DTYPES)
+    parser.add_argument("--padding", default="sorted", choices=PADDINGS)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--data", default=None, help="Kaggle-format CSV whose length distribution to use")

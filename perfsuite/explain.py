@@ -19,7 +19,7 @@ from .batching import padded_shapes
 from .costmodel import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_bytes, predict
 from .devices import DeviceSpec
 from .distributed import shard_rows
-from .matrix import implementation_reason
+from .matrix import PADDINGS, implementation_reason
 from .models.specs import get_spec
 
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -117,7 +117,7 @@ def what_ifs(a: Setup, device: DeviceSpec, lengths: Sequence[int]) -> list[tuple
     """A's predicted time under one change each, as a ratio to A as given (None: cannot run)."""
     base = predict_setup(a, device, lengths).total
     rows: list[tuple[str, float | None, str]] = []
-    options = [("padding", p) for p in ("static", "dynamic", "sorted")]
+    options = [("padding", p) for p in PADDINGS]
     options += [("dtype", d) for d in ("fp16", "bf16", "nf4", "fp32")]
     options += [("attention", t) for t in ("eager", "sdpa", "flash_attention_2")]
     for field, value in options:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .matrix import PADDINGS
 from .session import Outcome, PairOutcome
 
-PADDING_ORDER = ("static", "dynamic", "sorted")
+PADDING_ORDER = PADDINGS  # waste shown from most to least
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
