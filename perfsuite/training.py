@@ -33,11 +33,14 @@ REPORT_FILE = "training.json"
 
 @dataclass(frozen=True)
 class Stage:
-    """One phase of the curriculum: rows truncated to `max_length`, `epochs` passes at peak `lr`."""
+    """One phase of the curriculum: `epochs` passes over `rows` fresh rows each, truncated to
+    `max_length`; `scale` shrinks the generated texts (see generate_rows)."""
 
     max_length: int
     epochs: int
     lr: float
+    rows: int = 3000
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,31 +48,44 @@ class TrainConfig:
     """Everything that decides the trained weights (with the spec and the library versions).
 
     A curriculum, because a 3-layer, 64-wide model trained on 1,000-token rows from the
-    start stays at the class prior (measured: 1.092 after 3 epochs, prior 1.086): at 128
-    tokens it learns within two epochs, but what it learns does not carry to long rows
-    (1.28 at 1024 tokens) until the length grows in steps (256, 512). A last epoch at 1024
-    itself made it worse here (held-out 0.90 -> 0.94), so training stops at 512; held-out
-    rows are scored at the tier's max_length (1024).
+    start stays at the class prior (measured: 1.092 after 3 epochs, prior 1.086). It first
+    learns the rule on whole rows shrunk to fit (texts at 0.15x, then 0.35x length: refusal,
+    list, code and the length difference all visible), then on real-length rows at 512
+    and finally at the tier's 1024 tokens. Without the last stage the miniatures with RoPE
+    theta 10,000 (Gemma-2, Mistral) meet rotation angles at positions 512-1024 they never
+    saw (tiny-mistral scored 1.145 there after stopping at 512). Every epoch draws fresh
+    rows (another seed), so the model cannot memorise them (a third pass over the same
+    3,000 rows overfitted). What each piece was worth, and how much the epoch seeds alone
+    move the result (as much as the recipe), is in docs/quality.md. One thread: the script
+    trains models in parallel processes, and a 64-wide model gains little from a second.
     """
 
-    train_rows: int = 3000
     heldout_rows: int = 400
     train_seed: int = 7
     heldout_seed: int = 8
-    stages: tuple[Stage, ...] = (Stage(128, 2, 3e-3), Stage(256, 1, 1e-3), Stage(512, 3, 5e-4))
+    stages: tuple[Stage, ...] = (
+        Stage(256, 2, 3e-3, scale=0.15),
+        Stage(512, 1, 1e-3, scale=0.35),
+        Stage(512, 2, 5e-4),
+        Stage(1024, 1, 3e-4, rows=1500),
+    )
     heldout_max_length: int = 1024
     batch_size: int = 32
     weight_decay: float = 0.01
     warmup_steps: int = 20
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
+
+    def epoch_seed(self, epoch_index: int) -> int:
+        """The generator seed of the `epoch_index`-th epoch overall (fresh rows every epoch)."""
+        return self.train_seed * 1000 + epoch_index
 
 
-def encoded_rows(n: int, seed: int, max_length: int) -> list[EncodedRow]:
+def encoded_rows(n: int, seed: int, max_length: int, scale: float = 1.0) -> list[EncodedRow]:
     """Generated rows, through the same loader and formatter a perf run uses."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rows.csv"
-        path.write_text(render_csv(generate_rows(n, seed)), encoding="utf-8")
+        path.write_text(render_csv(generate_rows(n, seed, scale)), encoding="utf-8")
         rows, _ = load_arena_csv(path)
     return PairFormatter(load_tiny_tokenizer(), max_length).encode_all(rows)
 
@@ -128,12 +144,14 @@ def train(spec: ModelSpec, cfg: TrainConfig = TrainConfig(), log=print):
     rng = random.Random(cfg.seed)
     start = time.perf_counter()
     history = []
+    epoch_index = 0
     for number, stage in enumerate(cfg.stages, 1):
-        train_rows = encoded_rows(cfg.train_rows, cfg.train_seed, stage.max_length)
         opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, weight_decay=cfg.weight_decay)
-        steps = stage.epochs * math.ceil(len(train_rows) / cfg.batch_size)
+        steps = stage.epochs * math.ceil(stage.rows / cfg.batch_size)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg.warmup_steps, steps))
         for epoch in range(stage.epochs):
+            train_rows = encoded_rows(stage.rows, cfg.epoch_seed(epoch_index), stage.max_length, stage.scale)
+            epoch_index += 1
             model.train()
             total, count = 0.0, 0
             for ids, mask, labels, _ in _batches(train_rows, cfg.batch_size, tokenizer.pad_id, rng):
@@ -145,7 +163,13 @@ def train(spec: ModelSpec, cfg: TrainConfig = TrainConfig(), log=print):
                 sched.step()
                 total += loss.item() * len(labels)
                 count += len(labels)
-            entry = {"stage": number, "max_length": stage.max_length, "epoch": epoch + 1, "train_loss": total / count}
+            entry = {
+                "stage": number,
+                "max_length": stage.max_length,
+                "scale": stage.scale,
+                "epoch": epoch + 1,
+                "train_loss": total / count,
+            }
             if epoch + 1 == stage.epochs:  # held-out scoring at 1,000 tokens costs as much as training: once a stage
                 entry.update(evaluate(model, heldout, tokenizer.pad_id))
             history.append(entry)

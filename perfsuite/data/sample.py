@@ -156,11 +156,13 @@ def _lognormal_length(rng: random.Random, median: float, sigma: float, low: int,
     return int(min(high, max(low, math.exp(rng.gauss(math.log(median), sigma)))))
 
 
-def _response(maker: _TextMaker, rng: random.Random) -> Response:
-    length = _lognormal_length(rng, median=1750, sigma=0.75, low=20, high=14000)
+def _response(maker: _TextMaker, rng: random.Random, scale: float = 1.0) -> Response:
+    length = _lognormal_length(
+        rng, median=1750 * scale, sigma=0.75, low=max(1, int(20 * scale)), high=int(14000 * scale)
+    )
     if rng.random() < 0.12:
         refusal = rng.choice(_REFUSALS)
-        return Response(refusal + " " + maker.prose(min(length, 400)), refusal=True, structured=False)
+        return Response(refusal + " " + maker.prose(min(length, int(400 * scale))), refusal=True, structured=False)
     kind = rng.random()
     if kind < 0.25:
         body = maker.prose(length // 3) + "\n\n" + maker.bullets(length - length // 3)
@@ -193,22 +195,26 @@ def _json_turns(texts: list[str | None]) -> str:
     return json.dumps(texts, ensure_ascii=True)
 
 
-def generate_rows(n_rows: int = SAMPLE_ROWS, seed: int = SAMPLE_SEED) -> list[dict[str, str]]:
-    """Rows in the Kaggle train.csv layout; edge cases of the real files included on purpose."""
+def generate_rows(n_rows: int = SAMPLE_ROWS, seed: int = SAMPLE_SEED, scale: float = 1.0) -> list[dict[str, str]]:
+    """Rows in the Kaggle train.csv layout; edge cases of the real files included on purpose.
+
+    `scale` shrinks every text length (training shows the miniatures whole rows at short
+    max_length); the preference rule reads length ratios, so labels follow the same rule.
+    """
     rng = random.Random(seed)
     maker = _TextMaker(rng)
     rows: list[dict[str, str]] = []
     for i in range(n_rows):
-        prompt_len = _lognormal_length(rng, median=160, sigma=1.5, low=8, high=16000)
+        prompt_len = _lognormal_length(rng, median=160 * scale, sigma=1.5, low=8, high=int(16000 * scale))
         prompt_turns: list[str | None] = [maker.prose(prompt_len)]
-        a, b = _response(maker, rng), _response(maker, rng)
+        a, b = _response(maker, rng, scale), _response(maker, rng, scale)
         label = label_for(a, b, rng)
         a_turns: list[str | None] = [a.text]
         b_turns: list[str | None] = [b.text]
         if rng.random() < 0.1:  # multi-turn battle
-            prompt_turns.append(maker.prose(_lognormal_length(rng, 120, 1.0, 8, 3000)))
-            a_turns.append(maker.prose(_lognormal_length(rng, 900, 0.7, 20, 6000)))
-            b_turns.append(maker.prose(_lognormal_length(rng, 900, 0.7, 20, 6000)))
+            prompt_turns.append(maker.prose(_lognormal_length(rng, 120 * scale, 1.0, 8, int(3000 * scale))))
+            a_turns.append(maker.prose(_lognormal_length(rng, 900 * scale, 0.7, 20, int(6000 * scale))))
+            b_turns.append(maker.prose(_lognormal_length(rng, 900 * scale, 0.7, 20, int(6000 * scale))))
         # Edge cases seen in the competition files: [null], [], [""] and a lone surrogate.
         if i % 61 == 7:
             a_turns = [None]

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import statistics
 
+import pytest
+
 from perfsuite.data.loader import load_arena_csv
-from perfsuite.data.sample import SAMPLE_PATH, SAMPLE_ROWS, SAMPLE_SEED, generate_rows, render_csv
+from perfsuite.data.sample import (
+    SAMPLE_PATH,
+    SAMPLE_ROWS,
+    SAMPLE_SEED,
+    Response,
+    generate_rows,
+    preference_score,
+    render_csv,
+)
 from perfsuite.data.tokenizer import TOKENIZER_PATH, load_tiny_tokenizer, train_tiny_tokenizer
 
 
@@ -26,3 +36,19 @@ def test_sample_has_the_real_length_profile():
     assert 15000 <= chars[-1] <= 32000  # long tail to about 30,000
     assert report.repairs, "the sample must exercise the loader's repairs"
     assert {r.label for r in rows} == {0, 1, 2}
+
+
+def test_scaled_rows_are_shorter_and_the_rule_reads_length_ratios():
+    """Training shrinks texts to show the miniatures whole rows: the rule compares log-lengths,
+    so shrinking both responses alike leaves every score difference, and so the labels'
+    distribution, as it was."""
+    full, small = generate_rows(64, 3), generate_rows(64, 3, scale=0.15)
+    size = [sum(len(r[c]) for c in ("prompt", "response_a", "response_b")) for r in full]
+    small_size = [sum(len(r[c]) for c in ("prompt", "response_a", "response_b")) for r in small]
+    assert statistics.median(small_size) < 0.3 * statistics.median(size)
+
+    def diff(a: int, b: int, scale: float) -> float:
+        resp = [Response("x" * int(n * scale), refusal=False, structured=True) for n in (a, b)]
+        return preference_score(resp[0]) - preference_score(resp[1])
+
+    assert diff(3000, 800, 0.15) == pytest.approx(diff(3000, 800, 1.0))
