@@ -9,6 +9,7 @@ from dataclasses import asdict
 import pytest
 from safetensors.torch import load_file
 
+from perfsuite.data.sample import SAMPLE_SEED
 from perfsuite.data.tokenizer import load_tiny_tokenizer
 from perfsuite.models.factory import load_model, tiny_checkpoint
 from perfsuite.models.specs import SPECS, get_spec
@@ -66,6 +67,7 @@ def test_training_never_draws_the_held_out_rows():
     seeds = {cfg.epoch_seed(i) for i in range(epochs)}
     assert len(seeds) == epochs
     assert cfg.heldout_seed not in seeds
+    assert SAMPLE_SEED not in seeds  # nor the bundled sample the CPU tier scores
 
 
 def test_the_miniature_checkpoint_holds_the_trained_weights(tmp_path):
