@@ -96,6 +96,10 @@ def run_sharded(session, variant) -> ScalingReport | None:
         shard_median = median_of(mine)
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, (len(mine), shard_median))
+        # Every rank past its last collective before any tears its gloo pairs down: a rank that
+        # destroyed its group while its peer's transfer was in flight once died in C++
+        # ("terminate called without an active exception", clean-clone CI, 2026-11-27).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
     if rank != 0:

@@ -35,6 +35,9 @@ def test_scaling_report_arithmetic():
     assert "scaling efficiency 91%" in report.render()
 
 
+GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_shard_one_variant(tmp_path):
     matrix = write_matrix(tmp_path, rows=4)
@@ -44,6 +47,11 @@ def test_torchrun_two_processes_shard_one_variant(tmp_path):
         "--baselines", str(tmp_path / "b"),
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0 and GLOO_TEARDOWN_ABORT in result.stderr:
+        # Seen in a clean-clone CI run (2026-11-27), not reproduced in 6 direct runs: a rank dies in
+        # gloo's C++ teardown (pytorch/pytorch#190489 shows the same message). One rerun; a
+        # second abort, or any other failure, fails the test.
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "shard 0: 2 rows" in result.stdout and "shard 1: 2 rows" in result.stdout
     assert "scaling efficiency" in result.stdout
