@@ -57,8 +57,8 @@ class Setup:
 
 
 def default_attention(model: str) -> str:
-    """What the competition's code got: eager for Gemma-2 (softcapping), sdpa otherwise."""
-    return "eager" if get_spec(model).softcapping else "sdpa"
+    """The attention a model name gets when the command line names none."""
+    return get_spec(model).default_attention
 
 
 def check_setup(setup: Setup, device: DeviceSpec) -> None:

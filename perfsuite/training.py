@@ -137,7 +137,7 @@ def train(spec: ModelSpec, cfg: TrainConfig = TrainConfig(), log=print):
     torch.set_num_threads(cfg.threads)
     tokenizer = load_tiny_tokenizer()
     heldout = encoded_rows(cfg.heldout_rows, cfg.heldout_seed, cfg.heldout_max_length)
-    attention = "eager" if spec.softcapping else "sdpa"
+    attention = spec.default_attention
     config = spec.build_config(pad_token_id=tokenizer.pad_id)
     model = spec.model_class()._from_config(config, dtype=torch.float32, attn_implementation=attention)
     torch.manual_seed(cfg.seed)

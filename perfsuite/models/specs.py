@@ -53,6 +53,12 @@ class ModelSpec:
         return bool(self.config.get("attn_logit_softcapping"))
 
     @property
+    def default_attention(self) -> str:
+        """What the competition's code ran (and training uses): eager for Gemma-2, whose
+        softcapping sdpa cannot do, sdpa otherwise."""
+        return "eager" if self.softcapping else "sdpa"
+
+    @property
     def head_dim(self) -> int:
         return int(self.config.get("head_dim") or self.config["hidden_size"] // self.config["num_attention_heads"])
 

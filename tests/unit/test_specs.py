@@ -56,3 +56,9 @@ def test_every_tiny_spec_has_a_full_size_original():
     for spec in SPECS.values():
         if spec.tiny:
             assert spec.full_size_of in SPECS and not SPECS[spec.full_size_of].tiny
+
+
+def test_default_attention_is_eager_only_where_softcapping_rules_out_sdpa():
+    assert {name: spec.default_attention for name, spec in SPECS.items()} == {
+        name: ("eager" if name in ("gemma2-9b", "tiny-gemma2") else "sdpa") for name in SPECS
+    }

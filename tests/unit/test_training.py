@@ -53,8 +53,7 @@ def test_shipped_miniatures_beat_uniform_on_held_out_rows_at_the_tier_length(nam
     cfg = TrainConfig()
     spec = get_spec(name)
     tokenizer = load_tiny_tokenizer()
-    attention = "eager" if spec.softcapping else "sdpa"
-    model = load_model(spec, tiny_checkpoint(spec, tokenizer.pad_id, tmp_path), "fp32", attention)
+    model = load_model(spec, tiny_checkpoint(spec, tokenizer.pad_id, tmp_path), "fp32", spec.default_attention)
     scores = evaluate(model, encoded_rows(96, cfg.heldout_seed, cfg.heldout_max_length), tokenizer.pad_id)
     assert scores["log_loss"] < math.log(3) - 0.1, (
         f"{name}: held-out log-loss {scores['log_loss']:.3f} (ln 3 = {math.log(3):.3f})"
