@@ -22,6 +22,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     for field in WORKLOAD_FIELDS:
         parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=None, help=f"override the tier's {field}")
     parser.add_argument("--ratio", default=None, metavar="A:B", help="print model A / model B latency per cell")
+    parser.add_argument(
+        "--strict", action="store_true", help="fail a variant judged on nothing beyond the guard (no usable record)"
+    )
 
 
 def _workload(args: argparse.Namespace) -> dict[str, int]:
@@ -29,11 +32,13 @@ def _workload(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _run(args: argparse.Namespace, rebaseline: bool) -> int:
-    from .report import render_ratios, render_relative_table, render_table, write_reports
+    from .report import coverage_line, render_ratios, render_relative_table, render_table, write_reports
     from .session import PerfSession
 
     matrix = load_matrix(args.matrix)
-    session = PerfSession(matrix, args.baselines, args.data, rebaseline=rebaseline, workload=_workload(args))
+    session = PerfSession(
+        matrix, args.baselines, args.data, rebaseline=rebaseline, workload=_workload(args), strict=args.strict
+    )
     variants = matrix.select(args.select)
     if not variants:
         print(f"no variant of {matrix.source} matches {args.select!r}", file=sys.stderr)
@@ -48,7 +53,8 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
         print(session.load_report.summary())
     for line in session.length_summary():
         print(line)
-    print(render_table(session.outcomes, title=f"perfsuite {matrix.settings.name} on {session.store.machine_key}"))
+    key = session.store.machine_key
+    print(render_table(session.outcomes, f"perfsuite {matrix.settings.name} on {key}", machine_key=key))
     if session.pair_outcomes:
         print(render_relative_table(session.pair_outcomes, title=f"perfsuite {matrix.settings.name}: relative bounds"))
     if args.ratio:
@@ -58,6 +64,9 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
         session.outcomes, session.store.machine_key, args.report_dir, session.pair_outcomes, session.predictions()
     )
     print(f"reports: {folder.resolve()}")
+    warning = coverage_line(session.outcomes, key)
+    if warning:
+        print(warning)
     failed = [o.verdict for o in session.outcomes] + [p.verdict for p in session.pair_outcomes]
     return 1 if any(v.status == "fail" for v in failed) else 0
 
@@ -94,10 +103,75 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    """A/B of this environment against another, interleaved on this machine (exit 1: B slower or changed)."""
+    import contextlib
+
+    from .compare import CompareError, CompareSettings, Comparison, render, write_reports
+    from .compare_envs import base_side, pinned_side, python_side, this_side
+
+    matrix = load_matrix(args.matrix)
+    variants = matrix.select(args.select)
+    if not variants:
+        raise MatrixError(f"no variant of {matrix.source} matches {args.select!r}")
+    settings = CompareSettings(
+        max_slowdown=args.max_slowdown,
+        passes=args.passes,
+        min_pairs=args.min_pairs,
+        max_pairs=max(args.max_pairs, args.min_pairs),
+    )
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    with contextlib.ExitStack() as stack:
+        if args.python:
+            b = python_side(args.python)
+        elif args.pin:
+            b = pinned_side(args.pin, say)
+        else:
+            b = stack.enter_context(base_side(args.base, say))
+        a = this_side()
+        comparison = Comparison(matrix, a, b, settings, args.data, _workload(args), say)
+        try:
+            results = comparison.run(variants)
+        except CompareError:
+            raise
+    print(render(results, (a, b), settings))
+    folder = write_reports(results, (a, b), comparison.versions, settings, Path(args.report_dir))
+    print(f"compare reports: {folder.resolve()}")
+    return 1 if any(r.failed for r in results) else 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Split schema-1 records (one per machine) into portable and machine records, in place."""
+    from .baselines import migrate_v1
+
+    tiers: dict[str, tuple[str, ...] | None] = {}
+
+    def portable_quality(tier: str, variant_id: str) -> bool:
+        if tier not in tiers:
+            try:
+                tiers[tier] = load_matrix(tier).settings.portable_quality_dtypes
+            except MatrixError:
+                tiers[tier] = None  # not a bundled tier: keep its quality with the machine
+        dtypes = tiers[tier] or ()
+        return any(f"-{d}-" in variant_id for d in dtypes)
+
+    done = migrate_v1(Path(args.baselines), portable_quality)
+    for line in done:
+        print(line)
+    print(f"migrated {len(done)} files" if done else f"{args.baselines}: nothing to migrate")
+    return 0
+
+
 def _selftest(args: argparse.Namespace) -> int:
-    from .selftest import selftest
+    from .selftest import compare_selftest, selftest
 
     sizes = tuple(float(x) for x in args.sizes.split(","))
+    if args.compare:
+        from .compare import CompareSettings
+
+        settings = CompareSettings(passes=args.passes, min_pairs=args.min_pairs, max_pairs=args.max_pairs)
+        compare_selftest(args.aa_runs, args.inject_runs, sizes, args.target, out_dir=args.report_dir, settings=settings)
+        return 0
     selftest(args.aa_runs, args.inject_runs, args.select, args.target, args.baselines, args.report_dir, sizes)
     return 0
 
@@ -112,6 +186,12 @@ def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-k", "--select", default=None, help="variants to run (default: those of the relative bounds)")
     parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="baseline root folder")
     parser.add_argument("--report-dir", default="reports/selftest", help="where selftest.json goes")
+    parser.add_argument(
+        "--compare", action="store_true", help="measure `perfsuite compare` instead (A/A and slowdowns of side B)"
+    )
+    parser.add_argument("--passes", type=int, default=6, help="--compare: interleaved passes per process pair")
+    parser.add_argument("--min-pairs", type=int, default=6, help="--compare: process pairs before deciding")
+    parser.add_argument("--max-pairs", type=int, default=24, help="--compare: most process pairs while undecided")
 
 
 def _lengths(args: argparse.Namespace, max_length: int) -> tuple[list[int], str]:
@@ -234,6 +314,22 @@ def main(argv: list[str] | None = None) -> int:
     budget.add_argument("--limit", default="9h", help="e.g. 9h, 540m")
     budget.add_argument("--tta", action="store_true", help="score every row twice (A/B swapped)")
     _model_args(budget)
+    compare = sub.add_parser(
+        "compare",
+        help="A/B: this environment against another interpreter, pinned versions or a base revision, interleaved",
+    )
+    _common(compare)
+    compare.set_defaults(report_dir="reports/perfsuite/compare")
+    side = compare.add_mutually_exclusive_group(required=True)
+    side.add_argument("--python", help="B = this interpreter (another venv that can import perfsuite)")
+    side.add_argument("--pin", action="append", metavar="PKG==VER", help="B = this environment with these pins")
+    side.add_argument("--base", metavar="GIT_REV", help="B = that revision of this repository (a git worktree)")
+    compare.add_argument("--max-slowdown", type=float, default=0.05, help="B slower than this fraction fails")
+    compare.add_argument("--passes", type=int, default=6, help="interleaved passes per process pair")
+    compare.add_argument("--min-pairs", type=int, default=6, help="process pairs before the first decision")
+    compare.add_argument("--max-pairs", type=int, default=24, help="most process pairs while undecided")
+    migrate = sub.add_parser("migrate-baselines", help="convert schema-1 baselines to portable + machine records")
+    migrate.add_argument("--baselines", default=str(DEFAULT_BASELINES))
     fit = sub.add_parser("fit", help="fit the cost model's efficiency factors to this machine's baselines")
     fit.add_argument("--machine", default=None, help="machine key (default: this machine)")
     fit.add_argument("--tiers", default=None, help="comma-separated tiers (default: all recorded)")
@@ -242,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("explain", "budget", "fit"):
             return {"explain": _explain, "budget": _budget, "fit": _fit}[args.command](args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "migrate-baselines":
+            return _migrate(args)
         if args.command == "selftest":
             return _selftest(args)
         if args.command == "matrix":
@@ -249,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "shard":
             return _shard(args)
         return _run(args, rebaseline=args.command == "rebaseline")
-    except (MatrixError, ValueError, FileNotFoundError, KeyError) as exc:
+    except (MatrixError, ValueError, FileNotFoundError, KeyError) as exc:  # CompareError is a ValueError
         print(f"perfsuite: {exc}", file=sys.stderr)
         return 2
 

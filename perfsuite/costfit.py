@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .baselines import BaselineStore
 from .batching import padded_shapes
 from .costmodel import CostConfig, predict
 from .devices import DEVICES, EFFICIENCY_FIELDS, DeviceSpec, with_efficiency
@@ -57,25 +58,24 @@ def fitted_kinds(obs: Sequence[Observation], device_type: str) -> list[Observati
     return [o for o in obs if o.config.dtype in rule["dtypes"] and o.config.attention in rule["attentions"]]
 
 
-def observations(folder: Path, quantized_compute: str) -> tuple[list[Observation], list[str]]:
-    """Observations from a baseline folder (one tier), and why any record was left out."""
+def observations(store: BaselineStore, quantized_compute: str) -> tuple[list[Observation], list[str]]:
+    """Observations from one machine's records of one tier (read through the store), and why any was left out."""
     from .data.sample import SAMPLE_PATH
-    from .session import file_fingerprint
+    from .fileio import file_fingerprint
 
     sample = file_fingerprint(SAMPLE_PATH)
     out, skipped = [], []
-    for path in sorted(Path(folder).glob("*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        s = record.get("settings", {})
+    for record in store.machine_records():
+        s = record.settings
         if s.get("data") != sample or s.get("tta"):
-            skipped.append(f"{path.name}: not the bundled sample without TTA ({s.get('data')})")
+            skipped.append(f"{record.variant}.json: not the bundled sample without TTA ({s.get('data')})")
             continue
-        model, dtype, attention, padding = _split(record["variant"])
+        model, dtype, attention, padding = _split(record.variant)
         spec = get_spec(model)
         lengths = sample_lengths(s["max_length"], s["rows"])
         shapes = tuple(padded_shapes(lengths, s["batch_size"], padding, s["max_length"]))
         cfg = CostConfig.for_model(spec, dtype, attention, quantized_compute)
-        out.append(Observation(f"{Path(folder).name}/{record['variant']}", cfg, shapes, record["latency"]["median_s"]))
+        out.append(Observation(f"{store.tier}/{record.variant}", cfg, shapes, record.latency.median_s))
     return out, skipped
 
 
@@ -175,7 +175,8 @@ def fit_machine(
         folder = root / machine_key / tier
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no baselines to fit (record them with `tox -e rebaseline`)")
-        found, skipped = observations(folder, load_matrix(tier).settings.nf4_compute_dtype)
+        store = BaselineStore(root, machine_key, tier)
+        found, skipped = observations(store, load_matrix(tier).settings.nf4_compute_dtype)
         obs += found
         left_out += [f"{tier}/{why}" for why in skipped]
     if cuda:

@@ -46,3 +46,8 @@ def file_digest(path: Path) -> str:
 @lru_cache(maxsize=64)
 def _digest(path: str, size: int, mtime_ns: int) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def file_fingerprint(path: Path) -> str:
+    """`name@digest12`: how records name the data file they were measured on."""
+    return f"{path.name}@{file_digest(path)[:12]}"

@@ -1,97 +1,159 @@
-"""Turn one variant's measurements and its stored baseline into a Verdict."""
+"""Turn one variant's measurement and its stored records into a Verdict.
+
+Each kind of bound is judged where its record is valid: guard and reference everywhere (no
+record needed), work and portable quality wherever the tier's portable record exists, latency
+(and machine-bound quality) only where this machine key has a record - and latency only when
+the machine is quiet enough to judge it. The verdict says, per kind, which were judged and why
+the others were not.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import statistics
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from .baselines import BaselineError, BoundCheck, Verdict, check_latency, check_quality, check_work
+from .baselines import BaselineError
+from .checks import (
+    BoundCheck,
+    Coverage,
+    Verdict,
+    check_latency,
+    check_quality,
+    check_work,
+    guard_checks,
+    reference_checks,
+    status_of,
+)
 from .environment import environment_changes
-from .matrix import Bounds
+from .matrix import Bounds, TierSettings
+from .records import MachineRecord, PortableRecord
 
-COMPARABLE_SETTINGS = ("data", "rows", "batch_size", "max_length", "padding_side", "tta")
-
-
-def guard_checks(measurement: dict[str, Any], bounds: Bounds) -> list[BoundCheck]:
-    """Checks that need no baseline: non-finite logits (a count) and the in-run reference."""
-    n = measurement["work"]["rows"]
-    bad = measurement["quality"]["nonfinite_rows"]
-    checks = [BoundCheck("guard", "finite logits", bad == 0, f"{bad} of {n} rows non-finite", "0 non-finite rows")]
-    return checks + reference_checks(measurement["quality"].get("reference"), bounds)
+COMPARABLE_SETTINGS = ("data", "tokenizer", "rows", "batch_size", "max_length", "padding_side", "tta")
+REBASELINE = "record one with `tox -e rebaseline`"
 
 
-def reference_checks(ref: dict[str, float] | None, bounds: Bounds) -> list[BoundCheck]:
-    """The variant against the eager, unpadded, batch-1 reference of the same run (MLPerf-style margins)."""
-    if ref is None:
-        return []
-    where = "vs the in-run eager batch-1 reference"
-    checks = [
-        BoundCheck(
-            "reference",
-            "argmax agreement",
-            ref["argmax_agreement"] >= bounds.ref_argmax_agreement - 1e-12,
-            f"{ref['argmax_agreement']:.3f}",
-            f">= {bounds.ref_argmax_agreement}",
-            where,
-        ),
-        BoundCheck(
-            "reference",
-            "max |dp|",
-            ref["max_abs_dp"] <= bounds.ref_max_abs_dp,
-            f"{ref['max_abs_dp']:.4f}",
-            f"<= {bounds.ref_max_abs_dp}",
-            where,
-        ),
+@dataclass(frozen=True)
+class StoredRecords:
+    """What the store holds for one variant on this machine, and where."""
+
+    portable: PortableRecord | None
+    machine: MachineRecord | None
+    portable_path: str
+    machine_path: str
+    machine_key: str
+    error: BaselineError | None = None
+
+
+def settings_differ(stored: dict[str, Any], measured: dict[str, Any]) -> list[str]:
+    return [
+        f"{k} {stored.get(k)!r} -> {measured.get(k)!r}"
+        for k in COMPARABLE_SETTINGS
+        if k in stored and k in measured and stored.get(k) != measured.get(k)
     ]
-    if "log_loss_increase" in ref:
-        checks.append(
-            BoundCheck(
-                "reference",
-                "log-loss increase",
-                ref["log_loss_increase"] <= bounds.ref_log_loss_increase,
-                f"{ref['log_loss_increase']:+.4f} ({ref['log_loss']:.4f} vs {ref['reference_log_loss']:.4f})",
-                f"<= +{bounds.ref_log_loss_increase}",
-                where,
-            )
-        )
-    return checks
+
+
+def busy_reason(measurement: dict[str, Any], machine: MachineRecord, settings: TierSettings) -> str | None:
+    """Why this machine was too busy to judge latency, or None.
+
+    Two signals, both taken while the variant was timed: the interference probe (a fixed
+    torch-only workload run between passes) against its time beside the recorded passes, and
+    the passes' own spread. A slower variant moves neither; another process on the cores
+    moves both.
+    """
+    lat = measurement["latency"]
+    probes = lat.get("probe_samples_s") or []
+    if probes and machine.latency.probe_s:
+        ratio = statistics.median(probes) / machine.latency.probe_s
+        if ratio > settings.busy_probe_ratio:
+            return f"undecided: machine busy (probe at {ratio:.1f}x its usual time, limit {settings.busy_probe_ratio}x)"
+    spread = lat.get("spread")
+    if spread is not None and spread == spread and spread > settings.busy_spread:
+        return f"undecided: machine busy (passes spread {spread:.0%} of their median, limit {settings.busy_spread:.0%})"
+    return None
+
+
+def _reference(measurement: dict[str, Any], bounds: Bounds) -> tuple[list[BoundCheck], Coverage]:
+    quality = measurement["quality"]
+    if quality.get("reference") is not None:
+        return reference_checks(quality["reference"], bounds), Coverage("reference", True)
+    if quality.get("reference_error"):
+        return [], Coverage("reference", False, f"no in-run reference ({quality['reference_error']})")
+    return [], Coverage("reference", False, "not scored (shape-only weights)")
 
 
 def judge(
     measurement: dict[str, Any],
-    record: dict[str, Any] | None,
+    stored: StoredRecords,
     bounds: Bounds,
-    baseline_path: str,
-    load_error: BaselineError | None = None,
+    settings: TierSettings | None = None,
+    strict: bool = False,
 ) -> Verdict:
-    """pass/fail against the stored record; skip (saying how to record one) when there is none."""
-    checks = guard_checks(measurement, bounds)
-    if load_error is not None:
-        return Verdict("fail", checks, reason=str(load_error), baseline_path=baseline_path)
-    if record is None:
-        status = "fail" if any(not c.ok for c in checks) else "skip"
-        reason = f"no baseline at {baseline_path}; record one with `tox -e rebaseline`"
-        return Verdict(status, checks, reason=reason, baseline_path=baseline_path)
-    stored_settings = record.get("settings", {})
-    differs = [
-        f"{k} {stored_settings.get(k)!r} -> {measurement['settings'].get(k)!r}"
-        for k in COMPARABLE_SETTINGS
-        if k in stored_settings and stored_settings.get(k) != measurement["settings"].get(k)
-    ]
-    changes = environment_changes(record.get("environment", {}), measurement["environment"])
-    if differs:
-        status = "fail" if any(not c.ok for c in checks) else "skip"
-        reason = "baseline was recorded for another workload (" + "; ".join(differs) + ")"
-        return Verdict(status, checks, reason, baseline_path, changes)
-    # The matrix's bounds decide (a tolerance change needs no rebaseline); the record keeps
-    # the ones it was recorded with, and a difference is reported beside the verdict.
-    recorded_tol, current_tol = record.get("tolerances"), asdict(bounds)
-    if isinstance(recorded_tol, dict) and recorded_tol != current_tol:
-        changed = sorted(k for k in recorded_tol if recorded_tol.get(k) != current_tol.get(k))
-        changes = [*changes, "tolerances changed since baseline: " + ", ".join(changed)]
-    checks += check_work(measurement["work"], record["work"], bounds.work_rel)
-    checks.append(check_latency(measurement["latency"]["samples_s"], record["latency"], bounds))
-    if measurement["quality"].get("log_loss") is not None:
-        checks += check_quality(measurement["quality"], record["quality"], bounds)
-    status = "fail" if any(not c.ok for c in checks) else "pass"
-    return Verdict(status, checks, "", baseline_path, changes)
+    """pass/fail on every bound whose record is valid here; skip when nothing beyond the guard was
+    (fail instead with `strict`: a CI gate that judged nothing stored must not look green)."""
+    q, work = measurement["quality"], measurement["work"]
+    checks = guard_checks(work["rows"], q["nonfinite_rows"])
+    ref_checks, ref_cov = _reference(measurement, bounds)
+    checks += ref_checks
+    coverage = [Coverage("guard", True), ref_cov]
+    where = stored.machine_path if stored.machine is not None else stored.portable_path
+    if stored.error is not None:
+        coverage += [Coverage(k, False, "unusable baseline") for k in ("work", "quality", "latency")]
+        return Verdict("fail", checks, str(stored.error), where, coverage=coverage)
+
+    measured = measurement["settings"]
+    portable, machine = stored.portable, stored.machine
+    differs: list[str] = []
+    if portable is not None and (d := settings_differ(portable.settings, measured)):
+        differs += d
+        portable = None
+    if machine is not None and (d := settings_differ(machine.settings, measured)):
+        differs += [x for x in d if x not in differs]
+        machine = None
+    other = "recorded for another workload (" + "; ".join(differs) + ")" if differs else ""
+
+    if portable is not None:
+        checks += check_work(work, portable.work, bounds.work_rel)
+        coverage.append(Coverage("work", True))
+    else:
+        coverage.append(Coverage("work", False, other or f"no portable record at {stored.portable_path}; {REBASELINE}"))
+
+    quality = portable.quality if portable is not None and portable.quality else None
+    quality = quality or (machine.quality if machine is not None else None)
+    if q.get("log_loss") is None:
+        coverage.append(Coverage("quality", False, "not scored (shape-only weights or non-finite rows)"))
+    elif quality is None:
+        why = other or f"no quality record for this dtype at {stored.portable_path} or {stored.machine_path}"
+        coverage.append(Coverage("quality", False, why))
+    else:
+        checks += check_quality(q["log_loss"], q["accuracy"], quality.log_loss, quality.accuracy, bounds)
+        coverage.append(Coverage("quality", True))
+
+    busy = busy_reason(measurement, machine, settings) if machine is not None and settings is not None else None
+    if machine is None:
+        why = other or f"no baseline for machine {stored.machine_key}; {REBASELINE}"
+        coverage.append(Coverage("latency", False, why))
+    elif busy:
+        coverage.append(Coverage("latency", False, busy))
+    else:
+        lat = machine.latency
+        checks.append(check_latency(measurement["latency"]["samples_s"], lat.median_s, lat.samples_s, bounds))
+        coverage.append(Coverage("latency", True))
+
+    changes: list[str] = []
+    source = machine or portable
+    if source is not None:
+        changes = environment_changes(source.environment, measurement["environment"])
+        # The matrix's bounds decide (a tolerance change needs no rebaseline); the record keeps
+        # the ones it was recorded with, and a difference is reported beside the verdict.
+        recorded, current = source.tolerances, asdict(bounds)
+        changed = sorted(k for k in recorded if k in current and recorded[k] != current[k])
+        if changed:
+            changes.append("tolerances changed since baseline: " + ", ".join(changed))
+    verdict = Verdict(status_of(checks), checks, "", where, changes, coverage)
+    if verdict.status == "pass" and not verdict.judged_beyond_guard:
+        verdict.status = "fail" if strict else "skip"
+        verdict.reason = f"baseline {other}" if other else f"no baseline at {stored.portable_path}; {REBASELINE}"
+        if strict:
+            verdict.reason = f"strict: nothing judged beyond the guard ({verdict.reason})"
+    return verdict

@@ -70,6 +70,16 @@ class TierSettings:
     confirm_latency: bool = True  # re-time a variant whose only failure is latency; both must fail
     relative_rounds: int = 9  # interleaved A/B pass pairs per relative bound
     relative_confidence: float = 0.95  # of the bootstrap interval on the median ratio
+    # dtypes whose log-loss/accuracy hold across CPU kernels (stored in the portable record,
+    # judged on every machine); the others' quality is machine-bound (scripts/quality_portability.py)
+    portable_quality_dtypes: tuple[str, ...] = ()
+    # latency is left undecided (not failed) when the interference probe runs this much slower
+    # than beside the recorded passes, or the passes spread more than this (IQR / median)
+    busy_probe_ratio: float = 1.5
+    busy_spread: float = 0.25
+
+    def portable_quality(self, dtype: str) -> bool:
+        return dtype in self.portable_quality_dtypes
 
 
 @dataclass(frozen=True)
@@ -157,12 +167,12 @@ def matches_any(variant_id: str, pattern: str) -> bool:
     return any(fnmatch.fnmatch(variant_id, g.strip()) for g in pattern.split(",") if g.strip())
 
 
-def _check_values(source: str, axis: str, values: list[Any], allowed: tuple[str, ...]) -> list[str]:
+def _check_values(source: str, name: str, values: list[Any], allowed: tuple[str, ...]) -> list[str]:
     if not isinstance(values, list) or not values:
-        raise MatrixError(f"{source}: axes.{axis} must be a non-empty list")
+        raise MatrixError(f"{source}: {name} must be a non-empty list")
     bad = [v for v in values if v not in allowed]
     if bad:
-        raise MatrixError(f"{source}: axes.{axis} has unknown value(s) {bad}; allowed: {', '.join(allowed)}")
+        raise MatrixError(f"{source}: {name} has unknown value(s) {bad}; allowed: {', '.join(allowed)}")
     return values
 
 
@@ -197,14 +207,17 @@ def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
     except KeyError as exc:
         raise MatrixError(f"{source}: missing section [{exc.args[0]}]") from None
     tier["markers"] = tuple(tier.get("markers", ()))
+    if "portable_quality_dtypes" in tier:
+        field = "tier.portable_quality_dtypes"
+        tier["portable_quality_dtypes"] = tuple(_check_values(source, field, tier["portable_quality_dtypes"], DTYPES))
     try:
         settings = TierSettings(**tier)
     except TypeError as exc:
         raise MatrixError(f"{source}: bad [tier] field ({exc})") from None
-    models = _check_values(source, "model", axes.get("model"), tuple(SPECS))
-    dtypes = _check_values(source, "dtype", axes.get("dtype"), DTYPES)
-    attns = _check_values(source, "attention", axes.get("attention"), ATTENTIONS)
-    paddings = _check_values(source, "padding", axes.get("padding"), PADDINGS)
+    models = _check_values(source, "axes.model", axes.get("model"), tuple(SPECS))
+    dtypes = _check_values(source, "axes.dtype", axes.get("dtype"), DTYPES)
+    attns = _check_values(source, "axes.attention", axes.get("attention"), ATTENTIONS)
+    paddings = _check_values(source, "axes.padding", axes.get("padding"), PADDINGS)
     variants = []
     for m in models:
         for d in dtypes:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .matrix import PADDINGS
-from .session import Outcome, PairOutcome
+from .outcomes import Outcome, PairOutcome
 
 PADDING_ORDER = PADDINGS  # waste shown from most to least
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from .baselines import Verdict
+from .checks import Verdict
 from .matrix import WORKLOAD_FIELDS, load_matrix
-from .report import render_relative_table, render_table, write_reports
+from .outcomes import Outcome, PairOutcome
+from .report import coverage_line, render_relative_table, render_table, write_reports
 from .runner import perf_counter_sampler
-from .session import Outcome, PairOutcome, PerfSession
+from .session import PerfSession
 
 _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 
@@ -33,6 +34,11 @@ def add_baseline_options(group) -> None:
     group.addoption("--perfsuite-baselines", default=None, help="baseline root folder (default: <rootdir>/baselines)")
     group.addoption(
         "--perfsuite-rebaseline", action="store_true", help="record this machine's baselines instead of checking"
+    )
+    group.addoption(
+        "--perfsuite-strict",
+        action="store_true",
+        help="fail a variant that ran with nothing judged beyond the guard (no usable portable or machine record)",
     )
 
 
@@ -60,6 +66,7 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
             baseline_root=root,
             data_path=config.getoption("perfsuite_data"),
             rebaseline=config.getoption("perfsuite_rebaseline"),
+            strict=config.getoption("perfsuite_strict"),
             workload={k: config.getoption(f"perfsuite_{k}") for k in WORKLOAD_FIELDS},
         )
     return sessions[matrix_name]
@@ -91,11 +98,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def benchmark_sampler(benchmark):
     """pytest-benchmark does the sampling (its table and --benchmark-* options apply)."""
 
-    def sample(fn, rounds: int, warmup_rounds: int) -> list[float]:
-        benchmark.pedantic(fn, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+    def sample(fn, rounds: int, warmup_rounds: int, between=None) -> list[float]:
+        setup = (lambda: between() and None) if between is not None else None  # pedantic wants None back
+        benchmark.pedantic(fn, setup=setup, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
         stats = getattr(benchmark, "stats", None)
         if stats is None:  # --benchmark-disable: pedantic ran fn once without timing
-            return perf_counter_sampler(fn, rounds, 0)
+            return perf_counter_sampler(fn, rounds, 0, between)
         return list(stats.stats.data)
 
     return sample
@@ -164,7 +172,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         for line in session.length_summary():
             terminalreporter.write_line(line)
         if outcomes:
-            terminalreporter.write(render_table(outcomes, title=f"perfsuite {name}"))
+            terminalreporter.write(render_table(outcomes, f"perfsuite {name}", machine_key=session.store.machine_key))
         if session.pair_outcomes:
             terminalreporter.write(
                 render_relative_table(session.pair_outcomes, title=f"perfsuite {name}: relative bounds")
@@ -176,4 +184,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.write_line(f"perfsuite reports: {folder.resolve()}")
         if session.rebaseline:
             recorded = sum(o.verdict.status == "recorded" for o in outcomes)
-            terminalreporter.write_line(f"recorded {recorded} baselines under {session.store.folder}")
+            where = f"{session.store.folder} and {session.store.portable_folder}"
+            terminalreporter.write_line(f"recorded {recorded} baselines under {where}")
+        warning = coverage_line(outcomes, session.store.machine_key)
+        if warning:
+            terminalreporter.write_line(warning, yellow=True, bold=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .fileio import atomic_write_text
-from .session import Outcome, PairOutcome
+from .outcomes import Outcome, PairOutcome
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "recorded": "cyan"}
 HEADERS = (
@@ -23,6 +23,7 @@ HEADERS = (
     "log-loss",
     "acc",
     "peak MiB",
+    "judged here",
     "why / notes",
 )
 
@@ -45,11 +46,12 @@ def row_cells(outcome: Outcome) -> list[str]:
     v = outcome.verdict
     why = v.reason or "; ".join(c.describe() for c in v.failed)
     if outcome.previous is not None and m is not None:
-        old = outcome.previous["latency"]["median_s"]
+        old = outcome.previous.latency.median_s
         why = f"was {old * 1000:.1f} ms, now {m['latency']['median_s'] * 1000:.1f} ms"
     why = "; ".join(x for x in [why, *outcome.notes, *v.environment_changes] if x)
+    judged = v.judged_summary() or "-"
     if m is None:
-        return [outcome.variant.id, v.status, "-", "-", "-", "-", "-", "-", "-", why]
+        return [outcome.variant.id, v.status, "-", "-", "-", "-", "-", "-", "-", judged, why]
     lat, work, q, mem = m["latency"], m["work"], m["quality"], m["memory"]
     spread = f" ±{lat['spread'] * 50:.0f}%" if lat.get("spread") and not math.isnan(lat["spread"]) else ""
     return [
@@ -62,6 +64,7 @@ def row_cells(outcome: Outcome) -> list[str]:
         _fmt(q["log_loss"], ".4f"),
         _fmt(q["accuracy"], ".3f"),
         _fmt(mem["peak_bytes"] / 2**20 if mem["peak_bytes"] is not None else None, ".0f"),
+        judged,
         why,
     ]
 
@@ -104,10 +107,34 @@ def _tally(outcomes: Sequence[Outcome]) -> str:
     return f"{len(outcomes)} variants: {counted}"
 
 
-def render_table(outcomes: Sequence[Outcome], title: str = "perfsuite", width: int | None = None) -> str:
+def unjudged(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """Variants that ran but had nothing judged beyond the guard and the in-run reference."""
+    return [
+        o
+        for o in outcomes
+        if o.measurement is not None and o.verdict.status != "recorded" and not o.verdict.judged_beyond_guard
+    ]
+
+
+def coverage_line(outcomes: Sequence[Outcome], machine_key: str) -> str | None:
+    """The one loud line a run ends with when some variant was judged on nothing stored."""
+    bare = unjudged(outcomes)
+    if not bare:
+        return None
+    return (
+        f"WARNING: {len(bare)} of {len(outcomes)} variants ran with nothing judged beyond the guard "
+        f"(no portable or machine record usable on {machine_key}, e.g. {bare[0].variant.id}); "
+        "--perfsuite-strict makes this a failure"
+    )
+
+
+def render_table(
+    outcomes: Sequence[Outcome], title: str = "perfsuite", width: int | None = None, machine_key: str = "this machine"
+) -> str:
     """The session table as text (rich renders colours when the terminal supports them)."""
     footer = (
         _tally(outcomes),
+        *filter(None, [coverage_line(outcomes, machine_key)]),
         "proc/real = processed tokens (padding included) / real tokens; 1.00 means no padding computed. "
         "vs base = median / this machine's baseline median.",
     )
@@ -171,6 +198,7 @@ def to_json(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[Pa
     return {
         "machine_key": machine_key,
         "counts": counts(outcomes),
+        "unjudged": [o.variant.id for o in unjudged(outcomes)],
         "relative": relative_json(relative),
         "variants": [
             {
@@ -178,6 +206,7 @@ def to_json(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[Pa
                 "status": o.verdict.status,
                 "reason": o.verdict.reason,
                 "checks": [c.__dict__ for c in o.verdict.checks],
+                "judged": {c.kind: (True if c.judged else c.why) for c in o.verdict.coverage},
                 "baseline": o.verdict.baseline_path,
                 "environment_changes": o.verdict.environment_changes,
                 "notes": o.notes,
@@ -191,6 +220,9 @@ def to_json(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[Pa
 def to_markdown(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[PairOutcome] = ()) -> str:
     lines = [f"### perfsuite on `{machine_key}`", "", *_md_table(HEADERS, [row_cells(o) for o in outcomes])]
     lines += ["", _tally(outcomes)]
+    warning = coverage_line(outcomes, machine_key)
+    if warning:
+        lines += ["", f"**{warning}**"]
     if relative:
         lines += ["", "#### Relative bounds (interleaved in this run)", ""]
         lines += _md_table(RELATIVE_HEADERS, [relative_cells(o) for o in relative])

@@ -30,21 +30,55 @@ from .models.specs import get_spec
 
 
 class Sampler(Protocol):
-    """Times `fn` for `rounds` rounds after `warmup_rounds`; returns seconds per round."""
+    """Times `fn` for `rounds` rounds after `warmup_rounds`; returns seconds per round.
 
-    def __call__(self, fn: Callable[[], object], rounds: int, warmup_rounds: int) -> list[float]: ...
+    `between`, if given, runs untimed before every timed round (the interference probe).
+    """
+
+    def __call__(
+        self, fn: Callable[[], object], rounds: int, warmup_rounds: int, between: Callable[[], object] | None = None
+    ) -> list[float]: ...
 
 
-def perf_counter_sampler(fn: Callable[[], object], rounds: int, warmup_rounds: int) -> list[float]:
+def perf_counter_sampler(
+    fn: Callable[[], object], rounds: int, warmup_rounds: int, between: Callable[[], object] | None = None
+) -> list[float]:
     """The library's own sampler (the pytest plugin uses pytest-benchmark's instead)."""
     for _ in range(warmup_rounds):
         fn()
     samples = []
     for _ in range(rounds):
+        if between is not None:
+            between()
         start = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - start)
     return samples
+
+
+class InterferenceProbe:
+    """A fixed torch-only workload timed between a variant's passes.
+
+    Its time does not depend on the code under test, only on how much of the device this
+    process gets: when another process takes the cores (or the GPU), the probe slows down
+    with the passes, and the latency bound can say "machine busy" instead of blaming the
+    code. It uses the same threads and device as the passes, so it feels the same contention.
+    """
+
+    def __init__(self, device: str, size: int = 256, repeats: int = 8) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.device = device
+        self.a = torch.randn(size, size, generator=generator).to(device)
+        self.out = torch.empty_like(self.a)
+        self.repeats = repeats
+        self.samples: list[float] = []
+
+    def __call__(self) -> None:
+        start = time.perf_counter()
+        for _ in range(self.repeats):
+            torch.mm(self.a, self.a, out=self.out)
+        _synchronize(self.device)
+        self.samples.append(time.perf_counter() - start)
 
 
 @dataclass
@@ -65,6 +99,7 @@ class RunResult:
     scored: bool = True  # False for shape-only weights: probabilities mean nothing
     flops: int = 0  # analytic, per pass (costmodel.forward_flops)
     adapter: Path | None = None  # the LoRA folder applied, if any
+    probe_samples: list[float] | None = None  # the interference probe, timed between the passes
 
 
 class _RssPeak:
@@ -268,9 +303,11 @@ def run_variant(
     probs, nonfinite = _scored(prepared, logits, len(rows))
     # The warm-up time (compile included) over-estimates a pass: slow variants get the
     # minimum rounds, which is what they would get anyway.
-    samples = sampler(
-        one_pass, rounds=choose_rounds(warm_s / max(1, settings.warmup_rounds), settings), warmup_rounds=0
-    )
+    probe = InterferenceProbe(device)
+    probe()  # its own warm-up
+    probe.samples.clear()
+    rounds = choose_rounds(warm_s / max(1, settings.warmup_rounds), settings)
+    samples = sampler(one_pass, rounds=rounds, warmup_rounds=0, between=probe)
     wbytes = weight_bytes(prepared.model)
     return RunResult(
         variant=variant,
@@ -287,6 +324,7 @@ def run_variant(
         scored=prepared.scored,
         flops=forward_flops(get_spec(variant.model), [tuple(b.input_ids.shape) for b in all_batches]),
         adapter=adapter,
+        probe_samples=list(probe.samples),
     )
 
 

@@ -239,6 +239,93 @@ def selftest(
     return report
 
 
-if __name__ == "__main__":  # the child process: python -m perfsuite.selftest SCENARIO SELECT BASELINES OUT
-    _scenario, _select, _baselines, _out = sys.argv[1:5]
-    run_child(Scenario(**json.loads(_scenario)), _select, _baselines, Path(_out))
+# -- compare: A/A and injected slowdowns of side B -------------------------------------------
+def compare_selftest(
+    aa_runs: int = 10,
+    inject_runs: int = 10,
+    sizes: Sequence[float] = (0.10, 0.25),
+    target: str = DEFAULT_TARGET,
+    untouched: str = "tiny-mistral-fp32-sdpa-sorted",
+    out_dir: str | Path = "reports/selftest",
+    settings: Any = None,
+) -> dict[str, Any]:
+    """`perfsuite compare` against itself: how often it flags an unchanged B, and catches a slower one.
+
+    Side B is this checkout in a worker that installs the scenario (a busy-wait in `target`'s
+    forward); every injected run also compares `untouched`, which B leaves alone.
+    """
+    from .compare import CompareSettings, Comparison, Side
+    from .compare_envs import this_side
+    from .fileio import atomic_write_text
+    from .matrix import load_matrix
+
+    settings = settings or CompareSettings()
+    matrix = load_matrix("cpu")
+    by_id = {v.id: v for v in matrix.variants}
+    plan = [(Scenario("A/A"), aa_runs)] + [(Scenario(f"{target} +{x:.0%}", x, target), inject_runs) for x in sizes]
+    rows: list[dict[str, Any]] = []
+    for sc, count in plan:
+        for i in range(count):
+            argv = (sys.executable, "-m", "perfsuite.selftest", "compare-worker", json.dumps(asdict(sc)))
+            b = Side("B", argv, {}, f"this checkout, scenario {sc.name}")
+            comparison = Comparison(matrix, this_side(), b, settings, progress=lambda _text: None)
+            variants = [by_id[target]] + ([by_id[untouched]] if sc.injected else [])
+            for result in comparison.run(variants):
+                e = result.estimate
+                rows.append(
+                    {
+                        "scenario": sc.name,
+                        "run": i + 1,
+                        "variant": result.variant.id,
+                        "touched": result.variant.id == target and sc.injected,
+                        "verdict": result.verdict,
+                        "ratio": e.ratio if e else None,
+                        "low": e.low if e else None,
+                        "high": e.high if e else None,
+                        "pairs": len(result.pairs),
+                        "seconds": round(result.seconds, 1),
+                    }
+                )
+                r = rows[-1]
+                print(
+                    f"{sc.name} run {i + 1} {r['variant']}: {r['verdict']} B/A {r['ratio'] or 0:.3f} "
+                    f"[{r['low'] or 0:.3f}, {r['high'] or 0:.3f}] {r['pairs']} pairs {r['seconds']} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    out = Path(out_dir) / "compare-selftest.json"
+    atomic_write_text(out, json.dumps({"settings": settings.__dict__, "runs": rows}, indent=2) + "\n")
+    print(render_compare(rows))
+    print(f"compare selftest report: {out.resolve()}")
+    return {"settings": settings.__dict__, "runs": rows}
+
+
+def render_compare(rows: list[dict[str, Any]]) -> str:
+    """Per scenario and variant: how many runs said slower / same / faster / undecided."""
+    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["scenario"], r["variant"], r["touched"]), []).append(r)
+    lines = ["scenario | variant | B changed | runs | slower | same | faster | undecided | pairs (mean) | s per run"]
+    for (scenario, variant, touched), rs in groups.items():
+        n = len(rs)
+        tally = {k: sum(r["verdict"] == k for r in rs) for k in ("slower", "same", "faster", "undecided")}
+        pairs = sum(r["pairs"] for r in rs) / n
+        secs = sum(r["seconds"] for r in rs) / n
+        lines.append(
+            f"{scenario} | {variant} | {'yes' if touched else 'no'} | {n} | {tally['slower']} | {tally['same']} | "
+            f"{tally['faster']} | {tally['undecided']} | {pairs:.1f} | {secs:.0f}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if (
+        sys.argv[1] == "compare-worker"
+    ):  # side B of the compare selftest: python -m perfsuite.selftest compare-worker SC
+        install(Scenario(**json.loads(sys.argv[2])))
+        from .compare_worker import main as _serve
+
+        _serve()
+    else:  # the child process: python -m perfsuite.selftest SCENARIO SELECT BASELINES OUT
+        _scenario, _select, _baselines, _out = sys.argv[1:5]
+        run_child(Scenario(**json.loads(_scenario)), _select, _baselines, Path(_out))

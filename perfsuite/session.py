@@ -6,57 +6,34 @@ The pytest plugin and the CLI are both thin over this class.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+import statistics
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from . import runner
-from .baselines import DEFAULT_BASELINES, WORK_COUNTERS, BaselineError, BaselineStore, Verdict, make_record
+from .baselines import DEFAULT_BASELINES, BaselineError, BaselineStore
+from .checks import Verdict, check_prediction, check_relative, status_of
 from .data.formatting import EncodedRow, PairFormatter
 from .data.loader import LoadReport, load_arena_csv
 from .data.sample import SAMPLE_PATH
 from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer
 from .device import DeviceCaps, detect
 from .environment import git_commit, package_versions
-from .fileio import file_digest
-from .judge import judge
+from .fileio import file_fingerprint
+from .judge import StoredRecords, judge
 from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, TierSettings, Variant, skip_reason, variant_notes
 from .metrics import LatencyStats, accuracy, compare_to_reference, log_loss
 from .models.factory import adapter_for, checkpoint_env_var, checkpoint_for, tiny_checkpoint
 from .models.specs import get_spec
-from .relative import RatioEstimate, check_prediction, check_relative, ratio_interval
+from .outcomes import Outcome, PairOutcome
+from .records import WORK_COUNTERS, Latency, MachineRecord, PortableRecord, Quality
 from .runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
-
-
-@dataclass
-class Outcome:
-    """One variant's row in the report: what ran (or why not) and the verdict."""
-
-    variant: Variant
-    verdict: Verdict
-    measurement: dict[str, Any] | None = None
-    previous: dict[str, Any] | None = None  # the record replaced by a rebaseline
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PairOutcome:
-    """One relative bound's row: the interleaved samples, the ratio estimate, the verdict."""
-
-    bound: RelativeBound
-    verdict: Verdict
-    estimate: RatioEstimate | None = None
-    samples_s: tuple[list[float], list[float]] | None = None
-    notes: list[str] = field(default_factory=list)
-    predicted_ratio: float | None = None  # the cost model's, where the bound asks for it
+from .stats import ratio_interval
 
 
 def _only_latency_failed(verdict: Verdict) -> bool:
     return verdict.status == "fail" and bool(verdict.failed) and all(c.kind == "latency" for c in verdict.failed)
-
-
-def file_fingerprint(path: Path) -> str:
-    return f"{path.name}@{file_digest(path)[:12]}"
 
 
 def summarize(result: RunResult, settings: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:
@@ -86,6 +63,7 @@ def summarize(result: RunResult, settings: dict[str, Any], environment: dict[str
             "iqr_s": lat.iqr,
             "spread": lat.spread,
             "samples_s": list(result.latency_samples),
+            "probe_samples_s": list(result.probe_samples or []),
             "tokens_per_s": w.real_tokens / lat.median if lat.median else math.nan,
             "rows_per_s": w.rows / lat.median if lat.median else math.nan,
         },
@@ -123,8 +101,10 @@ class PerfSession:
         rebaseline: bool = False,
         cache_dir: Path | None = None,
         workload: dict[str, int] | None = None,
+        strict: bool = False,
     ) -> None:
-        """`workload` overrides the tier's rows / batch_size / max_length (a sweep without a new TOML)."""
+        """`workload` overrides the tier's rows / batch_size / max_length (a sweep without a new TOML);
+        `strict` fails a variant on which nothing stored could be judged, instead of skipping it."""
         self.matrix = matrix
         unknown = set(workload or {}) - set(WORKLOAD_FIELDS)
         if unknown:
@@ -134,6 +114,7 @@ class PerfSession:
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
         self.data_path = Path(data_path) if data_path else SAMPLE_PATH
         self.rebaseline = rebaseline
+        self.strict = strict
         self.cache_dir = cache_dir
         self.outcomes: list[Outcome] = []
         self.pair_outcomes: list[PairOutcome] = []
@@ -154,7 +135,13 @@ class PerfSession:
             self._environment = env
         return self._environment
 
-    def run_settings(self) -> dict[str, Any]:
+    def tokenizer_key(self, variant: Variant) -> str:
+        """Which tokenizer a variant's rows were encoded with: the shipped tiny BPE or a checkpoint's."""
+        spec = get_spec(variant.model)
+        folder = None if spec.tiny else checkpoint_for(spec)
+        return str(folder) if folder else "tiny-bpe"
+
+    def run_settings(self, variant: Variant | None = None) -> dict[str, Any]:
         s = self.settings
         if self._data_fingerprint is None:  # hashed once, not per variant
             self._data_fingerprint = file_fingerprint(self.data_path)
@@ -166,6 +153,7 @@ class PerfSession:
             "padding_side": s.padding_side,
             "tta": s.tta,
             "tier": s.name,
+            **({"tokenizer": self.tokenizer_key(variant)} if variant is not None else {}),
         }
 
     def checkpoint(self, variant: Variant, pad_id: int) -> Path | None:
@@ -180,11 +168,9 @@ class PerfSession:
         else uses the shipped tiny BPE (its ids fit every vocabulary in the registry). With
         `tta` the A/B-swapped rows come third, else None.
         """
-        spec = get_spec(variant.model)
-        folder = None if spec.tiny else checkpoint_for(spec)
-        key = str(folder) if folder else "tiny-bpe"
+        key = self.tokenizer_key(variant)
         if key not in self._rows:
-            tokenizer = load_local_hf_tokenizer(folder) if folder else load_tiny_tokenizer()
+            tokenizer = load_tiny_tokenizer() if key == "tiny-bpe" else load_local_hf_tokenizer(Path(key))
             rows, report = load_arena_csv(self.data_path, limit=self.settings.rows)
             self.load_report = report
             if not rows:
@@ -238,7 +224,7 @@ class PerfSession:
 
     def _measurement(self, variant: Variant, result: RunResult) -> dict[str, Any]:
         """The run's JSON-able measurement, with the comparison to the in-run quality reference."""
-        measurement = summarize(result, self.run_settings(), self.environment)
+        measurement = summarize(result, self.run_settings(variant), self.environment)
         if result.scored:
             try:
                 reference = self.reference_probs(variant.model)
@@ -340,8 +326,7 @@ class PerfSession:
                         notes.append(source)
                     else:
                         checks.append(check_prediction(bound, estimate, predicted, source))
-                status = "fail" if any(not c.ok for c in checks) else "pass"
-                verdict = Verdict(status, checks)
+                verdict = Verdict(status_of(checks), checks)
                 if self.data_path.resolve() != SAMPLE_PATH.resolve():
                     # The bands describe the bundled sample's length profile (how much padding
                     # there is to save); on other data the ratio is shown, not judged.
@@ -400,32 +385,55 @@ class PerfSession:
         a, b = self.predicted_seconds(bound.variant), self.predicted_seconds(bound.reference)
         return a / b, source
 
-    def _judge(self, variant: Variant, measurement: dict[str, Any]) -> Outcome:
-        path = str(self.store.path_for(variant.id))
+    def stored(self, variant: Variant) -> StoredRecords:
+        """The variant's portable record and this machine's, or the error that makes one unusable."""
+        paths = (str(self.store.portable_path(variant.id)), str(self.store.path_for(variant.id)))
         try:
-            record = self.store.load(variant.id)
-            error = None
+            portable, machine = self.store.load_portable(variant.id), self.store.load_machine(variant.id)
         except BaselineError as exc:
-            record, error = None, exc
-        if self.rebaseline:
-            guard = judge(measurement, None, variant.bounds, path)
-            if guard.failed:  # never store a baseline of a broken run
-                return Outcome(variant, guard, measurement, record)
-            self.store.save(self.record_for(variant, measurement))
-            return Outcome(variant, Verdict("recorded", guard.checks, baseline_path=path), measurement, record)
-        return Outcome(variant, judge(measurement, record, variant.bounds, path, error), measurement)
+            return StoredRecords(None, None, *paths, self.store.machine_key, exc)
+        return StoredRecords(portable, machine, *paths, self.store.machine_key)
 
-    def record_for(self, variant: Variant, measurement: dict[str, Any]) -> dict[str, Any]:
-        work = {k: measurement["work"][k] for k in WORK_COUNTERS}
-        quality = {k: measurement["quality"][k] for k in ("log_loss", "accuracy")}
-        return make_record(
+    def _judge(self, variant: Variant, measurement: dict[str, Any]) -> Outcome:
+        stored = self.stored(variant)
+        if self.rebaseline:
+            guard = judge(measurement, replace(stored, portable=None, machine=None, error=None), variant.bounds)
+            if guard.failed:  # never store a baseline of a broken run
+                return Outcome(variant, guard, measurement, stored.machine)
+            portable, machine = self.records_for(variant, measurement)
+            self.store.save(portable, machine)
+            recorded = Verdict("recorded", guard.checks, baseline_path=stored.machine_path, coverage=guard.coverage)
+            return Outcome(variant, recorded, measurement, stored.machine)
+        return Outcome(variant, judge(measurement, stored, variant.bounds, self.settings, self.strict), measurement)
+
+    def records_for(self, variant: Variant, measurement: dict[str, Any]) -> tuple[PortableRecord, MachineRecord]:
+        """A measurement as the tier's portable record and this machine's record."""
+        q = measurement["quality"]
+        quality = Quality(q["log_loss"], q["accuracy"]) if q["log_loss"] is not None else None
+        portable_quality = self.settings.portable_quality(variant.dtype)
+        tolerances = asdict(variant.bounds)
+        settings, env = measurement["settings"], self.environment
+        lat = measurement["latency"]
+        probes = lat.get("probe_samples_s") or []
+        portable = PortableRecord(
             variant.id,
-            self.store.machine_key,
-            work,
-            measurement["latency"]["samples_s"],
-            quality,
-            variant.bounds,
-            self.environment,
-            self.run_settings(),
-            extra={"memory": measurement["memory"]},
+            self.settings.name,
+            {k: measurement["work"][k] for k in WORK_COUNTERS},
+            quality if portable_quality else None,
+            settings,
+            {k: v for k, v in env.items() if k != "device"},
+            tolerances,
+            recorded_on=self.store.machine_key,
         )
+        machine = MachineRecord(
+            variant.id,
+            self.settings.name,
+            self.store.machine_key,
+            Latency.from_samples(lat["samples_s"], statistics.median(probes) if probes else None),
+            measurement["memory"],
+            None if portable_quality else quality,
+            settings,
+            env,
+            tolerances,
+        )
+        return portable, machine

@@ -24,6 +24,7 @@ min_rounds = 5
 max_rounds = 6
 round_budget_s = 0.5
 threads = 1
+portable_quality_dtypes = ["fp32"]
 
 [axes]
 model = {models}

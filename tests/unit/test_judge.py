@@ -2,82 +2,100 @@
 
 from __future__ import annotations
 
-from perfsuite.baselines import BaselineError, make_record
-from perfsuite.judge import judge
-from perfsuite.matrix import Bounds
+from dataclasses import asdict, replace
+
+from perfsuite.baselines import BaselineError
+from perfsuite.judge import StoredRecords, judge
+from perfsuite.matrix import Bounds, TierSettings
+from perfsuite.records import Latency, MachineRecord, PortableRecord, Quality
 
 ENV = {"python": "3.11", "torch": "2.13.0", "transformers": "5.24.0"}
+KEY = "cpu-test-2c"
+TOL = asdict(Bounds())
+TIER = TierSettings("cpu", "cpu", ("cpu",), 4, 2, 96)
 
 
-def _measurement(samples=(0.1, 0.1, 0.1, 0.1, 0.1), nonfinite=0, settings=None):
+def _measurement(samples=(0.1, 0.1, 0.1, 0.1, 0.1), nonfinite=0, settings=None, probes=(0.005,) * 5, spread=0.0):
     return {
         "settings": settings or {"data": "d@1", "rows": 4, "batch_size": 2, "max_length": 96},
         "environment": ENV,
         "work": {"rows": 4, "batches": 2, "real_tokens": 100, "processed_tokens": 120},
-        "latency": {"samples_s": list(samples)},
+        "latency": {"samples_s": list(samples), "probe_samples_s": list(probes), "spread": spread},
         "quality": {"log_loss": 1.0, "accuracy": 0.5, "nonfinite_rows": nonfinite},
     }
 
 
-def _record(**env):
+def _records(portable_quality=True, **env):
     m = _measurement()
-    return make_record(
+    quality = Quality(1.0, 0.5)
+    portable = PortableRecord("v", "cpu", m["work"], quality if portable_quality else None, m["settings"], ENV, TOL)
+    machine = MachineRecord(
         "v",
-        "k",
-        m["work"],
-        m["latency"]["samples_s"],
-        {"log_loss": 1.0, "accuracy": 0.5},
-        Bounds(),
-        {**ENV, **env},
+        "cpu",
+        KEY,
+        Latency.from_samples(m["latency"]["samples_s"], 0.005),
+        {},
+        None if portable_quality else quality,
         m["settings"],
+        {**ENV, **env},
+        TOL,
     )
+    return portable, machine
+
+
+def _stored(portable=None, machine=None, error=None):
+    return StoredRecords(portable, machine, "bl/portable/cpu/v.json", f"bl/{KEY}/cpu/v.json", KEY, error)
+
+
+def _both(**env):
+    return _stored(*_records(**env))
 
 
 def test_no_baseline_skips_and_says_how_to_record():
-    v = judge(_measurement(), None, Bounds(), "baselines/k/v.json")
-    assert v.status == "skip" and "tox -e rebaseline" in v.reason and "baselines/k/v.json" in v.reason
+    v = judge(_measurement(), _stored(), Bounds())
+    assert v.status == "skip" and "tox -e rebaseline" in v.reason and "bl/portable/cpu/v.json" in v.reason
 
 
 def test_nonfinite_logits_fail_even_without_baseline():
-    v = judge(_measurement(nonfinite=3), None, Bounds(), "p")
+    v = judge(_measurement(nonfinite=3), _stored(), Bounds())
     assert v.status == "fail"
     assert "3 of 4 rows non-finite" in v.failed[0].measured
 
 
 def test_corrupt_baseline_fails_with_its_message():
-    v = judge(_measurement(), None, Bounds(), "p", BaselineError("p: unreadable baseline"))
+    v = judge(_measurement(), _stored(error=BaselineError("p: unreadable baseline")), Bounds())
     assert v.status == "fail" and "unreadable" in v.reason
 
 
 def test_matching_run_passes():
-    assert judge(_measurement(), _record(), Bounds(), "p").status == "pass"
+    assert judge(_measurement(), _both(), Bounds(), TIER).status == "pass"
 
 
 def test_other_workload_is_a_skip_naming_the_difference():
     m = _measurement(settings={"data": "mine.csv@2", "rows": 4, "batch_size": 2, "max_length": 96})
-    v = judge(m, _record(), Bounds(), "p")
+    v = judge(m, _both(), Bounds(), TIER)
     assert v.status == "skip" and "data 'd@1' -> 'mine.csv@2'" in v.reason
 
 
 def test_environment_change_is_reported_beside_the_verdict():
-    v = judge(_measurement(), _record(transformers="5.23.0"), Bounds(), "p")
+    v = judge(_measurement(), _both(transformers="5.23.0"), Bounds(), TIER)
     assert v.environment_changes == ["transformers 5.23.0 -> 5.24.0"]
 
 
 def test_log_loss_drift_fails_the_quality_bound():
     m = _measurement()
     m["quality"]["log_loss"] = 1.01
-    v = judge(m, _record(), Bounds(log_loss_abs=0.002), "p")
+    v = judge(m, _both(), Bounds(log_loss_abs=0.002), TIER)
     assert v.status == "fail" and v.failed[0].name == "log-loss"
 
 
 def test_matrix_bounds_decide_and_a_tolerance_change_is_reported():
     m = _measurement(samples=(0.13, 0.13, 0.13, 0.13, 0.13))  # 1.3x the baseline
-    record = _record()
-    strict = judge(m, record, Bounds(latency_ratio=0.2), "p")
+    record = _both()
+    strict = judge(m, record, Bounds(latency_ratio=0.2), TIER)
     assert strict.status == "fail"
     assert any("tolerances changed since baseline: latency_ratio" in c for c in strict.environment_changes)
-    assert judge(m, record, Bounds(latency_ratio=0.35), "p").status == "pass"
+    assert judge(m, record, Bounds(latency_ratio=0.35), TIER).status == "pass"
 
 
 def _with_reference(**ref):
@@ -91,10 +109,79 @@ def _with_reference(**ref):
 
 def test_reference_bounds_fail_without_any_baseline():
     bounds = Bounds(ref_argmax_agreement=0.9, ref_max_abs_dp=0.05, ref_log_loss_increase=0.01)
-    assert judge(_with_reference(), None, bounds, "p").status == "skip"
-    broken = judge(_with_reference(argmax_agreement=0.75, max_abs_dp=0.3, log_loss=0.9), None, bounds, "p")
+    assert judge(_with_reference(), _stored(), bounds).status == "skip"
+    broken = judge(_with_reference(argmax_agreement=0.75, max_abs_dp=0.3, log_loss=0.9), _stored(), bounds)
     assert broken.status == "fail"
     text = broken.message("tiny-gemma2-fp32-eager-sorted")
     assert "[reference] argmax agreement FAILED: measured 0.750, allowed >= 0.9" in text
     assert "[reference] max |dp| FAILED: measured 0.3000, allowed <= 0.05" in text
     assert "[reference] log-loss increase FAILED: measured +0.1000 (0.9000 vs 0.8000)" in text
+
+
+def test_portable_bounds_are_judged_on_a_machine_without_its_own_record():
+    portable, _ = _records()
+    v = judge(_measurement(), _stored(portable=portable), Bounds(), TIER)
+    assert v.status == "pass"
+    assert [c.kind for c in v.coverage if c.judged] == ["guard", "work", "quality"]
+    assert "latency: not judged - no baseline for machine cpu-test-2c; record one with `tox -e rebaseline`" in (
+        v.judged_summary()
+    )
+
+
+def test_portable_work_change_fails_on_any_machine():
+    portable, _ = _records()
+    m = _measurement()
+    m["work"]["processed_tokens"] = 160
+    v = judge(m, _stored(portable=portable), Bounds(), TIER)
+    assert v.status == "fail" and v.failed[0].name == "processed_tokens"
+
+
+def test_machine_bound_quality_is_judged_from_the_machine_record_only():
+    portable, machine = _records(portable_quality=False)
+    m = _measurement()
+    m["quality"]["log_loss"] = 1.5
+    elsewhere = judge(m, _stored(portable=portable), Bounds(), TIER)
+    assert elsewhere.status == "pass" and "quality: not judged - no quality record" in elsewhere.judged_summary()
+    here = judge(m, _stored(portable, machine), Bounds(), TIER)
+    assert here.status == "fail" and here.failed[0].name == "log-loss"
+
+
+def test_busy_probe_leaves_latency_undecided_and_judges_the_rest():
+    m = _measurement(samples=(0.5,) * 5, probes=(0.0115,) * 5)  # 5x slower passes, probe 2.3x
+    v = judge(m, _both(), Bounds(), TIER)
+    assert v.status == "pass"
+    assert "latency: not judged - undecided: machine busy (probe at 2.3x its usual time" in v.judged_summary()
+    assert {c.kind for c in v.coverage if c.judged} == {"guard", "work", "quality"}
+    m["work"]["rows"] = 5
+    assert judge(m, _both(), Bounds(), TIER).status == "fail"  # the other bounds still judge
+
+
+def test_wide_spread_of_passes_leaves_latency_undecided():
+    v = judge(_measurement(samples=(0.5,) * 5, spread=0.6), _both(), Bounds(), TIER)
+    assert v.status == "pass" and "passes spread 60% of their median" in v.judged_summary()
+
+
+def test_a_quiet_probe_still_lets_a_slower_variant_fail():
+    v = judge(_measurement(samples=(0.5,) * 5, probes=(0.0052,) * 5), _both(), Bounds(), TIER)
+    assert v.status == "fail" and v.failed[0].kind == "latency"
+
+
+def test_strict_fails_a_variant_judged_on_nothing_stored():
+    v = judge(_measurement(), _stored(), Bounds(), TIER, strict=True)
+    assert v.status == "fail" and v.reason.startswith("strict: nothing judged beyond the guard")
+    portable, _ = _records()
+    assert judge(_measurement(), _stored(portable=portable), Bounds(), TIER, strict=True).status == "pass"
+
+
+def test_verdict_message_lists_what_was_not_judged():
+    portable, _ = _records()
+    text = judge(_measurement(), _stored(portable=portable), Bounds(), TIER).message("v")
+    assert "latency: not judged - no baseline for machine cpu-test-2c" in text
+
+
+def test_other_workload_in_the_portable_record_only_leaves_latency_judged():
+    portable, machine = _records()
+    portable = replace(portable, settings={**portable.settings, "rows": 8})
+    v = judge(_measurement(), _stored(portable, machine), Bounds(), TIER)
+    assert v.status == "pass"
+    assert "work: not judged - recorded for another workload (rows 8 -> 4)" in v.judged_summary()

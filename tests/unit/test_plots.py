@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from perfsuite.baselines import Verdict
+from perfsuite.checks import Verdict
 from perfsuite.matrix import RelativeBound, Variant
+from perfsuite.outcomes import Outcome, PairOutcome
 from perfsuite.plots import pareto_front, write_plots
-from perfsuite.relative import RatioEstimate
-from perfsuite.session import Outcome, PairOutcome
+from perfsuite.stats import RatioEstimate
 
 
 @pytest.mark.parametrize(

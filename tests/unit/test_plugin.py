@@ -55,7 +55,11 @@ def test_baseline_lifecycle(tier):
     recorded.assert_outcomes(passed=2)
     recorded.stdout.fnmatch_lines(["*recorded 2 baselines under*"])
     files = sorted((tier.path / "bl").rglob("*.json"))
-    assert [f.name for f in files] == ["tiny-llama3-fp32-eager-sorted.json", "tiny-llama3-fp32-sdpa-sorted.json"]
+    names = ["tiny-llama3-fp32-eager-sorted.json", "tiny-llama3-fp32-sdpa-sorted.json"]
+    assert sorted({f.parent.parent.name for f in files}) == sorted(["portable", _machine_key()])
+    assert [f.name for f in files if f.parent.parent.name == "portable"] == names
+    files = [f for f in files if f.parent.parent.name != "portable"]
+    assert [f.name for f in files] == names
 
     again = _run(tier)
     again.assert_outcomes(passed=2)
@@ -75,9 +79,35 @@ def test_baseline_lifecycle(tier):
     assert (tier.path / "reports" / "perfsuite" / "unit" / "report.json").is_file()
 
 
+def _machine_key() -> str:
+    from perfsuite.device import detect
+
+    return detect("cpu").machine_key()
+
+
+def test_another_machine_judges_the_portable_bounds_and_says_latency_was_not(tier):
+    _run(tier, "--perfsuite-rebaseline").assert_outcomes(passed=2)
+    (tier.path / "bl" / _machine_key()).rename(tier.path / "bl" / "cpu-other-machine-4c")
+    result = _run(tier)
+    result.assert_outcomes(passed=2)
+    report = json.loads((tier.path / "reports" / "perfsuite" / "unit" / "report.json").read_text())
+    judged = report["variants"][0]["judged"]
+    assert judged["work"] is True and judged["quality"] is True and "no baseline for machine" in judged["latency"]
+
+
+def test_no_record_at_all_ends_with_a_loud_line_and_strict_fails(tier):
+    loose = _run(tier)
+    loose.assert_outcomes(skipped=2)
+    loose.stdout.fnmatch_lines(["WARNING: 2 of 2 variants ran with nothing judged beyond the guard*"])
+    strict = _run(tier, "--perfsuite-strict")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*strict: nothing judged beyond the guard (no baseline at*"])
+    assert strict.ret == 1
+
+
 def test_corrupt_baseline_fails_naming_the_file(tier):
     _run(tier, "--perfsuite-rebaseline").assert_outcomes(passed=2)
-    victim = next((tier.path / "bl").rglob("*sdpa*.json"))
+    victim = next((tier.path / "bl" / _machine_key()).rglob("*sdpa*.json"))
     victim.write_text("{ truncated")
     result = _run(tier)
     result.assert_outcomes(passed=1, failed=1)

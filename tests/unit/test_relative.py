@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from perfsuite.checks import check_relative
 from perfsuite.matrix import MatrixError, RelativeBound, Variant, load_matrix
-from perfsuite.relative import RatioEstimate, check_relative, ratio_interval
 from perfsuite.runner import time_interleaved
 from perfsuite.session import PerfSession
+from perfsuite.stats import RatioEstimate, ratio_interval
 from tests.conftest import write_matrix
 
 RELATIVE = """
@@ -152,9 +153,9 @@ def test_on_other_data_a_pair_is_measured_and_shown_not_judged(tmp_path):
 
 
 def test_report_row_shows_the_predicted_ratio_and_its_error():
-    from perfsuite.baselines import Verdict
+    from perfsuite.checks import Verdict
+    from perfsuite.outcomes import PairOutcome
     from perfsuite.report import relative_cells, to_markdown
-    from perfsuite.session import PairOutcome
 
     outcome = PairOutcome(
         _bound(hi=0.7), Verdict("pass"), RatioEstimate(0.55, 0.52, 0.57, 9, 0.95), predicted_ratio=0.484

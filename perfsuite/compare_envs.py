@@ -1,0 +1,174 @@
+"""Where side B of `perfsuite compare` comes from: an interpreter, a pinned venv, a base revision.
+
+Pinned venvs are cached under ``<perfsuite cache>/venvs/<digest>/`` (``PERFSUITE_CACHE``,
+default ``~/.cache/perfsuite``): a venv of this interpreter whose own site-packages hold only
+the pins, in front of a ``.pth`` line that adds this environment's site-packages behind them -
+so B is A with the pins, built in seconds, and pip resolves the pins' needs against what A has.
+A venv is usable only once its ``complete`` marker exists; a failed build is removed whole.
+A base revision is a temporary ``git worktree`` put first on B's PYTHONPATH (removed after).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import shutil
+import site
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .compare import CompareError, Side, worker_argv
+from .fileio import default_cache_dir
+
+PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!_-]+$")
+
+
+def this_side() -> Side:
+    return Side("A", worker_argv(sys.executable), {}, f"this checkout, {sys.executable}")
+
+
+def check_imports_perfsuite(python: str) -> str:
+    """The folder `python` imports perfsuite from; CompareError naming the interpreter otherwise."""
+    try:
+        proc = subprocess.run(
+            [python, "-c", "import perfsuite, os; print(os.path.dirname(perfsuite.__file__))"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CompareError(f"--python {python}: cannot run it ({exc})") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise CompareError(f"--python {python}: cannot import perfsuite ({last})")
+    return proc.stdout.strip()
+
+
+def python_side(python: str) -> Side:
+    where = check_imports_perfsuite(python)
+    return Side("B", worker_argv(python), {}, f"{python} (perfsuite from {where})")
+
+
+def venv_root() -> Path:
+    return default_cache_dir() / "venvs"
+
+
+def _digest(pins: Sequence[str]) -> str:
+    key = json.dumps({"python": sys.version, "prefix": sys.prefix, "pins": sorted(pins)})
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def pinned_venv(pins: Sequence[str], progress=print) -> Path:
+    """A cached venv of this interpreter with `pins` installed over this environment; its python."""
+    bad = [p for p in pins if not PIN.match(p)]
+    if bad:
+        raise CompareError(f"--pin {bad[0]!r}: expected PACKAGE==VERSION")
+    folder = venv_root() / _digest(pins)
+    python = folder / "bin" / "python"
+    if (folder / "complete").is_file():
+        return python
+    if folder.exists():  # an earlier build died half-way
+        shutil.rmtree(folder)
+    progress(f"building a venv with {' '.join(pins)} in {folder}")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, capture_output=True)
+        purelib = Path(
+            subprocess.run(
+                [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+        # addsitedir (not a bare path line) so this environment's own .pth files - the editable
+        # perfsuite install among them - are processed too.
+        ours = dict.fromkeys([sysconfig.get_paths()["purelib"], *site.getsitepackages()])
+        lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in ours)
+        (purelib / "zz_perfsuite_base_env.pth").write_text(lines, encoding="utf-8")
+        proc = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise CompareError(f"--pin {' '.join(pins)}: could not install ({last})")
+        check_imports_perfsuite(str(python))
+        (folder / "complete").write_text(" ".join(pins) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return python
+
+
+def pinned_side(pins: Sequence[str], progress=print) -> Side:
+    python = pinned_venv(pins, progress)
+    return Side("B", worker_argv(str(python)), {}, f"this checkout with {' '.join(pins)} ({python.parent.parent})")
+
+
+def _git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def repository_root(start: Path | None = None) -> Path:
+    proc = _git("rev-parse", "--show-toplevel", cwd=start or Path.cwd())
+    if proc.returncode != 0:
+        raise CompareError("--base needs a git checkout of perfsuite (run it inside the repository)")
+    return Path(proc.stdout.strip())
+
+
+def _pins(constraints: Path) -> list[str]:
+    if not constraints.is_file():
+        return []
+    lines = (line.split("#")[0].strip() for line in constraints.read_text(encoding="utf-8").splitlines())
+    return sorted(line for line in lines if line)
+
+
+@contextlib.contextmanager
+def base_side(revision: str, progress=print) -> Iterator[Side]:
+    """B = `revision` of this repository in a temporary worktree (removed on exit).
+
+    It runs with this interpreter unless the revision's constraints/ci.txt pins other
+    versions, in which case with a cached venv of those pins.
+    """
+    root = repository_root()
+    proc = _git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}", cwd=root)
+    if proc.returncode != 0:
+        raise CompareError(f"--base {revision}: not a revision of {root}")
+    sha = proc.stdout.strip()
+    folder = Path(tempfile.mkdtemp(prefix=f"perfsuite-base-{sha[:10]}-"))
+    added = _git("worktree", "add", "--detach", str(folder), sha, cwd=root)
+    if added.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise CompareError(f"--base {revision}: git worktree add failed ({added.stderr.strip()})")
+    try:
+        base_pins, our_pins = _pins(folder / "constraints" / "ci.txt"), _pins(root / "constraints" / "ci.txt")
+        python = sys.executable
+        if base_pins != our_pins and base_pins:
+            python = str(pinned_venv(base_pins, progress))
+        env = {"PYTHONPATH": str(folder)}
+        check = subprocess.run(
+            [python, "-c", "import perfsuite, os; print(os.path.dirname(perfsuite.__file__))"],
+            capture_output=True,
+            text=True,
+            env={**_environ(), **env},
+        )
+        if check.returncode != 0 or not check.stdout.strip().startswith(str(folder)):
+            raise CompareError(f"--base {revision}: its perfsuite does not import from the worktree ({check.stderr})")
+        yield Side("B", worker_argv(python), env, f"revision {revision} ({sha[:12]}), {python}")
+    finally:
+        _git("worktree", "remove", "--force", str(folder), cwd=root)
+        shutil.rmtree(folder, ignore_errors=True)
+        _git("worktree", "prune", cwd=root)
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)

@@ -1,0 +1,36 @@
+"""What a run produced, per variant and per relative bound: the report's rows.
+
+The session fills these in; the report, the plots, the plugin and the CLI only read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .checks import Verdict
+from .matrix import RelativeBound, Variant
+from .stats import RatioEstimate
+
+
+@dataclass
+class Outcome:
+    """One variant's row in the report: what ran (or why not) and the verdict."""
+
+    variant: Variant
+    verdict: Verdict
+    measurement: dict[str, Any] | None = None
+    previous: Any = None  # the MachineRecord a rebaseline replaced
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PairOutcome:
+    """One relative bound's row: the interleaved samples, the ratio estimate, the verdict."""
+
+    bound: RelativeBound
+    verdict: Verdict
+    estimate: RatioEstimate | None = None
+    samples_s: tuple[list[float], list[float]] | None = None
+    notes: list[str] = field(default_factory=list)
+    predicted_ratio: float | None = None  # the cost model's, where the bound asks for it
