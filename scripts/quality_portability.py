@@ -1,8 +1,9 @@
 """Which quality figures hold across CPU kernels? Score variants under each ATEN_CPU_CAPABILITY.
 
 The same CPU runs torch's kernels for several instruction sets (`ATEN_CPU_CAPABILITY=default |
-avx2 | avx512`, with oneDNN's `ONEDNN_MAX_CPU_ISA` lowered alongside); a figure that changes between them is a property of the kernels, so of the
-machine, not of code, data and library versions. For every selected variant this scores one
+avx2 | avx512`, with oneDNN's `ONEDNN_MAX_CPU_ISA` lowered alongside); a figure that changes
+between them is a property of the kernels, so of the machine, not of code, data and library
+versions. For every selected variant this scores one
 pass of the tier's workload in a child process per capability and prints, per dtype, the
 largest log-loss and |dp| difference between capabilities against the tier's log_loss_abs.
 
