@@ -32,7 +32,7 @@ def _workload(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _run(args: argparse.Namespace, rebaseline: bool) -> int:
-    from .report import coverage_line, render_ratios, render_relative_table, render_table, write_reports
+    from .report import render_ratios
     from .session import PerfSession
 
     matrix = load_matrix(args.matrix)
@@ -49,26 +49,15 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     for bound in matrix.select_relative(args.select):
         pair = session.run_relative(bound)
         print(f"{bound.id}: {pair.verdict.status}", file=sys.stderr, flush=True)
-    if session.load_report is not None:
-        print(session.load_report.summary())
-    for line in session.length_summary():
-        print(line)
-    key = session.store.machine_key
-    print(render_table(session.outcomes, f"perfsuite {matrix.settings.name} on {key}", machine_key=key))
-    if session.pair_outcomes:
-        print(render_relative_table(session.pair_outcomes, title=f"perfsuite {matrix.settings.name}: relative bounds"))
+    report = session.report()
+    print(report.render())
     if args.ratio:
         model_a, _, model_b = args.ratio.partition(":")
-        print(render_ratios(session.outcomes, model_a, model_b))
-    folder = write_reports(
-        session.outcomes, session.store.machine_key, args.report_dir, session.pair_outcomes, session.predictions()
-    )
-    print(f"reports: {folder.resolve()}")
-    warning = coverage_line(session.outcomes, key)
-    if warning:
-        print(warning)
-    failed = [o.verdict for o in session.outcomes] + [p.verdict for p in session.pair_outcomes]
-    return 1 if any(v.status == "fail" for v in failed) else 0
+        print(render_ratios(report.outcomes, model_a, model_b))
+    print(f"reports: {report.write(args.report_dir).resolve()}")
+    for line in [*report.footer, *filter(None, [report.warning])]:
+        print(line)
+    return 1 if report.failed else 0
 
 
 def _shard(args: argparse.Namespace) -> int:
@@ -138,6 +127,16 @@ def _compare(args: argparse.Namespace) -> int:
     folder = write_reports(results, (a, b), comparison.versions, settings, Path(args.report_dir))
     print(f"compare reports: {folder.resolve()}")
     return 1 if any(r.failed for r in results) else 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    """Join the report.json files of a sharded tier (exit 1 if any variant or bound failed)."""
+    from .report import merge_reports
+
+    text, folder, failed = merge_reports([Path(p) for p in args.reports], args.out)
+    print(text)
+    print(f"merged report: {folder.resolve()}")
+    return 1 if failed else 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -210,13 +209,13 @@ def _lengths(args: argparse.Namespace, max_length: int) -> tuple[list[int], str]
 
 
 def _device(args: argparse.Namespace):
-    from .costfit import fitted_device
+    from .cost.fit import fitted_device
 
     return fitted_device(args.device, Path(args.baselines))
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .explain import Setup, default_attention, render_explain
+    from .cost.explain import Setup, default_attention, render_explain
 
     model_a, model_b = args.models
     common = dict(dtype=args.dtype, padding=args.padding, batch_size=args.batch_size, max_length=args.max_length)
@@ -229,7 +228,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _budget(args: argparse.Namespace) -> int:
-    from .explain import Setup, default_attention, parse_duration, render_budget
+    from .cost.explain import Setup, default_attention, parse_duration, render_budget
 
     setup = Setup(
         args.model,
@@ -249,9 +248,9 @@ def _budget(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .costfit import fit_machine
-    from .device import detect
-    from .devices import EFFICIENCY_FIELDS
+    from .cost.devices import EFFICIENCY_FIELDS
+    from .cost.fit import fit_machine
+    from .machine import detect
 
     machine = args.machine or detect("auto").machine_key()
     root = Path(args.baselines)
@@ -272,7 +271,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
-    from .devices import DEVICES
+    from .cost.devices import DEVICES
 
     parser.add_argument("--device", default="t4", choices=["cpu", *DEVICES], help="datasheet GPU, or cpu (calibrated)")
     parser.add_argument("--dtype", default="fp16", choices=DTYPES)
@@ -328,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--passes", type=int, default=6, help="interleaved passes per process pair")
     compare.add_argument("--min-pairs", type=int, default=6, help="process pairs before the first decision")
     compare.add_argument("--max-pairs", type=int, default=24, help="most process pairs while undecided")
+    merge = sub.add_parser("merge", help="join the report.json files of a sharded run into one table")
+    merge.add_argument("reports", nargs="+", help="report.json of each shard")
+    merge.add_argument("--out", default="reports/perfsuite/merged", help="where the merged report goes")
     migrate = sub.add_parser("migrate-baselines", help="convert schema-1 baselines to portable + machine records")
     migrate.add_argument("--baselines", default=str(DEFAULT_BASELINES))
     fit = sub.add_parser("fit", help="fit the cost model's efficiency factors to this machine's baselines")
@@ -338,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("explain", "budget", "fit"):
             return {"explain": _explain, "budget": _budget, "fit": _fit}[args.command](args)
+        if args.command == "merge":
+            return _merge(args)
         if args.command == "compare":
             return _compare(args)
         if args.command == "migrate-baselines":

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .matrix import Matrix, Variant
+from .matrix import MATRIX_DIR, Matrix, Variant
 from .metrics import log_loss
 from .stats import RatioEstimate, nested_ratio_interval
 
@@ -233,11 +233,16 @@ class Comparison:
         self.progress = progress or (lambda text: print(text, file=sys.stderr, flush=True))
         self.versions: dict[str, dict[str, str]] = {}
 
+    def matrix_name(self) -> str:
+        """A bundled tier by name, so each side reads its own copy (a base revision's may differ)."""
+        source = Path(self.matrix.source)
+        return source.stem if source.parent.resolve() == MATRIX_DIR.resolve() else str(source.resolve())
+
     def _start(self, variant: Variant) -> tuple[WorkerProcess, WorkerProcess] | str:
         workers = tuple(WorkerProcess(side, self.settings.timeout_s) for side in self.sides)
         try:
             for w in workers:
-                hello = w.ask("hello", matrix=self.matrix.source, data=self.data, workload=self.workload)
+                hello = w.ask("hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
                 self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
                 tokenized = w.ask("tokenize", variant=variant.id)
                 if "skip" in tokenized:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import site
@@ -41,6 +42,7 @@ def check_imports_perfsuite(python: str) -> str:
             capture_output=True,
             text=True,
             timeout=120,
+            cwd="/",  # `-c` puts the working folder first on sys.path: not this checkout's perfsuite
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise CompareError(f"--python {python}: cannot run it ({exc})") from None
@@ -157,7 +159,8 @@ def base_side(revision: str, progress=print) -> Iterator[Side]:
             [python, "-c", "import perfsuite, os; print(os.path.dirname(perfsuite.__file__))"],
             capture_output=True,
             text=True,
-            env={**_environ(), **env},
+            env={**os.environ, **env},
+            cwd=folder,
         )
         if check.returncode != 0 or not check.stdout.strip().startswith(str(folder)):
             raise CompareError(f"--base {revision}: its perfsuite does not import from the worktree ({check.stderr})")
@@ -166,9 +169,3 @@ def base_side(revision: str, progress=print) -> Iterator[Side]:
         _git("worktree", "remove", "--force", str(folder), cwd=root)
         shutil.rmtree(folder, ignore_errors=True)
         _git("worktree", "prune", cwd=root)
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)

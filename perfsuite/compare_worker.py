@@ -80,7 +80,11 @@ class Worker:
     def prepare(self, request: dict[str, Any]) -> dict[str, Any]:
         from perfsuite import runner
         from perfsuite.batching import count_work
-        from perfsuite.costmodel import forward_flops
+
+        try:
+            from perfsuite.cost.model import forward_flops
+        except ImportError:  # a revision from before the cost package
+            from perfsuite.costmodel import forward_flops
         from perfsuite.models.specs import get_spec
 
         self.variant = self.variant_for(request["variant"])

@@ -80,15 +80,16 @@ def run_sharded(session, variant) -> ScalingReport | None:
     dist.init_process_group(backend="nccl" if cuda else "gloo")
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        tokenizer, rows, swapped = session.workload(variant)
         if rank == 0:  # materialise a miniature's checkpoint once; the other ranks then reuse it
-            session.checkpoint(variant, tokenizer.pad_id)
+            session.resolve(variant)
         dist.barrier()
+        resolved = session.resolve(variant)
+        rows, swapped = resolved.encoded.rows, resolved.encoded.swapped
 
         def median_of(positions: Sequence[int]) -> float:
             part = [rows[i] for i in positions]
             part_swapped = [swapped[i] for i in positions] if swapped else None
-            return statistics.median(session.measure(variant, part, part_swapped).latency_samples)
+            return statistics.median(session.measure(resolved, part, part_swapped).latency_samples)
 
         single = median_of(range(len(rows))) if rank == 0 else 0.0
         dist.barrier()

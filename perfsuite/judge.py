@@ -27,6 +27,7 @@ from .checks import (
 )
 from .environment import environment_changes
 from .matrix import Bounds, TierSettings
+from .measurement import Measurement
 from .records import MachineRecord, PortableRecord
 
 COMPARABLE_SETTINGS = ("data", "tokenizer", "rows", "batch_size", "max_length", "padding_side", "tta")
@@ -53,7 +54,7 @@ def settings_differ(stored: dict[str, Any], measured: dict[str, Any]) -> list[st
     ]
 
 
-def busy_reason(measurement: dict[str, Any], machine: MachineRecord, settings: TierSettings) -> str | None:
+def busy_reason(measurement: Measurement, machine: MachineRecord, settings: TierSettings) -> str | None:
     """Why this machine was too busy to judge latency, or None.
 
     Two signals, both taken while the variant was timed: the interference probe (a fixed
@@ -61,29 +62,29 @@ def busy_reason(measurement: dict[str, Any], machine: MachineRecord, settings: T
     the passes' own spread. A slower variant moves neither; another process on the cores
     moves both.
     """
-    lat = measurement["latency"]
-    probes = lat.get("probe_samples_s") or []
+    lat = measurement.latency
+    probes = lat.probe_samples_s
     if probes and machine.latency.probe_s:
         ratio = statistics.median(probes) / machine.latency.probe_s
         if ratio > settings.busy_probe_ratio:
             return f"undecided: machine busy (probe at {ratio:.1f}x its usual time, limit {settings.busy_probe_ratio}x)"
-    spread = lat.get("spread")
-    if spread is not None and spread == spread and spread > settings.busy_spread:
+    spread = lat.spread
+    if spread == spread and spread > settings.busy_spread:  # NaN (too few samples) says nothing
         return f"undecided: machine busy (passes spread {spread:.0%} of their median, limit {settings.busy_spread:.0%})"
     return None
 
 
-def _reference(measurement: dict[str, Any], bounds: Bounds) -> tuple[list[BoundCheck], Coverage]:
-    quality = measurement["quality"]
-    if quality.get("reference") is not None:
-        return reference_checks(quality["reference"], bounds), Coverage("reference", True)
-    if quality.get("reference_error"):
-        return [], Coverage("reference", False, f"no in-run reference ({quality['reference_error']})")
+def _reference(measurement: Measurement, bounds: Bounds) -> tuple[list[BoundCheck], Coverage]:
+    quality = measurement.quality
+    if quality.reference is not None:
+        return reference_checks(quality.reference, bounds), Coverage("reference", True)
+    if quality.reference_error:
+        return [], Coverage("reference", False, f"no in-run reference ({quality.reference_error})")
     return [], Coverage("reference", False, "not scored (shape-only weights)")
 
 
 def judge(
-    measurement: dict[str, Any],
+    measurement: Measurement,
     stored: StoredRecords,
     bounds: Bounds,
     settings: TierSettings | None = None,
@@ -91,8 +92,8 @@ def judge(
 ) -> Verdict:
     """pass/fail on every bound whose record is valid here; skip when nothing beyond the guard was
     (fail instead with `strict`: a CI gate that judged nothing stored must not look green)."""
-    q, work = measurement["quality"], measurement["work"]
-    checks = guard_checks(work["rows"], q["nonfinite_rows"])
+    q, work = measurement.quality, measurement.work
+    checks = guard_checks(work.rows, q.nonfinite_rows)
     ref_checks, ref_cov = _reference(measurement, bounds)
     checks += ref_checks
     coverage = [Coverage("guard", True), ref_cov]
@@ -101,7 +102,7 @@ def judge(
         coverage += [Coverage(k, False, "unusable baseline") for k in ("work", "quality", "latency")]
         return Verdict("fail", checks, str(stored.error), where, coverage=coverage)
 
-    measured = measurement["settings"]
+    measured = measurement.settings
     portable, machine = stored.portable, stored.machine
     differs: list[str] = []
     if portable is not None and (d := settings_differ(portable.settings, measured)):
@@ -113,20 +114,20 @@ def judge(
     other = "recorded for another workload (" + "; ".join(differs) + ")" if differs else ""
 
     if portable is not None:
-        checks += check_work(work, portable.work, bounds.work_rel)
+        checks += check_work(work.counters(), portable.work, bounds.work_rel)
         coverage.append(Coverage("work", True))
     else:
         coverage.append(Coverage("work", False, other or f"no portable record at {stored.portable_path}; {REBASELINE}"))
 
     quality = portable.quality if portable is not None and portable.quality else None
     quality = quality or (machine.quality if machine is not None else None)
-    if q.get("log_loss") is None:
+    if q.log_loss is None:
         coverage.append(Coverage("quality", False, "not scored (shape-only weights or non-finite rows)"))
     elif quality is None:
         why = other or f"no quality record for this dtype at {stored.portable_path} or {stored.machine_path}"
         coverage.append(Coverage("quality", False, why))
     else:
-        checks += check_quality(q["log_loss"], q["accuracy"], quality.log_loss, quality.accuracy, bounds)
+        checks += check_quality(q.log_loss, q.accuracy, quality.log_loss, quality.accuracy, bounds)
         coverage.append(Coverage("quality", True))
 
     busy = busy_reason(measurement, machine, settings) if machine is not None and settings is not None else None
@@ -137,13 +138,13 @@ def judge(
         coverage.append(Coverage("latency", False, busy))
     else:
         lat = machine.latency
-        checks.append(check_latency(measurement["latency"]["samples_s"], lat.median_s, lat.samples_s, bounds))
+        checks.append(check_latency(measurement.latency.samples_s, lat.median_s, lat.samples_s, bounds))
         coverage.append(Coverage("latency", True))
 
     changes: list[str] = []
     source = machine or portable
     if source is not None:
-        changes = environment_changes(source.environment, measurement["environment"])
+        changes = environment_changes(source.environment, measurement.environment)
         # The matrix's bounds decide (a tolerance change needs no rebaseline); the record keeps
         # the ones it was recorded with, and a difference is reported beside the verdict.
         recorded, current = source.tolerances, asdict(bounds)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .device import DeviceCaps
+from .machine import DeviceCaps
 from .models.specs import SPECS, get_spec
 
 if sys.version_info >= (3, 11):
@@ -26,6 +26,14 @@ DTYPES = ("fp32", "bf16", "fp16", "nf4", "int8")
 ATTENTIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2")
 PADDINGS = ("static", "dynamic", "sorted")
 QUANTIZED = ("nf4", "int8")
+
+
+def compute_dtype(dtype: str, quantized_compute: str) -> str:
+    """The dtype activations and matmuls run in: the quantised dtypes compute in `quantized_compute`
+    (the tier's nf4_compute_dtype); the others in themselves. One rule for loading and the cost model."""
+    return quantized_compute if dtype in QUANTIZED else dtype
+
+
 WORKLOAD_FIELDS = ("rows", "batch_size", "max_length")  # tier settings a run may override
 
 
@@ -97,6 +105,14 @@ class Variant:
     def id(self) -> str:
         return f"{self.model}-{self.dtype}-{self.attention}-{self.padding}"
 
+    @staticmethod
+    def split_id(variant_id: str) -> tuple[str, str, str, str]:
+        """(model, dtype, attention, padding) back from an id; the model name may hold dashes."""
+        head, padding = variant_id.rsplit("-", 1)
+        head, attention = head.rsplit("-", 1)
+        model, dtype = head.rsplit("-", 1)
+        return model, dtype, attention, padding
+
 
 @dataclass(frozen=True)
 class Exclusion:
@@ -162,6 +178,50 @@ class Matrix:
         )
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """`i/n` (1-based) -> (i, n); MatrixError naming the value otherwise."""
+    head, _, tail = text.partition("/")
+    try:
+        index, count = int(head), int(tail)
+    except ValueError:
+        raise MatrixError(f"--perfsuite-shard {text!r}: expected i/n, e.g. 2/4") from None
+    if not 1 <= index <= count:
+        raise MatrixError(f"--perfsuite-shard {text!r}: i must be within 1..n")
+    return index, count
+
+
+def shard_assignment(matrix: Matrix, count: int) -> dict[str, int]:
+    """Variant id -> shard (1-based), deterministic, for splitting a tier over `count` runners.
+
+    Variants tied by a relative bound form one group and land in one shard (the pair's
+    interleaved case and both variants' own cases run on the same machine); groups go,
+    largest first, to the shard with the fewest variants so far (ties to the lowest index).
+    """
+    parent = {v.id: v.id for v in matrix.variants}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for bound in matrix.relative:
+        a, b = find(bound.variant.id), find(bound.reference.id)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    order = {v.id: i for i, v in enumerate(matrix.variants)}
+    groups: dict[str, list[str]] = {}
+    for v in matrix.variants:
+        groups.setdefault(find(v.id), []).append(v.id)
+    loads = [0] * count
+    out: dict[str, int] = {}
+    for members in sorted(groups.values(), key=lambda g: (-len(g), order[g[0]])):
+        shard = loads.index(min(loads))
+        loads[shard] += len(members)
+        out.update({m: shard + 1 for m in members})
+    return out
+
+
 def matches_any(variant_id: str, pattern: str) -> bool:
     """Does the id match any of the comma-separated globs?"""
     return any(fnmatch.fnmatch(variant_id, g.strip()) for g in pattern.split(",") if g.strip())
@@ -223,8 +283,8 @@ def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
         for d in dtypes:
             for a in attns:
                 for p in paddings:
-                    vid = f"{m}-{d}-{a}-{p}"
-                    variants.append(Variant(m, d, a, p, settings.name, _bounds_for(vid, d, data, source)))
+                    plain = Variant(m, d, a, p, settings.name)
+                    variants.append(replace(plain, bounds=_bounds_for(plain.id, d, data, source)))
     exclusions = []
     for entry in data.get("exclude", []):
         if not isinstance(entry, dict) or not entry.get("match") or not entry.get("reason"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from .checks import Verdict
 from .matrix import RelativeBound, Variant
+from .measurement import Measurement
 from .stats import RatioEstimate
 
 
@@ -19,7 +20,7 @@ class Outcome:
 
     variant: Variant
     verdict: Verdict
-    measurement: dict[str, Any] | None = None
+    measurement: Measurement | None = None
     previous: Any = None  # the MachineRecord a rebaseline replaced
     notes: list[str] = field(default_factory=list)
 

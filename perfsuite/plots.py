@@ -35,14 +35,14 @@ def _measured(outcomes: Sequence[Outcome]) -> list[Outcome]:
 def plot_latency_vs_logloss(outcomes: Sequence[Outcome], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
-    scored = [o for o in _measured(outcomes) if o.measurement["quality"]["log_loss"] is not None]
+    scored = [o for o in _measured(outcomes) if o.measurement.quality.log_loss is not None]
     if not scored:
         return None
     models = sorted({o.variant.model for o in scored})
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.5), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         mine = [o for o in scored if o.variant.model == model]
-        pts = [(o.measurement["latency"]["median_s"] * 1000, o.measurement["quality"]["log_loss"]) for o in mine]
+        pts = [(o.measurement.latency.median_s * 1000, o.measurement.quality.log_loss) for o in mine]
         for dtype in sorted({o.variant.dtype for o in mine}):
             xs = [p for p, o in zip(pts, mine, strict=True) if o.variant.dtype == dtype]
             ax.scatter([x for x, _ in xs], [y for _, y in xs], label=dtype, s=28, alpha=0.8)
@@ -77,9 +77,7 @@ def plot_padding(outcomes: Sequence[Outcome], path: Path) -> Path | None:
     if not present:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    overhead = {
-        p: [o.measurement["work"]["padding_overhead"] for o in measured if o.variant.padding == p] for p in present
-    }
+    overhead = {p: [o.measurement.work.padding_overhead for o in measured if o.variant.padding == p] for p in present}
     left.bar(present, [max(overhead[p]) for p in present], color=["#d62728", "#ff7f0e", "#2ca02c"][: len(present)])
     for i, p in enumerate(present):
         left.text(i, max(overhead[p]), f"{max(overhead[p]):.2f}x", ha="center", va="bottom")
@@ -96,7 +94,7 @@ def plot_padding(outcomes: Sequence[Outcome], path: Path) -> Path | None:
                 if (o.variant.model, o.variant.dtype, o.variant.attention, o.variant.padding)
                 == (model, dtype, attention, p)
             ]
-            ys.append(hit[0].measurement["latency"]["median_s"] * 1000 if hit else float("nan"))
+            ys.append(hit[0].measurement.latency.median_s * 1000 if hit else float("nan"))
         right.plot(present, ys, marker="o", lw=1, alpha=0.6)
     right.set_yscale("log")
     right.set_ylabel("median pass time (ms, log)")
@@ -120,7 +118,7 @@ def plot_predicted(
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
     if with_pred:
         xs = [predicted_s[o.variant.id] * 1000 for o in with_pred]
-        ys = [o.measurement["latency"]["median_s"] * 1000 for o in with_pred]
+        ys = [o.measurement.latency.median_s * 1000 for o in with_pred]
         for key in sorted({(o.variant.dtype, o.variant.attention == "flex_attention") for o in with_pred}):
             pts = [
                 (x, y)

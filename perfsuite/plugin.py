@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from .checks import Verdict
-from .matrix import WORKLOAD_FIELDS, load_matrix
+from .matrix import WORKLOAD_FIELDS, MatrixError, load_matrix, parse_shard, shard_assignment
 from .outcomes import Outcome, PairOutcome
-from .report import coverage_line, render_relative_table, render_table, write_reports
 from .runner import perf_counter_sampler
 from .session import PerfSession
 
@@ -24,6 +23,12 @@ _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 def add_data_options(group) -> None:
     group.addoption("--perfsuite-data", default=None, help="Kaggle-format CSV to run on (default: bundled sample)")
     group.addoption("--perfsuite-select", default=None, help="globs over variant ids, e.g. 'tiny-llama3-*,*-sorted'")
+    group.addoption(
+        "--perfsuite-shard",
+        default=None,
+        metavar="I/N",
+        help="run only shard I of N (a relative bound's variants stay together); join with `perfsuite merge`",
+    )
     for field in WORKLOAD_FIELDS:
         group.addoption(
             f"--perfsuite-{field.replace('_', '-')}", type=int, default=None, help=f"override the tier's {field}"
@@ -142,6 +147,38 @@ def assert_outcome(outcome: Outcome) -> None:
     _assert_verdict(outcome.verdict, outcome.variant.id)
 
 
+def _case_variant(item: pytest.Item) -> tuple[str, str] | None:
+    """(matrix name, a variant id) of a perf case, or None for other tests."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "perf_variant" in params:
+        return params["perf_variant"][0], params["perf_variant"][1].id
+    if "perf_pair" in params:
+        return params["perf_pair"][0], params["perf_pair"][1].variant.id
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --perfsuite-shard i/n, deselect the perf cases of the other shards."""
+    text = config.getoption("perfsuite_shard")
+    if not text:
+        return
+    try:
+        index, count = parse_shard(text)
+    except MatrixError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    keep, drop = [], []
+    for item in items:
+        case = _case_variant(item)
+        if case is None:
+            keep.append(item)
+            continue
+        assignment = shard_assignment(perf_session(config, case[0]).matrix, count)
+        (keep if assignment[case[1]] == index else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Put collected-but-skipped variants into the table, so nothing is silently dropped."""
     for item in session.items:
@@ -150,42 +187,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             continue
         if "perf_variant" in callspec.params:
             name, variant = callspec.params["perf_variant"]
-            perf = perf_session(session.config, name)
-            perf.outcomes.append(Outcome(variant, perf.skip_verdict(variant)))
+            perf_session(session.config, name).add_skipped(variant)
         if "perf_pair" in callspec.params:
             name, bound = callspec.params["perf_pair"]
-            perf = perf_session(session.config, name)
-            reason = perf.relative_skip_reason(bound) or ""
-            perf.pair_outcomes.append(PairOutcome(bound, Verdict("skip", reason=reason)))
+            perf_session(session.config, name).add_skipped_pair(bound)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     for session in config.stash.get(_SESSIONS, {}).values():
         if not session.outcomes and not session.pair_outcomes:
             continue
-        name = session.settings.name
-        order = {v.id: i for i, v in enumerate(session.matrix.variants)}
-        outcomes = sorted(session.outcomes, key=lambda o: order.get(o.variant.id, 0))
-        terminalreporter.section(f"perfsuite {name} tier on {session.store.machine_key}")
-        if session.load_report is not None:
-            terminalreporter.write_line(session.load_report.summary())
-        for line in session.length_summary():
-            terminalreporter.write_line(line)
-        if outcomes:
-            terminalreporter.write(render_table(outcomes, f"perfsuite {name}", machine_key=session.store.machine_key))
-        if session.pair_outcomes:
-            terminalreporter.write(
-                render_relative_table(session.pair_outcomes, title=f"perfsuite {name}: relative bounds")
-            )
+        report = session.report(config.getoption("perfsuite_shard"))
+        terminalreporter.section(f"perfsuite {report.tier} tier on {report.machine_key}")
+        terminalreporter.write(report.render())
         root = Path(config.getoption("perfsuite_report_dir") or Path(config.rootpath) / "reports" / "perfsuite")
-        folder = write_reports(
-            outcomes, session.store.machine_key, root / name, session.pair_outcomes, session.predictions()
-        )
+        folder = report.write(root / report.tier)
         terminalreporter.write_line(f"perfsuite reports: {folder.resolve()}")
-        if session.rebaseline:
-            recorded = sum(o.verdict.status == "recorded" for o in outcomes)
-            where = f"{session.store.folder} and {session.store.portable_folder}"
-            terminalreporter.write_line(f"recorded {recorded} baselines under {where}")
-        warning = coverage_line(outcomes, session.store.machine_key)
-        if warning:
-            terminalreporter.write_line(warning, yellow=True, bold=True)
+        for line in report.footer:
+            terminalreporter.write_line(line)
+        if report.warning:
+            terminalreporter.write_line(report.warning, yellow=True, bold=True)

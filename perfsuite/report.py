@@ -6,6 +6,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,23 +48,23 @@ def row_cells(outcome: Outcome) -> list[str]:
     why = v.reason or "; ".join(c.describe() for c in v.failed)
     if outcome.previous is not None and m is not None:
         old = outcome.previous.latency.median_s
-        why = f"was {old * 1000:.1f} ms, now {m['latency']['median_s'] * 1000:.1f} ms"
+        why = f"was {old * 1000:.1f} ms, now {m.latency.median_s * 1000:.1f} ms"
     why = "; ".join(x for x in [why, *outcome.notes, *v.environment_changes] if x)
     judged = v.judged_summary() or "-"
     if m is None:
         return [outcome.variant.id, v.status, "-", "-", "-", "-", "-", "-", "-", judged, why]
-    lat, work, q, mem = m["latency"], m["work"], m["quality"], m["memory"]
-    spread = f" ±{lat['spread'] * 50:.0f}%" if lat.get("spread") and not math.isnan(lat["spread"]) else ""
+    lat, work, q, mem = m.latency, m.work, m.quality, m.memory
+    spread = f" ±{lat.spread * 50:.0f}%" if lat.spread and not math.isnan(lat.spread) else ""
     return [
         outcome.variant.id,
         v.status,
-        f"{lat['median_s'] * 1000:.1f}{spread}",
+        f"{lat.median_s * 1000:.1f}{spread}",
         _ratio_to_baseline(outcome),
-        _fmt(lat["tokens_per_s"], ",.0f"),
-        _fmt(work["padding_overhead"], ".2f"),
-        _fmt(q["log_loss"], ".4f"),
-        _fmt(q["accuracy"], ".3f"),
-        _fmt(mem["peak_bytes"] / 2**20 if mem["peak_bytes"] is not None else None, ".0f"),
+        _fmt(lat.tokens_per_s, ",.0f"),
+        _fmt(work.padding_overhead, ".2f"),
+        _fmt(q.log_loss, ".4f"),
+        _fmt(q.accuracy, ".3f"),
+        _fmt(mem.peak_bytes / 2**20 if mem.peak_bytes is not None else None, ".0f"),
         judged,
         why,
     ]
@@ -189,14 +190,18 @@ def relative_json(outcomes: Sequence[PairOutcome]) -> list[dict[str, Any]]:
             "notes": o.notes,
             "predicted_ratio": o.predicted_ratio,
             "samples_s": o.samples_s,
+            "cells": relative_cells(o),
         }
         for o in outcomes
     ]
 
 
-def to_json(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[PairOutcome] = ()) -> dict[str, Any]:
+def to_json(
+    outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[PairOutcome] = (), shard: str | None = None
+) -> dict[str, Any]:
     return {
         "machine_key": machine_key,
+        "shard": shard,
         "counts": counts(outcomes),
         "unjudged": [o.variant.id for o in unjudged(outcomes)],
         "relative": relative_json(relative),
@@ -210,7 +215,8 @@ def to_json(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[Pa
                 "baseline": o.verdict.baseline_path,
                 "environment_changes": o.verdict.environment_changes,
                 "notes": o.notes,
-                "measurement": o.measurement,
+                "measurement": o.measurement.to_dict() if o.measurement else None,
+                "cells": row_cells(o),
             }
             for o in outcomes
         ],
@@ -235,17 +241,52 @@ def write_reports(
     folder: str | Path,
     relative: Sequence[PairOutcome] = (),
     predicted_s: dict[str, float] | None = None,
+    shard: str | None = None,
 ) -> Path:
     """report.json, report.md and the PNG plots into `folder`; returns the folder."""
     from .plots import write_plots
 
     folder = Path(folder)
-    data = to_json(outcomes, machine_key, relative)
+    data = to_json(outcomes, machine_key, relative, shard)
     data["plots"] = [p.name for p in write_plots(outcomes, relative, folder, predicted_s)]
     data["predicted_s"] = predicted_s or {}
     atomic_write_text(folder / "report.json", json.dumps(data, indent=2, default=str) + "\n")
     atomic_write_text(folder / "report.md", to_markdown(outcomes, machine_key, relative))
     return folder
+
+
+@dataclass
+class RunReport:
+    """One tier run as the plugin and the CLI both show and keep it: render, then write."""
+
+    tier: str
+    machine_key: str
+    outcomes: list[Outcome]
+    pairs: list[PairOutcome] = field(default_factory=list)
+    preamble: list[str] = field(default_factory=list)  # what was read, token lengths
+    predicted_s: dict[str, float] = field(default_factory=dict)
+    shard: str | None = None
+    footer: list[str] = field(default_factory=list)  # e.g. where a rebaseline wrote
+
+    @property
+    def failed(self) -> bool:
+        return any(v.status == "fail" for v in [*(o.verdict for o in self.outcomes), *(p.verdict for p in self.pairs)])
+
+    @property
+    def warning(self) -> str | None:
+        return coverage_line(self.outcomes, self.machine_key)
+
+    def render(self, width: int | None = None) -> str:
+        parts = [line + "\n" for line in self.preamble]
+        if self.outcomes:
+            title = f"perfsuite {self.tier} on {self.machine_key}"
+            parts.append(render_table(self.outcomes, title, width, machine_key=self.machine_key))
+        if self.pairs:
+            parts.append(render_relative_table(self.pairs, f"perfsuite {self.tier}: relative bounds", width))
+        return "".join(parts)
+
+    def write(self, folder: str | Path) -> Path:
+        return write_reports(self.outcomes, self.machine_key, folder, self.pairs, self.predicted_s, self.shard)
 
 
 def model_ratios(outcomes: Sequence[Outcome], model_a: str, model_b: str) -> list[tuple[str, float, float, float]]:
@@ -254,7 +295,7 @@ def model_ratios(outcomes: Sequence[Outcome], model_a: str, model_b: str) -> lis
     for o in outcomes:
         if o.measurement is not None:
             v = o.variant
-            medians[(v.model, f"{v.dtype}-{v.attention}-{v.padding}")] = o.measurement["latency"]["median_s"]
+            medians[(v.model, f"{v.dtype}-{v.attention}-{v.padding}")] = o.measurement.latency.median_s
     rows = []
     for (model, cell), a in medians.items():
         b = medians.get((model_b, cell))
@@ -270,3 +311,65 @@ def render_ratios(outcomes: Sequence[Outcome], model_a: str, model_b: str) -> st
     lines = [f"{model_a} / {model_b} latency (same dtype, attention, padding):"]
     lines += [f"  {cell:32s} {a:9.1f} ms / {b:9.1f} ms = {r:.2f}x" for cell, a, b, r in rows]
     return "\n".join(lines)
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable report.json ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
+        raise ValueError(f"{path}: not a perfsuite report.json (no 'variants' list)")
+    for i, entry in enumerate([*data["variants"], *data.get("relative", [])]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("cells"), list):
+            raise ValueError(f"{path}: entry {i + 1} has no 'cells' (written by a perfsuite before merge existed)")
+    return data
+
+
+def merge_reports(paths: Sequence[Path], folder: str | Path) -> tuple[str, Path, bool]:
+    """Join shards' report.json files into one table, report.json and report.md.
+
+    Returns the rendered text, the folder, and whether any variant or bound failed. A variant
+    or bound reported by two shards is an error naming both files.
+    """
+    variants: dict[str, tuple[dict[str, Any], str, Path]] = {}
+    relative: dict[str, tuple[dict[str, Any], str, Path]] = {}
+    for path in paths:
+        data = _read_report(path)
+        key = str(data.get("machine_key", "?"))
+        for table, entries, name in (
+            (variants, data["variants"], "variant"),
+            (relative, data.get("relative", []), "bound"),
+        ):
+            for entry in entries:
+                ident = entry["variant"] if name == "variant" else f"{entry['bound']}:{entry['variant']}"
+                if ident in table:
+                    raise ValueError(f"{name} {ident} is in both {table[ident][2]} and {path}")
+                table[ident] = (entry, key, Path(path))
+    headers = (*HEADERS, "machine")
+    rows = [(e["status"], [*e["cells"], key]) for e, key, _ in variants.values()]
+    rel_rows = [(e["status"], [*e["cells"], key]) for e, key, _ in relative.values()]
+    tally: dict[str, int] = {}
+    for status, _ in rows:
+        tally[status] = tally.get(status, 0) + 1
+    summary = f"{len(rows)} variants from {len(paths)} shards: " + ", ".join(
+        f"{n} {k}" for k, n in sorted(tally.items())
+    )
+    text = _rich_table("perfsuite merged", headers, rows, (summary,), None)
+    if rel_rows:
+        text += _rich_table("relative bounds", (*RELATIVE_HEADERS, "machine"), rel_rows, (), None)
+    folder = Path(folder)
+    merged = {
+        "merged_from": [str(p) for p in paths],
+        "counts": tally,
+        "variants": [{**e, "machine_key": key} for e, key, _ in variants.values()],
+        "relative": [{**e, "machine_key": key} for e, key, _ in relative.values()],
+    }
+    atomic_write_text(folder / "report.json", json.dumps(merged, indent=2, default=str) + "\n")
+    md = ["### perfsuite (merged shards)", "", *_md_table(headers, [c for _, c in rows]), "", summary]
+    if rel_rows:
+        md += ["", "#### Relative bounds (interleaved, each on its shard's machine)", ""]
+        md += _md_table((*RELATIVE_HEADERS, "machine"), [c for _, c in rel_rows])
+    atomic_write_text(folder / "report.md", "\n".join(md) + "\n")
+    failed = any(status == "fail" for status, _ in [*rows, *rel_rows])
+    return text, folder, failed

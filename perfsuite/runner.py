@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .batching import Batch, WorkCounts, batch_rows, count_work
-from .costmodel import forward_flops
+from .cost.model import forward_flops
 from .data.formatting import EncodedRow
 from .matrix import TierSettings, Variant
 from .metrics import symmetrize_tta
@@ -97,7 +97,7 @@ class RunResult:
     load_seconds: float
     warmup_seconds: float = 0.0
     scored: bool = True  # False for shape-only weights: probabilities mean nothing
-    flops: int = 0  # analytic, per pass (costmodel.forward_flops)
+    flops: int = 0  # analytic, per pass (cost.model.forward_flops)
     adapter: Path | None = None  # the LoRA folder applied, if any
     probe_samples: list[float] | None = None  # the interference probe, timed between the passes
 
@@ -201,6 +201,19 @@ def _prepare_torch(settings: TierSettings, attention: str) -> None:
 
 
 @dataclass
+class RunnerHooks:
+    """The one seam through which `perfsuite selftest` injects faults; empty in production.
+
+    The runner consults it where a regression would enter: which padding strategy a variant's
+    batches are built with, and what happens to a variant once it is prepared (a busy-wait
+    hook on its forward). Only selftest child processes and compare-selftest workers fill it.
+    """
+
+    padding: Callable[[str], str] | None = None
+    after_prepare: list[Callable[[PreparedVariant], None]] = field(default_factory=list)
+
+
+@dataclass
 class PreparedVariant:
     """A variant's model on its device with its batches built: ready to time passes."""
 
@@ -220,6 +233,9 @@ class PreparedVariant:
     def one_pass(self) -> list[torch.Tensor]:
         """Every batch once (TTA's swapped rows included): the unit a latency sample times."""
         return _forward_pass(self.model, self.all_batches, self.device)
+
+
+HOOKS = RunnerHooks()
 
 
 def prepare_variant(
@@ -246,12 +262,12 @@ def prepare_variant(
         model = attach_adapter(model, adapter)
     load_s = time.perf_counter() - t0
 
-    def make_batches(encoded: Sequence[EncodedRow]) -> list[Batch]:
-        return batch_rows(
-            encoded, settings.batch_size, variant.padding, settings.max_length, pad_id, settings.padding_side
-        )
+    padding = HOOKS.padding(variant.padding) if HOOKS.padding else variant.padding
 
-    return PreparedVariant(
+    def make_batches(encoded: Sequence[EncodedRow]) -> list[Batch]:
+        return batch_rows(encoded, settings.batch_size, padding, settings.max_length, pad_id, settings.padding_side)
+
+    prepared = PreparedVariant(
         variant,
         model,
         device,
@@ -261,6 +277,9 @@ def prepare_variant(
         scored=checkpoint is not None,
         adapter=adapter,
     )
+    for hook in HOOKS.after_prepare:
+        hook(prepared)
+    return prepared
 
 
 def run_variant(

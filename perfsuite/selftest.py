@@ -6,7 +6,7 @@ variant made 10%, 25%, 50% slower, then with length-sorted padding silently beha
 static. Per kind of bound it counts alarms in the A/A runs and catches in the injected ones.
 
 The injections live only here and are installed only in the selftest's child processes,
-by patching the runner module: production code has no switch that enables them.
+through the runner's documented seam (``runner.HOOKS``), which is empty in production.
 """
 
 from __future__ import annotations
@@ -65,27 +65,21 @@ def _slow_hooks(model: Any, fraction: float) -> None:
 
 
 def install(scenario: Scenario) -> None:
-    """Patch the runner so the scenario's regression happens (selftest child processes only)."""
-    from . import runner
+    """Fill the runner's fault-injection seam (runner.HOOKS) with the scenario's regression.
+
+    Called only in the selftest's child processes and compare workers.
+    """
+    from .runner import HOOKS
 
     if scenario.slowdown > 0:
-        original_prepare = runner.prepare_variant
 
-        def prepare_variant(variant, *args, **kwargs):
-            prepared = original_prepare(variant, *args, **kwargs)
-            if variant.id == scenario.target:
+        def slow_target(prepared) -> None:
+            if prepared.variant.id == scenario.target:
                 _slow_hooks(prepared.model, scenario.slowdown)
-            return prepared
 
-        runner.prepare_variant = prepare_variant
+        HOOKS.after_prepare.append(slow_target)
     if scenario.break_padding:
-        original_batch_rows = runner.batch_rows
-
-        def batch_rows(rows, batch_size, strategy, *args, **kwargs):
-            strategy = "static" if strategy == "sorted" else strategy
-            return original_batch_rows(rows, batch_size, strategy, *args, **kwargs)
-
-        runner.batch_rows = batch_rows
+        HOOKS.padding = lambda strategy: "static" if strategy == "sorted" else strategy
 
 
 def _kinds(verdict) -> dict[str, list[str]]:
@@ -107,7 +101,7 @@ def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> Non
         o = session.run(variant)
         if o.verdict.status == "skip":
             continue
-        median = o.measurement["latency"]["median_s"] if o.measurement else None
+        median = o.measurement.latency.median_s if o.measurement else None
         results.append({"id": variant.id, **_kinds(o.verdict), "median_s": median})
     for bound in matrix.select_relative(select):
         p = session.run_relative(bound)
@@ -192,7 +186,7 @@ def selftest(
     sizes: Sequence[float] = (0.10, 0.25, 0.50),
 ) -> dict[str, Any]:
     """Run every scenario in fresh processes; write selftest.json and print the table."""
-    from .device import detect
+    from .machine import detect
     from .matrix import load_matrix
 
     matrix = load_matrix("cpu")

@@ -5,7 +5,6 @@ The pytest plugin and the CLI are both thin over this class.
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -14,68 +13,28 @@ from typing import Any
 from . import runner
 from .baselines import DEFAULT_BASELINES, BaselineError, BaselineStore
 from .checks import Verdict, check_prediction, check_relative, status_of
-from .data.formatting import EncodedRow, PairFormatter
-from .data.loader import LoadReport, load_arena_csv
+from .cost.predictor import Predictor
+from .data.formatting import EncodedRow
+from .data.loader import LoadReport
 from .data.sample import SAMPLE_PATH
-from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer
-from .device import DeviceCaps, detect
+from .data.tokenizer import TextTokenizer
 from .environment import git_commit, package_versions
-from .fileio import file_fingerprint
 from .judge import StoredRecords, judge
+from .machine import DeviceCaps, detect
 from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, TierSettings, Variant, skip_reason, variant_notes
-from .metrics import LatencyStats, accuracy, compare_to_reference, log_loss
-from .models.factory import adapter_for, checkpoint_env_var, checkpoint_for, tiny_checkpoint
-from .models.specs import get_spec
+from .measurement import Measurement
+from .metrics import compare_to_reference
+from .models.factory import checkpoint_env_var
 from .outcomes import Outcome, PairOutcome
-from .records import WORK_COUNTERS, Latency, MachineRecord, PortableRecord, Quality
+from .records import Latency, MachineRecord, PortableRecord, Quality
+from .report import RunReport
 from .runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
 from .stats import ratio_interval
+from .workload import ResolvedVariant, Workload
 
 
 def _only_latency_failed(verdict: Verdict) -> bool:
     return verdict.status == "fail" and bool(verdict.failed) and all(c.kind == "latency" for c in verdict.failed)
-
-
-def summarize(result: RunResult, settings: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:
-    """JSON-able measurement of one run: work, latency, quality, memory."""
-    lat = LatencyStats(tuple(result.latency_samples))
-    labels = [y for y in result.labels if y is not None]
-    scored = result.scored and len(labels) == len(result.labels) and result.nonfinite_rows == 0
-    ll = log_loss(result.probs, labels) if scored else None
-    acc = accuracy(result.probs, labels) if scored else None
-    w = result.work
-    return {
-        "variant": result.variant.id,
-        "settings": settings,
-        "environment": environment,
-        "work": {
-            "rows": w.rows,
-            "batches": w.batches,
-            "real_tokens": w.real_tokens,
-            "processed_tokens": w.processed_tokens,
-            "max_seq_len": w.max_seq_len,
-            "padding_overhead": round(w.padding_overhead, 4),
-            "flops": result.flops,
-            "weight_bytes": result.weight_bytes,
-        },
-        "latency": {
-            "median_s": lat.median,
-            "iqr_s": lat.iqr,
-            "spread": lat.spread,
-            "samples_s": list(result.latency_samples),
-            "probe_samples_s": list(result.probe_samples or []),
-            "tokens_per_s": w.real_tokens / lat.median if lat.median else math.nan,
-            "rows_per_s": w.rows / lat.median if lat.median else math.nan,
-        },
-        "quality": {"log_loss": ll, "accuracy": acc, "nonfinite_rows": result.nonfinite_rows},
-        "memory": {
-            "weight_bytes": result.weight_bytes,
-            "peak_bytes": result.peak_memory_bytes,
-            "kind": result.memory_kind,
-        },
-        "load_seconds": result.load_seconds,
-        "warmup_seconds": result.warmup_seconds,
-    }
 
 
 def _release_device_memory(caps: DeviceCaps) -> None:
@@ -115,14 +74,11 @@ class PerfSession:
         self.data_path = Path(data_path) if data_path else SAMPLE_PATH
         self.rebaseline = rebaseline
         self.strict = strict
-        self.cache_dir = cache_dir
+        self.data = Workload(self.data_path, self.settings, cache_dir)
+        self.predictor = Predictor(self.store.root, self.store.machine_key, self.settings, self.resolve)
         self.outcomes: list[Outcome] = []
         self.pair_outcomes: list[PairOutcome] = []
-        self.load_report: LoadReport | None = None
-        self._rows: dict[str, tuple[TextTokenizer, list[EncodedRow], list[EncodedRow] | None]] = {}
         self._environment: dict[str, str] | None = None
-        self._data_fingerprint: str | None = None
-        self._fitted: tuple[Any, str] | None = None
         self._references: dict[str, Any] = {}
 
     # -- preparation -------------------------------------------------------------------
@@ -135,53 +91,59 @@ class PerfSession:
             self._environment = env
         return self._environment
 
-    def tokenizer_key(self, variant: Variant) -> str:
-        """Which tokenizer a variant's rows were encoded with: the shipped tiny BPE or a checkpoint's."""
-        spec = get_spec(variant.model)
-        folder = None if spec.tiny else checkpoint_for(spec)
-        return str(folder) if folder else "tiny-bpe"
+    @property
+    def load_report(self) -> LoadReport | None:
+        return self.data.load_report
 
-    def run_settings(self, variant: Variant | None = None) -> dict[str, Any]:
-        s = self.settings
-        if self._data_fingerprint is None:  # hashed once, not per variant
-            self._data_fingerprint = file_fingerprint(self.data_path)
-        return {
-            "data": self._data_fingerprint,
-            "rows": s.rows,
-            "batch_size": s.batch_size,
-            "max_length": s.max_length,
-            "padding_side": s.padding_side,
-            "tta": s.tta,
-            "tier": s.name,
-            **({"tokenizer": self.tokenizer_key(variant)} if variant is not None else {}),
-        }
-
-    def checkpoint(self, variant: Variant, pad_id: int) -> Path | None:
-        """Tiny: the seeded miniature; full-size: the user's local folder, or None (shape-only)."""
-        spec = get_spec(variant.model)
-        return tiny_checkpoint(spec, pad_id, self.cache_dir) if spec.tiny else checkpoint_for(spec)
+    def resolve(self, variant: Variant) -> ResolvedVariant:
+        return self.data.resolve(variant)
 
     def workload(self, variant: Variant) -> tuple[TextTokenizer, list[EncodedRow], list[EncodedRow] | None]:
-        """Tokenised, truncated rows for the variant's tokenizer (prepared once per tokenizer).
+        """(tokenizer, rows, A/B-swapped rows or None): kept for `perfsuite compare`'s worker, which
+        drives this and older revisions through the same calls."""
+        e = self.resolve(variant).encoded
+        return e.tokenizer, e.rows, e.swapped
 
-        A full-size model with a local checkpoint uses that folder's tokenizer; everything
-        else uses the shipped tiny BPE (its ids fit every vocabulary in the registry). With
-        `tta` the A/B-swapped rows come third, else None.
-        """
-        key = self.tokenizer_key(variant)
-        if key not in self._rows:
-            tokenizer = load_tiny_tokenizer() if key == "tiny-bpe" else load_local_hf_tokenizer(Path(key))
-            rows, report = load_arena_csv(self.data_path, limit=self.settings.rows)
-            self.load_report = report
-            if not rows:
-                raise ValueError(f"{self.data_path}: no usable rows\n{report.summary()}")
-            formatter = PairFormatter(tokenizer, self.settings.max_length)
-            swapped = formatter.encode_all([r.swapped() for r in rows]) if self.settings.tta else None
-            self._rows[key] = (tokenizer, formatter.encode_all(rows), swapped)
-        return self._rows[key]
+    def checkpoint(self, variant: Variant, pad_id: int) -> Path | None:
+        """The checkpoint folder a variant loads (see `workload`)."""
+        return self.resolve(variant).checkpoint
+
+    def run_settings(self, variant: Variant | None = None) -> dict[str, Any]:
+        return self.data.settings_record(self.resolve(variant) if variant is not None else None)
 
     def skip_reason(self, variant: Variant) -> str | None:
         return skip_reason(variant, self.settings, self.caps) or self.matrix.excluded(variant)
+
+    def add_skipped(self, variant: Variant) -> Outcome:
+        """Record a variant that was collected but cannot run here, so the report still lists it."""
+        outcome = Outcome(variant, self.skip_verdict(variant))
+        self.outcomes.append(outcome)
+        return outcome
+
+    def add_skipped_pair(self, bound: RelativeBound) -> PairOutcome:
+        outcome = PairOutcome(bound, Verdict("skip", reason=self.relative_skip_reason(bound) or ""))
+        self.pair_outcomes.append(outcome)
+        return outcome
+
+    def report(self, shard: str | None = None) -> RunReport:
+        """This run's rows in matrix order, with what was read and the cost model's predictions."""
+        order = {v.id: i for i, v in enumerate(self.matrix.variants)}
+        preamble = [self.load_report.summary()] if self.load_report is not None else []
+        preamble += self.length_summary()
+        footer = []
+        if self.rebaseline:
+            recorded = sum(o.verdict.status == "recorded" for o in self.outcomes)
+            footer.append(f"recorded {recorded} baselines under {self.store.folder} and {self.store.portable_folder}")
+        return RunReport(
+            self.settings.name,
+            self.store.machine_key,
+            sorted(self.outcomes, key=lambda o: order.get(o.variant.id, 0)),
+            list(self.pair_outcomes),
+            preamble,
+            self.predictions(),
+            shard,
+            footer,
+        )
 
     def skip_verdict(self, variant: Variant) -> Verdict:
         return Verdict("skip", reason=self.skip_reason(variant) or "")
@@ -194,15 +156,15 @@ class PerfSession:
             return outcome
         notes: list[str] = []
         try:
-            _, rows, swapped = self.workload(variant)
-            result = self.measure(variant, rows, swapped, sampler)
-            outcome = self._judge(variant, self._measurement(variant, result))
+            resolved = self.resolve(variant)
+            result = self.measure(resolved, sampler=sampler)
+            outcome = self._judge(variant, self._measurement(resolved, result))
             if self.settings.confirm_latency and _only_latency_failed(outcome.verdict):
                 # A regression persists; a burst of load on the machine does not. Time the
                 # variant once more (fresh process state is not needed: the load is outside).
-                first = outcome.measurement["latency"]["median_s"]
-                result = self.measure(variant, rows, swapped, perf_counter_sampler)
-                outcome = self._judge(variant, self._measurement(variant, result))
+                first = outcome.measurement.latency.median_s
+                result = self.measure(resolved, sampler=perf_counter_sampler)
+                outcome = self._judge(variant, self._measurement(resolved, result))
                 state = "confirmed" if outcome.verdict.status == "fail" else "not confirmed: counted as transient load"
                 notes.append(f"latency failed at first (median {first * 1000:.1f} ms), re-measured: {state}")
         except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
@@ -211,72 +173,61 @@ class PerfSession:
             self.outcomes.append(outcome)
             return outcome
         outcome.notes = [*variant_notes(variant, self.caps), *notes]
-        ref_error = (outcome.measurement or {}).get("quality", {}).get("reference_error")
+        ref_error = outcome.measurement.quality.reference_error if outcome.measurement else None
         if ref_error:
             outcome.notes.append(f"no in-run quality reference ({ref_error})")
         if result.adapter is not None:
             outcome.notes.append(f"LoRA adapter {result.adapter} (unmerged)")
         if not result.scored:
-            env_var = checkpoint_env_var(get_spec(variant.model))
+            env_var = checkpoint_env_var(resolved.spec)
             outcome.notes.append(f"shape-only weights: log-loss needs a real checkpoint (set {env_var})")
         self.outcomes.append(outcome)
         return outcome
 
-    def _measurement(self, variant: Variant, result: RunResult) -> dict[str, Any]:
-        """The run's JSON-able measurement, with the comparison to the in-run quality reference."""
-        measurement = summarize(result, self.run_settings(variant), self.environment)
+    def _measurement(self, resolved: ResolvedVariant, result: RunResult) -> Measurement:
+        """The run's measurement, with the comparison to the in-run quality reference."""
+        measurement = Measurement.from_run(result, self.data.settings_record(resolved), self.environment)
         if result.scored:
             try:
-                reference = self.reference_probs(variant.model)
+                reference = self.reference_probs(resolved.variant.model)
             except Exception as exc:  # e.g. an fp32 reference that does not fit the card: say so, go on
                 _release_device_memory(self.caps)
-                measurement["quality"]["reference_error"] = f"{type(exc).__name__}: {exc}"
-                return measurement
+                return measurement.with_reference(error=f"{type(exc).__name__}: {exc}")
             labels = result.labels if all(y is not None for y in result.labels) else None
-            measurement["quality"]["reference"] = compare_to_reference(result.probs, reference, labels)
+            measurement = measurement.with_reference(compare_to_reference(result.probs, reference, labels))
         return measurement
 
     def measure(
         self,
-        variant: Variant,
-        rows: list[EncodedRow],
+        resolved: ResolvedVariant,
+        rows: list[EncodedRow] | None = None,
         swapped: list[EncodedRow] | None = None,
         sampler: Sampler = perf_counter_sampler,
     ) -> RunResult:
-        """Run `rows` (a whole workload or a shard of it) with the variant's checkpoint and adapter."""
-        pad_id, checkpoint, adapter = self._weights(variant)
-        return runner.run_variant(variant, self.settings, rows, pad_id, checkpoint, sampler, swapped, adapter)
+        """Run the variant's rows (or `rows`, a shard of them) with its checkpoint and adapter."""
+        if rows is None:
+            rows, swapped = resolved.encoded.rows, resolved.encoded.swapped
+        return runner.run_variant(
+            resolved.variant,
+            self.settings,
+            rows,
+            resolved.pad_id,
+            resolved.checkpoint,
+            sampler,
+            swapped,
+            resolved.adapter,
+        )
 
     def prepare(self, variant: Variant, settings: TierSettings | None = None) -> PreparedVariant:
         """The variant's whole workload, loaded and batched (under `settings`, default the tier's)."""
-        _, rows, swapped = self.workload(variant)
-        pad_id, checkpoint, adapter = self._weights(variant)
-        return runner.prepare_variant(variant, settings or self.settings, rows, pad_id, checkpoint, swapped, adapter)
-
-    def _weights(self, variant: Variant) -> tuple[int, Path | None, Path | None]:
-        """Pad id, checkpoint folder and LoRA adapter a variant loads."""
-        pad_id = self.workload(variant)[0].pad_id
-        return pad_id, self.checkpoint(variant, pad_id), adapter_for(get_spec(variant.model))
+        r = self.resolve(variant)
+        e = r.encoded
+        return runner.prepare_variant(
+            variant, settings or self.settings, e.rows, r.pad_id, r.checkpoint, e.swapped, r.adapter
+        )
 
     def length_summary(self) -> list[str]:
-        """Per tokenizer used: the token-length distribution of the rows and how many were truncated."""
-        from .data.lengths import TokenLengths
-
-        lines = []
-        for key, (_, rows, _) in self._rows.items():
-            kept = tuple(len(r.input_ids) for r in rows)
-            found = TokenLengths(
-                str(self.data_path),
-                self.settings.max_length,
-                kept,
-                tuple(k + r.truncated_tokens for k, r in zip(kept, rows, strict=True)),
-            )
-            q = found.quantiles()
-            lines.append(
-                f"tokens ({key}): {len(rows)} rows, median {q['median']}, p90 {q['p90']}, max {q['max']}; "
-                f"{found.truncated_rows} rows truncated to max_length {self.settings.max_length}"
-            )
-        return lines
+        return self.data.length_summary()
 
     def reference_probs(self, model: str):
         """The in-run quality reference for a model: fp32 (the tier's reference_dtype), eager,
@@ -289,7 +240,7 @@ class PerfSession:
         if model not in self._references:
             ref = Variant(model, self.settings.reference_dtype, "eager", "dynamic", self.settings.name)
             prepared = self.prepare(ref, replace(self.settings, batch_size=1))
-            probs, bad = runner.score_once(prepared, len(self.workload(ref)[1]))
+            probs, bad = runner.score_once(prepared, len(self.resolve(ref).encoded.rows))
             if bad:
                 raise ValueError(f"{model}: the {ref.dtype} eager reference itself has {bad} non-finite rows")
             self._references[model] = probs
@@ -321,7 +272,7 @@ class PerfSession:
             else:
                 checks, notes, predicted = [check_relative(bound, estimate)], [], None
                 if bound.predict_within is not None:
-                    predicted, source = self._predicted_ratio(bound)
+                    predicted, source = self.predictor.ratio(bound.variant, bound.reference)
                     if predicted is None:
                         notes.append(source)
                     else:
@@ -340,50 +291,9 @@ class PerfSession:
         self.pair_outcomes.append(outcome)
         return outcome
 
-    def batch_shapes(self, variant: Variant) -> list[tuple[int, int]]:
-        """(batch, seq_len) of every batch a pass of the variant runs (TTA's swapped rows included)."""
-        from .batching import padded_shapes
-
-        _, rows, swapped = self.workload(variant)
-        s = self.settings
-        return [
-            shape
-            for part in (rows, swapped or [])
-            for shape in padded_shapes([len(r.input_ids) for r in part], s.batch_size, variant.padding, s.max_length)
-        ]
-
-    def fitted_device(self):
-        """This machine's fitted cost model (devices.DeviceSpec) or None, and where it came from or why not."""
-        from .costfit import machine_fit
-
-        if self._fitted is None:
-            self._fitted = machine_fit(self.store.root, self.store.machine_key)
-        return self._fitted
-
-    def predicted_seconds(self, variant: Variant) -> float | None:
-        """The cost model's pass time for the variant on this machine (None without a fit)."""
-        from .costmodel import CostConfig, predict
-
-        device, _ = self.fitted_device()
-        if device is None:
-            return None
-        cfg = CostConfig.for_model(
-            get_spec(variant.model), variant.dtype, variant.attention, self.settings.nf4_compute_dtype
-        )
-        return predict(cfg, device, self.batch_shapes(variant)).total
-
     def predictions(self) -> dict[str, float]:
         """Predicted pass time of every variant measured so far (empty without a fit)."""
-        if self.fitted_device()[0] is None:
-            return {}
-        return {o.variant.id: self.predicted_seconds(o.variant) for o in self.outcomes if o.measurement is not None}
-
-    def _predicted_ratio(self, bound: RelativeBound) -> tuple[float | None, str]:
-        device, source = self.fitted_device()
-        if device is None:
-            return None, f"prediction not checked: {source}"
-        a, b = self.predicted_seconds(bound.variant), self.predicted_seconds(bound.reference)
-        return a / b, source
+        return self.predictor.seconds_of([o.variant for o in self.outcomes if o.measurement is not None])
 
     def stored(self, variant: Variant) -> StoredRecords:
         """The variant's portable record and this machine's, or the error that makes one unusable."""
@@ -394,7 +304,7 @@ class PerfSession:
             return StoredRecords(None, None, *paths, self.store.machine_key, exc)
         return StoredRecords(portable, machine, *paths, self.store.machine_key)
 
-    def _judge(self, variant: Variant, measurement: dict[str, Any]) -> Outcome:
+    def _judge(self, variant: Variant, measurement: Measurement) -> Outcome:
         stored = self.stored(variant)
         if self.rebaseline:
             guard = judge(measurement, replace(stored, portable=None, machine=None, error=None), variant.bounds)
@@ -406,19 +316,19 @@ class PerfSession:
             return Outcome(variant, recorded, measurement, stored.machine)
         return Outcome(variant, judge(measurement, stored, variant.bounds, self.settings, self.strict), measurement)
 
-    def records_for(self, variant: Variant, measurement: dict[str, Any]) -> tuple[PortableRecord, MachineRecord]:
+    def records_for(self, variant: Variant, measurement: Measurement) -> tuple[PortableRecord, MachineRecord]:
         """A measurement as the tier's portable record and this machine's record."""
-        q = measurement["quality"]
-        quality = Quality(q["log_loss"], q["accuracy"]) if q["log_loss"] is not None else None
+        q = measurement.quality
+        quality = Quality(q.log_loss, q.accuracy) if q.log_loss is not None else None
         portable_quality = self.settings.portable_quality(variant.dtype)
         tolerances = asdict(variant.bounds)
-        settings, env = measurement["settings"], self.environment
-        lat = measurement["latency"]
-        probes = lat.get("probe_samples_s") or []
+        settings, env = measurement.settings, self.environment
+        lat = measurement.latency
+        probes = lat.probe_samples_s
         portable = PortableRecord(
             variant.id,
             self.settings.name,
-            {k: measurement["work"][k] for k in WORK_COUNTERS},
+            measurement.work.counters(),
             quality if portable_quality else None,
             settings,
             {k: v for k, v in env.items() if k != "device"},
@@ -429,8 +339,8 @@ class PerfSession:
             variant.id,
             self.settings.name,
             self.store.machine_key,
-            Latency.from_samples(lat["samples_s"], statistics.median(probes) if probes else None),
-            measurement["memory"],
+            Latency.from_samples(list(lat.samples_s), statistics.median(probes) if probes else None),
+            asdict(measurement.memory),
             None if portable_quality else quality,
             settings,
             env,

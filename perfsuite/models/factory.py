@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..fileio import default_cache_dir, file_digest
-from ..matrix import QUANTIZED
+from ..matrix import QUANTIZED, compute_dtype
 from .specs import ModelSpec
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,11 +62,6 @@ def is_trained(spec: ModelSpec) -> bool:
     from ..training import trained_weights
 
     return spec.tiny and trained_weights(spec) is not None
-
-
-def compute_dtype(dtype: str, nf4_compute_dtype: str) -> str:
-    """The dtype activations run in: the quantised dtypes compute in `nf4_compute_dtype`."""
-    return nf4_compute_dtype if dtype in QUANTIZED else dtype
 
 
 def quantization_config(dtype: str, compute_dtype: str):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite.costfit import (
+from perfsuite.cost.devices import get_device, with_efficiency
+from perfsuite.cost.fit import (
     FIT_FILE,
     Observation,
-    _split,
     device_key_for,
     fit,
     fit_machine,
@@ -19,8 +19,8 @@ from perfsuite.costfit import (
     machine_fit,
     save_fit,
 )
-from perfsuite.costmodel import CostConfig, predict
-from perfsuite.devices import get_device, with_efficiency
+from perfsuite.cost.model import CostConfig, predict
+from perfsuite.matrix import Variant
 from perfsuite.models.specs import get_spec
 
 H100_KEY = "cuda-nvidia-h100-80gb-hbm3-sm90"
@@ -102,7 +102,8 @@ def test_gpus_without_their_own_fit_borrow_the_measured_gpus_factors():
     ],
 )
 def test_variant_ids_split_back_into_axes(vid, parts):
-    assert _split(vid) == parts
+    assert Variant.split_id(vid) == parts
+    assert Variant(*parts).id == vid
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from perfsuite.cli import main
-from perfsuite.devices import get_device
-from perfsuite.explain import (
+from perfsuite.cost.devices import get_device
+from perfsuite.cost.explain import (
     ExplainError,
     Setup,
     cheapest_fix,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, replace
 
 from perfsuite.baselines import BaselineError
 from perfsuite.judge import StoredRecords, judge
 from perfsuite.matrix import Bounds, TierSettings
+from perfsuite.measurement import LatencySummary, Measurement, MemorySummary, QualitySummary, WorkSummary
 from perfsuite.records import Latency, MachineRecord, PortableRecord, Quality
 
 ENV = {"python": "3.11", "torch": "2.13.0", "transformers": "5.24.0"}
@@ -15,28 +17,34 @@ TOL = asdict(Bounds())
 TIER = TierSettings("cpu", "cpu", ("cpu",), 4, 2, 96)
 
 
-def _measurement(samples=(0.1, 0.1, 0.1, 0.1, 0.1), nonfinite=0, settings=None, probes=(0.005,) * 5, spread=0.0):
-    return {
-        "settings": settings or {"data": "d@1", "rows": 4, "batch_size": 2, "max_length": 96},
-        "environment": ENV,
-        "work": {"rows": 4, "batches": 2, "real_tokens": 100, "processed_tokens": 120},
-        "latency": {"samples_s": list(samples), "probe_samples_s": list(probes), "spread": spread},
-        "quality": {"log_loss": 1.0, "accuracy": 0.5, "nonfinite_rows": nonfinite},
-    }
+def _measurement(
+    samples=(0.1, 0.1, 0.1, 0.1, 0.1), nonfinite=0, settings=None, probes=(0.005,) * 5, spread=0.0, rows=4, **quality
+):
+    return Measurement(
+        "v",
+        settings or {"data": "d@1", "rows": 4, "batch_size": 2, "max_length": 96},
+        ENV,
+        WorkSummary(rows, 2, 100, 120, 60, 1.2, 1000, 64),
+        LatencySummary(statistics.median(samples), 0.0, spread, tuple(samples), tuple(probes)),
+        QualitySummary(**{"log_loss": 1.0, "accuracy": 0.5, "nonfinite_rows": nonfinite, **quality}),
+        MemorySummary(64, None, "test"),
+    )
 
 
 def _records(portable_quality=True, **env):
     m = _measurement()
     quality = Quality(1.0, 0.5)
-    portable = PortableRecord("v", "cpu", m["work"], quality if portable_quality else None, m["settings"], ENV, TOL)
+    portable = PortableRecord(
+        "v", "cpu", m.work.counters(), quality if portable_quality else None, m.settings, ENV, TOL
+    )
     machine = MachineRecord(
         "v",
         "cpu",
         KEY,
-        Latency.from_samples(m["latency"]["samples_s"], 0.005),
+        Latency.from_samples(list(m.latency.samples_s), 0.005),
         {},
         None if portable_quality else quality,
-        m["settings"],
+        m.settings,
         {**ENV, **env},
         TOL,
     )
@@ -83,8 +91,7 @@ def test_environment_change_is_reported_beside_the_verdict():
 
 
 def test_log_loss_drift_fails_the_quality_bound():
-    m = _measurement()
-    m["quality"]["log_loss"] = 1.01
+    m = _measurement(log_loss=1.01)
     v = judge(m, _both(), Bounds(log_loss_abs=0.002), TIER)
     assert v.status == "fail" and v.failed[0].name == "log-loss"
 
@@ -99,12 +106,10 @@ def test_matrix_bounds_decide_and_a_tolerance_change_is_reported():
 
 
 def _with_reference(**ref):
-    m = _measurement()
     base = {"argmax_agreement": 1.0, "max_abs_dp": 0.001, "log_loss": 0.80, "reference_log_loss": 0.80}
     base.update(ref)
     base["log_loss_increase"] = base["log_loss"] - base["reference_log_loss"]
-    m["quality"]["reference"] = base
-    return m
+    return _measurement().with_reference(base)
 
 
 def test_reference_bounds_fail_without_any_baseline():
@@ -131,15 +136,14 @@ def test_portable_bounds_are_judged_on_a_machine_without_its_own_record():
 def test_portable_work_change_fails_on_any_machine():
     portable, _ = _records()
     m = _measurement()
-    m["work"]["processed_tokens"] = 160
+    m = replace(m, work=replace(m.work, processed_tokens=160))
     v = judge(m, _stored(portable=portable), Bounds(), TIER)
     assert v.status == "fail" and v.failed[0].name == "processed_tokens"
 
 
 def test_machine_bound_quality_is_judged_from_the_machine_record_only():
     portable, machine = _records(portable_quality=False)
-    m = _measurement()
-    m["quality"]["log_loss"] = 1.5
+    m = _measurement(log_loss=1.5)
     elsewhere = judge(m, _stored(portable=portable), Bounds(), TIER)
     assert elsewhere.status == "pass" and "quality: not judged - no quality record" in elsewhere.judged_summary()
     here = judge(m, _stored(portable, machine), Bounds(), TIER)
@@ -152,7 +156,7 @@ def test_busy_probe_leaves_latency_undecided_and_judges_the_rest():
     assert v.status == "pass"
     assert "latency: not judged - undecided: machine busy (probe at 2.3x its usual time" in v.judged_summary()
     assert {c.kind for c in v.coverage if c.judged} == {"guard", "work", "quality"}
-    m["work"]["rows"] = 5
+    m = replace(m, work=replace(m.work, rows=5))
     assert judge(m, _both(), Bounds(), TIER).status == "fail"  # the other bounds still judge
 
 

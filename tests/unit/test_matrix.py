@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perfsuite.device import DeviceCaps
+from perfsuite.machine import DeviceCaps
 from perfsuite.matrix import MatrixError, Variant, load_matrix, parse_matrix, skip_reason, variant_notes
 
 CPU = DeviceCaps("cpu", "Test CPU", cores=2, bitsandbytes_available=True)

@@ -6,6 +6,7 @@ import pytest
 
 from perfsuite.checks import Verdict
 from perfsuite.matrix import RelativeBound, Variant
+from perfsuite.measurement import LatencySummary, Measurement, MemorySummary, QualitySummary, WorkSummary
 from perfsuite.outcomes import Outcome, PairOutcome
 from perfsuite.plots import pareto_front, write_plots
 from perfsuite.stats import RatioEstimate
@@ -24,12 +25,17 @@ def test_pareto_front(points, front):
 
 
 def _outcome(model, dtype, padding, ms, ll, overhead):
-    measurement = {
-        "latency": {"median_s": ms / 1000},
-        "quality": {"log_loss": ll},
-        "work": {"padding_overhead": overhead},
-    }
-    return Outcome(Variant(model, dtype, "sdpa", padding), Verdict("pass"), measurement)
+    variant = Variant(model, dtype, "sdpa", padding)
+    measurement = Measurement(
+        variant.id,
+        {},
+        {},
+        WorkSummary(16, 4, 100, int(100 * overhead), 90, overhead, 1, 1),
+        LatencySummary(ms / 1000, 0.0, 0.0, (ms / 1000,)),
+        QualitySummary(ll, 0.5, 0),
+        MemorySummary(1, None, "test"),
+    )
+    return Outcome(variant, Verdict("pass"), measurement)
 
 
 def test_write_plots_makes_the_three_pngs(tmp_path):
@@ -47,7 +53,7 @@ def test_write_plots_makes_the_three_pngs(tmp_path):
         RatioEstimate(0.58, 0.55, 0.6, 9, 0.95),
         predicted_ratio=0.6,
     )
-    predicted = {o.variant.id: o.measurement["latency"]["median_s"] * 1.1 for o in outcomes if o.measurement}
+    predicted = {o.variant.id: o.measurement.latency.median_s * 1.1 for o in outcomes if o.measurement}
     made = write_plots(outcomes, [pair], tmp_path, predicted)
     assert [p.name for p in made] == ["latency_vs_logloss.png", "padding.png", "predicted_vs_measured.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in made)

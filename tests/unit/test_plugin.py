@@ -80,7 +80,7 @@ def test_baseline_lifecycle(tier):
 
 
 def _machine_key() -> str:
-    from perfsuite.device import detect
+    from perfsuite.machine import detect
 
     return detect("cpu").machine_key()
 

@@ -87,14 +87,14 @@ def test_a_dtype_that_overflows_fails_with_a_count(tmp_path):
 
     matrix, session = _session(tmp_path, dtypes=("fp16",))
     (variant,) = matrix.variants
-    pad_id = session.workload(variant)[0].pad_id
-    source = session.checkpoint(variant, pad_id)
+    spec = get_spec(variant.model)
+    source = session.data.checkpoint(spec, session.data.encoded(spec).tokenizer.pad_id)
     big = tmp_path / "big-embeddings"
     shutil.copytree(source, big)
     state = load_file(str(big / "model.safetensors"))
     state["model.embed_tokens.weight"] = state["model.embed_tokens.weight"] * 1e7
     save_file(state, str(big / "model.safetensors"), metadata={"format": "pt"})
-    session.checkpoint = lambda v, pad: big  # the variant and its fp32 reference both load it
+    session.data.checkpoint = lambda spec, pad: big  # the variant and its fp32 reference both load it
     outcome = session.run(variant)
     message = outcome.verdict.message(variant.id)
     assert get_spec(variant.model).tiny and outcome.verdict.status == "fail"

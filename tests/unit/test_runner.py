@@ -20,20 +20,20 @@ def outcomes(tmp_path_factory):
 
 def test_probabilities_are_finite_distributions(outcomes):
     m = outcomes["sorted"].measurement
-    assert m["quality"]["nonfinite_rows"] == 0
-    assert 0 < m["quality"]["log_loss"] < 5
-    assert len(m["latency"]["samples_s"]) >= 5
+    assert m.quality.nonfinite_rows == 0
+    assert 0 < m.quality.log_loss < 5
+    assert len(m.latency.samples_s) >= 5
 
 
 def test_padding_strategy_does_not_change_predictions(outcomes):
-    lls = [o.measurement["quality"]["log_loss"] for o in outcomes.values()]
+    lls = [o.measurement.quality.log_loss for o in outcomes.values()]
     assert max(lls) - min(lls) < 1e-4
 
 
 def test_sorted_processes_fewer_tokens_than_static(outcomes):
-    static, sorted_ = (outcomes[p].measurement["work"] for p in ("static", "sorted"))
-    assert sorted_["real_tokens"] == static["real_tokens"]
-    assert sorted_["processed_tokens"] < static["processed_tokens"]
+    static, sorted_ = (outcomes[p].measurement.work for p in ("static", "sorted"))
+    assert sorted_.real_tokens == static.real_tokens
+    assert sorted_.processed_tokens < static.processed_tokens
 
 
 def test_no_baseline_is_a_skip(outcomes):
@@ -59,8 +59,8 @@ def test_nf4_loads_through_bitsandbytes_and_stays_close_to_fp32(tmp_path):
     session = PerfSession(matrix, baseline_root=tmp_path / "b")
     fp32, nf4 = (session.run(v) for v in matrix.variants)
     assert nf4.verdict.status == "skip", nf4.verdict.reason  # ran; only the baseline is missing
-    assert nf4.measurement["memory"]["weight_bytes"] < fp32.measurement["memory"]["weight_bytes"]
-    assert abs(nf4.measurement["quality"]["log_loss"] - fp32.measurement["quality"]["log_loss"]) < 0.05
+    assert nf4.measurement.memory.weight_bytes < fp32.measurement.memory.weight_bytes
+    assert abs(nf4.measurement.quality.log_loss - fp32.measurement.quality.log_loss) < 0.05
 
 
 def test_tta_runs_both_orders_and_doubles_the_work(tmp_path):
@@ -70,9 +70,9 @@ def test_tta_runs_both_orders_and_doubles_the_work(tmp_path):
     tta = PerfSession(load_matrix(str(path)), baseline_root=tmp_path / "b")
     a = plain.run(plain.matrix.variants[0]).measurement
     b = tta.run(tta.matrix.variants[0]).measurement
-    assert b["work"]["real_tokens"] == 2 * a["work"]["real_tokens"]
-    assert b["settings"]["tta"] is True
-    assert b["quality"]["log_loss"] != a["quality"]["log_loss"]
+    assert b.work.real_tokens == 2 * a.work.real_tokens
+    assert b.settings["tta"] is True
+    assert b.quality.log_loss != a.quality.log_loss
 
 
 def test_sorted_padding_silently_behaving_as_static_fails_the_work_bound(tmp_path, monkeypatch):

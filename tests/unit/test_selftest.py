@@ -28,37 +28,46 @@ def test_slow_hook_stretches_each_forward_by_the_fraction():
 
 
 @pytest.fixture
-def restore_runner(monkeypatch):
-    """install() patches the runner module; put it back after the test."""
-    monkeypatch.setattr(runner, "prepare_variant", runner.prepare_variant)
-    monkeypatch.setattr(runner, "batch_rows", runner.batch_rows)
+def empty_hooks(monkeypatch):
+    """install() fills the runner's seam; give each test a fresh, empty one."""
+    monkeypatch.setattr(runner, "HOOKS", runner.RunnerHooks())
+    return runner.HOOKS
 
 
-def test_slowdown_is_installed_on_the_target_variant_only(restore_runner, monkeypatch):
-    class Prepared:
-        def __init__(self):
-            self.model = _Sleeper()
+def _prepared(variant_id: str):
+    from perfsuite.matrix import Variant
 
-    monkeypatch.setattr(runner, "prepare_variant", lambda variant, *a, **k: Prepared())
+    model, dtype, attention, padding = variant_id.rsplit("-", 3)
+    return runner.PreparedVariant(Variant(model, dtype, attention, padding), _Sleeper(), "cpu", [], [], 0.0, True, None)
+
+
+def test_production_runs_with_an_empty_seam():
+    assert runner.HOOKS.padding is None and runner.HOOKS.after_prepare == []
+
+
+def test_slowdown_is_installed_on_the_target_variant_only(empty_hooks):
     install(Scenario("slow", 0.5, "tiny-llama3-fp32-sdpa-sorted"))
-
-    class V:
-        def __init__(self, vid):
-            self.id = vid
-
-    target = runner.prepare_variant(V("tiny-llama3-fp32-sdpa-sorted"))
-    other = runner.prepare_variant(V("tiny-llama3-fp32-sdpa-static"))
+    target, other = _prepared("tiny-llama3-fp32-sdpa-sorted"), _prepared("tiny-llama3-fp32-sdpa-static")
+    for prepared in (target, other):
+        for hook in empty_hooks.after_prepare:
+            hook(prepared)
     assert len(target.model._forward_hooks) == 1 and len(target.model._forward_pre_hooks) == 1
     assert not other.model._forward_hooks
 
 
-def test_padding_break_makes_sorted_batch_like_static(restore_runner):
+def test_padding_break_makes_the_runner_batch_sorted_like_static(empty_hooks):
+    from perfsuite.matrix import TierSettings, Variant
+
     rows = [EncodedRow(str(i), tuple(range(1, n)), 0, 0) for i, n in enumerate([5, 40, 7, 38, 9, 36])]
     static = [b.input_ids.shape for b in batch_rows(rows, 2, "static", 64, 0, "right")]
-    assert [b.input_ids.shape for b in runner.batch_rows(rows, 2, "sorted", 64, 0, "right")] != static
+    settings = TierSettings("unit", "cpu", (), 6, 2, 64, threads=1)
+    variant = Variant("tiny-llama3", "fp32", "sdpa", "sorted")
+    checkpoint = None  # shape-only weights: batching is what this test looks at
+    before = runner.prepare_variant(variant, settings, rows, 0, checkpoint)
+    assert [b.input_ids.shape for b in before.batches] != static
     install(Scenario("padding", break_padding=True))
-    broken = runner.batch_rows(rows, 2, "sorted", 64, 0, "right")
-    assert [b.input_ids.shape for b in broken] == static
+    broken = runner.prepare_variant(variant, settings, rows, 0, checkpoint)
+    assert [b.input_ids.shape for b in broken.batches] == static
 
 
 def test_scenarios_are_aa_then_sizes_then_padding():

@@ -82,4 +82,4 @@ def test_lora_adapter_is_applied_unmerged(tmp_path, monkeypatch):
     adapted = PerfSession(matrix, baseline_root=tmp_path / "b").run(matrix.variants[0])
     assert adapted.measurement is not None, adapted.verdict.reason
     assert any("LoRA adapter" in n for n in adapted.notes)
-    assert adapted.measurement["quality"]["log_loss"] != plain.measurement["quality"]["log_loss"]
+    assert adapted.measurement.quality.log_loss != plain.measurement.quality.log_loss

@@ -2,7 +2,7 @@
 
 Peaks are dense matmul rates per compute dtype and memory bandwidth; what a forward
 reaches of them (the efficiency factors) is fitted to what the suite measured
-(`perfsuite.costfit`). A dtype without hardware support on a card is listed in
+(`perfsuite.cost.fit`). A dtype without hardware support on a card is listed in
 `emulated` with the rate assumed for it, so a report can say so.
 """
 
@@ -39,7 +39,7 @@ class DeviceSpec:
 
     def caps(self):
         """The device as the matrix's rules see it, with flash-attn and bitsandbytes assumed installed."""
-        from .device import DeviceCaps
+        from ..machine import DeviceCaps
 
         kind = "cuda" if self.compute_capability else "cpu"
         return DeviceCaps(
@@ -142,7 +142,7 @@ def calibrate_cpu(threads: int | None = None) -> DeviceSpec:
     small = torch.randn(8, 64)
     weight = torch.randn(64, 64)
     op_s = _time_best(lambda: torch.nn.functional.linear(small, weight), repeats=50)
-    from .device import detect
+    from ..machine import detect
 
     return DeviceSpec(
         "cpu",

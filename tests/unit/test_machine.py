@@ -1,6 +1,6 @@
 """Machine keys hold what changes speed, and nothing else."""
 
-from perfsuite.device import DeviceCaps, detect
+from perfsuite.machine import DeviceCaps, detect
 
 
 def test_gpu_key_has_name_and_compute_capability():

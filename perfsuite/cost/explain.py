@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from .batching import padded_shapes
-from .costmodel import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_bytes, predict
+from ..batching import padded_shapes
+from ..distributed import shard_rows
+from ..matrix import PADDINGS, implementation_reason
+from ..models.specs import get_spec
 from .devices import DeviceSpec
-from .distributed import shard_rows
-from .matrix import PADDINGS, implementation_reason
-from .models.specs import get_spec
+from .model import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_bytes, predict
 
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("layers", ("layers",)),

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .baselines import BaselineStore
-from .batching import padded_shapes
-from .costmodel import CostConfig, predict
+from ..baselines import BaselineStore
+from ..batching import padded_shapes
+from ..matrix import Variant
+from ..models.specs import get_spec
 from .devices import DEVICES, EFFICIENCY_FIELDS, DeviceSpec, with_efficiency
-from .models.specs import get_spec
+from .model import CostConfig, predict
 
 FIT_FILE = "costmodel.json"
 PRIOR_WEIGHT = 0.3  # per unit of log-factor, against one variant's log error
@@ -37,8 +38,8 @@ class Observation:
 
 def sample_lengths(max_length: int, rows: int) -> tuple[int, ...]:
     """Token lengths of the bundled sample's first `rows` rows, formatted and truncated as a run does."""
-    from .data.lengths import token_lengths
-    from .data.sample import SAMPLE_PATH
+    from ..data.lengths import token_lengths
+    from ..data.sample import SAMPLE_PATH
 
     return token_lengths(SAMPLE_PATH, max_length, rows).kept
 
@@ -60,8 +61,8 @@ def fitted_kinds(obs: Sequence[Observation], device_type: str) -> list[Observati
 
 def observations(store: BaselineStore, quantized_compute: str) -> tuple[list[Observation], list[str]]:
     """Observations from one machine's records of one tier (read through the store), and why any was left out."""
-    from .data.sample import SAMPLE_PATH
-    from .fileio import file_fingerprint
+    from ..data.sample import SAMPLE_PATH
+    from ..fileio import file_fingerprint
 
     sample = file_fingerprint(SAMPLE_PATH)
     out, skipped = [], []
@@ -70,21 +71,13 @@ def observations(store: BaselineStore, quantized_compute: str) -> tuple[list[Obs
         if s.get("data") != sample or s.get("tta"):
             skipped.append(f"{record.variant}.json: not the bundled sample without TTA ({s.get('data')})")
             continue
-        model, dtype, attention, padding = _split(record.variant)
+        model, dtype, attention, padding = Variant.split_id(record.variant)
         spec = get_spec(model)
         lengths = sample_lengths(s["max_length"], s["rows"])
         shapes = tuple(padded_shapes(lengths, s["batch_size"], padding, s["max_length"]))
         cfg = CostConfig.for_model(spec, dtype, attention, quantized_compute)
         out.append(Observation(f"{store.tier}/{record.variant}", cfg, shapes, record.latency.median_s))
     return out, skipped
-
-
-def _split(variant_id: str) -> tuple[str, str, str, str]:
-    """model-dtype-attention-padding, where the model name holds dashes and attention may hold '_'."""
-    head, padding = variant_id.rsplit("-", 1)
-    head, attention = head.rsplit("-", 1)
-    model, dtype = head.rsplit("-", 1)
-    return model, dtype, attention, padding
 
 
 def fit(device: DeviceSpec, obs: Sequence[Observation]) -> tuple[DeviceSpec, dict[str, float]]:
@@ -121,7 +114,7 @@ def save_fit(
     path: Path, device: DeviceSpec, errors: dict[str, float], source: str, left_out: Sequence[str] = ()
 ) -> None:
     """The fitted factors, the peaks they apply to, each fitted variant's error, and the records not used."""
-    from .fileio import atomic_write_text
+    from ..fileio import atomic_write_text
 
     data = {
         "device": device.name,
@@ -165,8 +158,8 @@ def fit_machine(
 
     Returns the fitted device, predicted/measured of the fitted variants, of the rest, and the file.
     """
+    from ..matrix import load_matrix
     from .devices import get_device
-    from .matrix import load_matrix
 
     cuda = machine_key.startswith("cuda-")
     obs: list[Observation] = []
@@ -222,7 +215,7 @@ def fitted_device(key: str, root: Path = Path("baselines")) -> tuple[DeviceSpec,
     else the factors fitted on another GPU (the card differs, the software stack does not),
     else the datasheet defaults.
     """
-    from .device import detect
+    from ..machine import detect
     from .devices import get_device
 
     if key == "cpu":

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .models.specs import ModelSpec
+from ..matrix import QUANTIZED, compute_dtype
+from ..models.specs import ModelSpec
 
 
 def linear_params_per_layer(spec: ModelSpec) -> int:
@@ -93,7 +94,7 @@ class CostConfig:
             vocab=c["vocab_size"],
             dtype=dtype,
             attention=attention,
-            compute_dtype=quantized_compute if dtype in WEIGHT_BYTES and dtype not in ACT_BYTES else dtype,
+            compute_dtype=compute_dtype(dtype, quantized_compute),
         )
 
     @property
@@ -131,7 +132,7 @@ def component_work(cfg: CostConfig, batch: int, seq: int) -> dict[str, tuple[flo
     linear_bytes = (
         weights * WEIGHT_BYTES[cfg.dtype] + tokens * cfg.layers * (10 * cfg.hidden + 4 * cfg.intermediate) * a
     )
-    dequant_bytes = weights * 2 * a if cfg.dtype in ("nf4", "int8") else 0.0
+    dequant_bytes = weights * 2 * a if cfg.dtype in QUANTIZED else 0.0
     attn_flops = score_bytes = qkvo_bytes = 0.0
     q_width = cfg.heads * cfg.head_dim
     for layer in range(cfg.layers):
