@@ -12,7 +12,7 @@ from typing import Any
 
 from . import runner
 from .baselines import DEFAULT_BASELINES, BaselineError, BaselineStore
-from .checks import Verdict, check_prediction, check_relative, status_of
+from .checks import BASELINE_FREE, Verdict, check_prediction, check_relative, status_of
 from .cost.predictor import Predictor
 from .data.formatting import EncodedRow
 from .data.loader import LoadReport
@@ -312,7 +312,9 @@ class PerfSession:
                 return Outcome(variant, guard, measurement, stored.machine)
             portable, machine = self.records_for(variant, measurement)
             self.store.save(portable, machine)
-            recorded = Verdict("recorded", guard.checks, baseline_path=stored.machine_path, coverage=guard.coverage)
+            # what a recording judges: the baseline-free kinds (the rest is being written, not read)
+            judged = [c for c in guard.coverage if c.kind in BASELINE_FREE]
+            recorded = Verdict("recorded", guard.checks, baseline_path=stored.machine_path, coverage=judged)
             return Outcome(variant, recorded, measurement, stored.machine)
         return Outcome(variant, judge(measurement, stored, variant.bounds, self.settings, self.strict), measurement)
 
