@@ -57,12 +57,18 @@ def settings_differ(stored: dict[str, Any], measured: dict[str, Any]) -> list[st
 def busy_reason(measurement: Measurement, machine: MachineRecord, settings: TierSettings) -> str | None:
     """Why this machine was too busy to judge latency, or None.
 
-    Two signals, both taken while the variant was timed: the interference probe (a fixed
-    torch-only workload run between passes) against its time beside the recorded passes, and
-    the passes' own spread. A slower variant moves neither; another process on the cores
-    moves both.
+    Three signals, all taken while the variant was timed: the CPU time other processes took
+    (runner.OtherLoad), the interference probe (a fixed torch-only workload run between
+    passes) against its time beside the recorded passes, and the passes' own spread. A slower
+    variant moves none of them; another process on the cores moves the first, and mostly the
+    others.
     """
     lat = measurement.latency
+    if lat.other_cpu_share is not None and lat.other_cpu_share > settings.busy_other_cpu:
+        return (
+            f"undecided: machine busy (other processes took {lat.other_cpu_share:.0%} of the CPU time "
+            f"while timing, limit {settings.busy_other_cpu:.0%})"
+        )
     probes = lat.probe_samples_s
     if probes and machine.latency.probe_s:
         ratio = statistics.median(probes) / machine.latency.probe_s

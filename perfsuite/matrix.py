@@ -81,8 +81,10 @@ class TierSettings:
     # dtypes whose log-loss/accuracy hold across CPU kernels (stored in the portable record,
     # judged on every machine); the others' quality is machine-bound (scripts/quality_portability.py)
     portable_quality_dtypes: tuple[str, ...] = ()
-    # latency is left undecided (not failed) when the interference probe runs this much slower
-    # than beside the recorded passes, or the passes spread more than this (IQR / median)
+    # latency is left undecided (not failed) when other processes took more than this share of
+    # the machine's CPU time while the passes were timed, when the interference probe runs this
+    # much slower than beside the recorded passes, or when the passes spread more than this
+    busy_other_cpu: float = 0.2
     busy_probe_ratio: float = 1.5
     busy_spread: float = 0.25
 

@@ -45,6 +45,7 @@ class LatencySummary:
     probe_samples_s: tuple[float, ...] = ()
     tokens_per_s: float = math.nan
     rows_per_s: float = math.nan
+    other_cpu_share: float | None = None  # of the machine's CPU time, taken by other processes while timing
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Measurement:
                 tuple(result.probe_samples or ()),
                 w.real_tokens / lat.median if lat.median else math.nan,
                 w.rows / lat.median if lat.median else math.nan,
+                result.other_cpu_share,
             ),
             quality=QualitySummary(
                 log_loss(result.probs, labels) if scored else None,

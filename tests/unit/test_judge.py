@@ -189,3 +189,11 @@ def test_other_workload_in_the_portable_record_only_leaves_latency_judged():
     v = judge(_measurement(), _stored(portable, machine), Bounds(), TIER)
     assert v.status == "pass"
     assert "work: not judged - recorded for another workload (rows 8 -> 4)" in v.judged_summary()
+
+
+def test_other_processes_cpu_share_leaves_latency_undecided():
+    m = _measurement(samples=(0.5,) * 5)
+    m = replace(m, latency=replace(m.latency, other_cpu_share=0.48))
+    v = judge(m, _both(), Bounds(), TIER)
+    assert v.status == "pass"
+    assert "other processes took 48% of the CPU time while timing, limit 20%" in v.judged_summary()

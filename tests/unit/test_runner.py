@@ -99,3 +99,26 @@ def test_workload_overrides_replace_tier_settings(tmp_path):
     assert (session.settings.rows, session.settings.max_length, session.settings.batch_size) == (2, 64, 2)
     with pytest.raises(ValueError, match="cannot override"):
         PerfSession(matrix, workload={"threads": 4})
+
+
+def test_other_load_counts_another_process_and_not_this_one():
+    import subprocess
+    import sys
+    import time
+
+    from perfsuite.runner import OtherLoad
+
+    with OtherLoad() as quiet:
+        end = time.perf_counter() + 0.4
+        while time.perf_counter() < end:  # this process's own work is not "other"
+            pass
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        with OtherLoad() as busy:
+            time.sleep(0.6)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert quiet.share is not None and busy.share is not None
+    assert busy.share > quiet.share + 0.2  # one spinning process takes a whole core
