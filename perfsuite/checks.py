@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from .matrix import Bounds, RelativeBound
 from .stats import RatioEstimate, mann_whitney_slower
 
-# Kinds judged per variant, in the order the report lists them. guard and reference need no
-# stored record; work and quality need the tier's portable record; latency this machine's.
-VARIANT_KINDS = ("guard", "reference", "work", "quality", "latency")
+# guard and reference need no stored record; work and quality need the tier's portable record
+# (or, for machine-bound quality, this machine's); latency this machine's.
 BASELINE_FREE = ("guard", "reference")
 
 
@@ -107,7 +106,11 @@ def guard_checks(rows: int, nonfinite_rows: int) -> list[BoundCheck]:
     """Non-finite logits fail with a count, on every machine."""
     return [
         BoundCheck(
-            "guard", "finite logits", nonfinite_rows == 0, f"{nonfinite_rows} of {rows} rows non-finite", "0 non-finite"
+            "guard",
+            "finite logits",
+            nonfinite_rows == 0,
+            f"{nonfinite_rows} of {rows} rows non-finite",
+            "0 non-finite rows",
         )
     ]
 

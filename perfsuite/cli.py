@@ -251,7 +251,7 @@ def _budget(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     from .cost.devices import EFFICIENCY_FIELDS
-    from .cost.fit import fit_machine
+    from .cost.fit import fit_and_save
     from .machine import detect
 
     machine = args.machine or detect("auto").machine_key()
@@ -259,7 +259,7 @@ def _fit(args: argparse.Namespace) -> int:
     tiers = args.tiers.split(",") if args.tiers else sorted(p.name for p in (root / machine).glob("*") if p.is_dir())
     if not tiers:
         raise FileNotFoundError(f"{root / machine}: no baselines to fit (record them with `tox -e rebaseline`)")
-    device, errors, others, path = fit_machine(root, machine, tiers)
+    device, errors, others, path = fit_and_save(root, machine, tiers)
     print(f"{machine}: fitted on {len(errors)} variants of {', '.join(tiers)} -> {path}")
     factors = ", ".join(f"{f} {getattr(device, f):.4g}" for f in EFFICIENCY_FIELDS)
     print(f"  {factors}")

@@ -151,7 +151,7 @@ def device_key_for(name: str) -> str | None:
     return None
 
 
-def fit_machine(
+def fit_and_save(
     root: Path, machine_key: str, tiers: Sequence[str]
 ) -> tuple[DeviceSpec, dict[str, float], dict[str, float], Path]:
     """Fit the machine's stored baselines of `tiers`; write <root>/<machine>/costmodel.json.
@@ -187,7 +187,7 @@ def fit_machine(
     return fitted, errors, others, path
 
 
-def machine_fit(root: Path, machine_key: str) -> tuple[DeviceSpec | None, str]:
+def load_machine_fit(root: Path, machine_key: str) -> tuple[DeviceSpec | None, str]:
     """A machine's fitted device from <root>/<machine>/costmodel.json, or None and why not.
 
     A CPU's fit holds the calibration it was fitted with, so no new calibration is needed
@@ -219,13 +219,13 @@ def fitted_device(key: str, root: Path = Path("baselines")) -> tuple[DeviceSpec,
     from .devices import get_device
 
     if key == "cpu":
-        device, source = machine_fit(root, detect("cpu").machine_key())
+        device, source = load_machine_fit(root, detect("cpu").machine_key())
         return (device, source) if device else (get_device("cpu"), f"calibrated now, default efficiency ({source})")
     device = get_device(key)
     machines = sorted(p.parent.name for p in root.glob(f"cuda-*/{FIT_FILE}")) if root.is_dir() else []
     for machine in machines:
         if device_key_for(machine) == key:
-            return machine_fit(root, machine)[0] or device, f"fitted on {machine}"
+            return load_machine_fit(root, machine)[0] or device, f"fitted on {machine}"
     for machine in machines:
         data = json.loads((root / machine / FIT_FILE).read_text(encoding="utf-8"))
         factors = {f: float(data[f]) for f in EFFICIENCY_FIELDS}

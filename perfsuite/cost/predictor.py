@@ -13,7 +13,7 @@ from ..batching import padded_shapes
 from ..matrix import TierSettings, Variant
 from ..workload import ResolvedVariant
 from .devices import DeviceSpec
-from .fit import machine_fit
+from .fit import load_machine_fit
 from .model import CostConfig, predict
 
 
@@ -36,7 +36,7 @@ class Predictor:
     def fitted(self) -> tuple[DeviceSpec | None, str]:
         """This machine's fitted device, or None, and where it came from or why not (loaded once)."""
         if self._fitted is None:
-            self._fitted = machine_fit(self.baseline_root, self.machine_key)
+            self._fitted = load_machine_fit(self.baseline_root, self.machine_key)
         return self._fitted
 
     def batch_shapes(self, variant: Variant) -> list[tuple[int, int]]:

@@ -13,10 +13,10 @@ from perfsuite.cost.fit import (
     Observation,
     device_key_for,
     fit,
-    fit_machine,
+    fit_and_save,
     fitted_device,
     load_fit,
-    machine_fit,
+    load_machine_fit,
     save_fit,
 )
 from perfsuite.cost.model import CostConfig, predict
@@ -59,7 +59,7 @@ def test_stored_h100_fit_explains_the_h100_baselines_within_20_percent(tmp_path)
     (root / H100_KEY).mkdir(parents=True)
     for tier in ("gpu", "gpu-check"):
         (root / H100_KEY / tier).symlink_to(ROOT / H100_KEY / tier)
-    _, errors, others, path = fit_machine(root, H100_KEY, ["gpu", "gpu-check"])
+    _, errors, others, path = fit_and_save(root, H100_KEY, ["gpu", "gpu-check"])
     assert all(0.8 <= e <= 1.2 for e in errors.values()), errors
     assert set(others) == {"gpu/llama3-8b-int8-sdpa-sorted"}  # LLM.int8 is outside the model
     stored = json.loads((ROOT / H100_KEY / FIT_FILE).read_text())
@@ -82,7 +82,7 @@ def test_saved_fit_round_trips_and_a_corrupt_one_names_its_file(tmp_path):
 
 
 def test_machine_without_a_fit_says_how_to_make_one(tmp_path):
-    device, why = machine_fit(tmp_path, "cpu-some-cpu-2c")
+    device, why = load_machine_fit(tmp_path, "cpu-some-cpu-2c")
     assert device is None and "perfsuite fit" in why
 
 
