@@ -312,7 +312,8 @@ class Comparison:
                 w.close()
         if result.verdict != "fail" and (result.work_diff or result.prediction_problems):
             result.reason = "; ".join([*(f"work {d}" for d in result.work_diff), *result.prediction_problems])
-            result.verdict = "changed" if result.verdict != "slower" else "slower"
+            if result.verdict != "slower":  # slower says more; the reason names the change too
+                result.verdict = "changed"
         result.seconds = time.perf_counter() - t0
         return result
 

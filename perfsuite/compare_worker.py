@@ -10,7 +10,7 @@ fresh child per process pair (``fork``); the child loads the model, answers ``pr
 ``pass`` requests and exits on ``quit``. The process is the unit that carries a bias of its
 own (memory layout, thread placement), so every pair gets new ones at the cost of a fork,
 not of a Python start. The zygote runs no torch computation before forking (OpenMP's
-thread pool does not survive a fork).
+thread pool does not survive a fork), except to build a miniature's checkpoint on a cold cache.
 
 Protocol: one JSON object per line on stdin, one answer per line on the original stdout
 (library prints go to stderr). Every answer has ``ok``; a failure carries ``error``.
@@ -69,8 +69,8 @@ class Worker:
         reason = self.session.skip_reason(variant)
         if reason:
             return {"skip": reason}
-        self.session.workload(variant)
-        self.session.checkpoint(variant, self.session.workload(variant)[0].pad_id)
+        tokenizer = self.session.workload(variant)[0]
+        self.session.checkpoint(variant, tokenizer.pad_id)
         get_spec(variant.model).model_class()
         for module in ("transformers.modeling_utils", "transformers.integrations.sdpa_attention", "safetensors.torch"):
             with contextlib.suppress(ImportError):

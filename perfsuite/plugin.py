@@ -167,13 +167,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     except MatrixError as exc:
         raise pytest.UsageError(str(exc)) from None
     keep, drop = [], []
+    assignments: dict[str, dict[str, int]] = {}  # per matrix, computed once
     for item in items:
         case = _case_variant(item)
         if case is None:
             keep.append(item)
             continue
-        assignment = shard_assignment(perf_session(config, case[0]).matrix, count)
-        (keep if assignment[case[1]] == index else drop).append(item)
+        name, variant_id = case
+        if name not in assignments:
+            assignments[name] = shard_assignment(perf_session(config, name).matrix, count)
+        (keep if assignments[name][variant_id] == index else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

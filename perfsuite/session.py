@@ -108,9 +108,6 @@ class PerfSession:
         """The checkpoint folder a variant loads (see `workload`)."""
         return self.resolve(variant).checkpoint
 
-    def run_settings(self, variant: Variant | None = None) -> dict[str, Any]:
-        return self.data.settings_record(self.resolve(variant) if variant is not None else None)
-
     def skip_reason(self, variant: Variant) -> str | None:
         return skip_reason(variant, self.settings, self.caps) or self.matrix.excluded(variant)
 
