@@ -17,7 +17,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .matrix import Bounds, RelativeBound
+from .matrix import Bounds, RelativeBound, Variant
+from .models.specs import SPECS
 from .stats import RatioEstimate, mann_whitney_slower
 
 # guard and reference need no stored record; work and quality need the tier's portable record
@@ -148,6 +149,30 @@ def reference_checks(ref: Mapping[str, float], bounds: Bounds) -> list[BoundChec
             )
         )
     return checks
+
+
+def reference_diagnosis(variant_id: str, reference_dtype: str = "fp32") -> str:
+    """What a failed reference check means, in words: a different model, or more rounding.
+
+    In the reference's own dtype only the attention path differs from the reference, so a
+    failure there is not rounding: the path computes another function (transformers 4.48-5.20
+    accept Gemma-2 + sdpa and drop its attention softcapping without a word).
+    """
+    model, dtype, attention, _ = Variant.split_id(variant_id)
+    if dtype != reference_dtype or attention == "eager":
+        return f"predictions moved beyond the {dtype} margins from the {reference_dtype} eager reference"
+    text = (
+        f"{attention} computes a different model from eager: in {dtype}, the reference's own dtype, "
+        "the predictions differ beyond rounding, so its speed and predictions are not this model's"
+    )
+    spec = SPECS.get(model)
+    cap = spec.config.get("attn_logit_softcapping") if spec else None
+    if cap and attention != "flex_attention":
+        text += (
+            f"; {model} caps attention logits at {cap:g}, which {attention} has no input for "
+            "(transformers 4.48-5.20 accept Gemma-2 + sdpa and drop the softcapping silently)"
+        )
+    return text
 
 
 def check_work(measured: Mapping[str, int], stored: Mapping[str, int], rel: float) -> list[BoundCheck]:

@@ -23,6 +23,7 @@ from .checks import (
     check_work,
     guard_checks,
     reference_checks,
+    reference_diagnosis,
     status_of,
 )
 from .environment import environment_changes
@@ -157,7 +158,8 @@ def judge(
         changed = sorted(k for k in recorded if k in current and recorded[k] != current[k])
         if changed:
             changes.append("tolerances changed since baseline: " + ", ".join(changed))
-    verdict = Verdict(status_of(checks), checks, "", where, changes, coverage)
+    reason = reference_diagnosis(measurement.variant) if any(not c.ok for c in ref_checks) else ""
+    verdict = Verdict(status_of(checks), checks, reason, where, changes, coverage)
     if verdict.status == "pass" and not verdict.judged_beyond_guard:
         verdict.status = "fail" if strict else "skip"
         verdict.reason = f"baseline {other}" if other else f"no baseline at {stored.portable_path}; {REBASELINE}"

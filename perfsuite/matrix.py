@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .machine import DeviceCaps
-from .models.specs import SPECS, get_spec
+from .models.specs import SPECS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -354,41 +354,6 @@ def load_matrix(name_or_path: str) -> Matrix:
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: invalid TOML ({exc})") from None
     return parse_matrix(data, str(path))
-
-
-def skip_reason(variant: Variant, settings: TierSettings, caps: DeviceCaps) -> str | None:
-    """Why `variant` cannot run on `caps`, or None. Each rule cites what it rests on."""
-    spec = get_spec(variant.model)
-    if settings.device == "cuda" and not caps.has_cuda:
-        return "GPU tier: this machine has no CUDA device"
-    if settings.device == "cpu" and not spec.tiny:
-        return f"{spec.name} is full-size; the CPU tier runs tiny miniatures only"
-    return implementation_reason(variant.model, variant.dtype, variant.attention, caps)
-
-
-def implementation_reason(model: str, dtype: str, attention: str, caps: DeviceCaps) -> str | None:
-    """Why this model cannot run in this dtype with this attention on `caps`, or None.
-
-    Shared by the matrix (the machine at hand) and `perfsuite explain` (a datasheet device).
-    """
-    spec = get_spec(model)
-    if attention == "sdpa" and spec.softcapping:
-        return (
-            f"{spec.name} refuses sdpa: SDPA has no attention-logit softcapping "
-            "(transformers PR #32865 made eager the Gemma-2 default)"
-        )
-    if attention == "flash_attention_2":
-        if not caps.has_cuda:
-            return "flash_attention_2 needs a CUDA GPU"
-        if caps.compute_capability is None or caps.compute_capability < (8, 0):
-            return f"flash_attention_2 needs sm80+; {caps.name} is sm{''.join(map(str, caps.compute_capability or ()))}"
-        if not caps.flash_attn_available:
-            return "flash_attention_2 needs the flash-attn package, not installed"
-        if dtype == "fp32":
-            return "flash_attention_2 runs only in fp16/bf16"
-    if dtype in QUANTIZED and not caps.bitsandbytes_available:
-        return f"{dtype} needs bitsandbytes, not installed"
-    return None
 
 
 def variant_notes(variant: Variant, caps: DeviceCaps) -> list[str]:

@@ -82,19 +82,22 @@ def _rich_table(
 ) -> str:
     """A table of (status, cells) rows as text; the verdict (second cell) coloured by status."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, header_style="bold")
+    table = Table(title=escape(title), header_style="bold")
     for header in headers:
         table.add_column(header, overflow="fold", no_wrap=header == "variant")
     for status, cells in rows:
         style = STATUS_STYLE.get(status, "")
-        table.add_row(cells[0], f"[{style}]{cells[1]}[/{style}]" if style else cells[1], *cells[2:])
+        # cells are text, not markup: "[latency]" labels and "[/...]" in messages stay as written
+        text = [escape(c) for c in cells]
+        table.add_row(text[0], f"[{style}]{text[1]}[/{style}]" if style else text[1], *text[2:])
     console = Console(width=width or int(os.environ.get("COLUMNS", 200)), record=True, force_terminal=None)
     with console.capture() as cap:
         console.print(table)
         for line in footer:
-            console.print(line)
+            console.print(line, markup=False)
     return cap.get()
 
 

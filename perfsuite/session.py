@@ -21,15 +21,17 @@ from .data.tokenizer import TextTokenizer
 from .environment import git_commit, package_versions
 from .judge import StoredRecords, judge
 from .machine import DeviceCaps, detect
-from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, TierSettings, Variant, skip_reason, variant_notes
+from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, TierSettings, Variant, variant_notes
 from .measurement import Measurement
 from .metrics import compare_to_reference
 from .models.factory import checkpoint_env_var
 from .outcomes import Outcome, PairOutcome
+from .probe import SupportProbe
 from .records import Latency, MachineRecord, PortableRecord, Quality
 from .report import RunReport
 from .runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
 from .stats import ratio_interval
+from .support import skip_reason
 from .workload import ResolvedVariant, Workload
 
 
@@ -75,6 +77,7 @@ class PerfSession:
         self.rebaseline = rebaseline
         self.strict = strict
         self.data = Workload(self.data_path, self.settings, cache_dir)
+        self.probe = SupportProbe(cache_dir)  # what the installed libraries accept, asked once
         self.predictor = Predictor(self.store.root, self.store.machine_key, self.settings, self.resolve)
         self.outcomes: list[Outcome] = []
         self.pair_outcomes: list[PairOutcome] = []
@@ -109,7 +112,7 @@ class PerfSession:
         return self.resolve(variant).checkpoint
 
     def skip_reason(self, variant: Variant) -> str | None:
-        return skip_reason(variant, self.settings, self.caps) or self.matrix.excluded(variant)
+        return skip_reason(variant, self.settings, self.caps, self.probe) or self.matrix.excluded(variant)
 
     def add_skipped(self, variant: Variant) -> Outcome:
         """Record a variant that was collected but cannot run here, so the report still lists it."""

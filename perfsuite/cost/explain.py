@@ -17,8 +17,9 @@ from dataclasses import dataclass, replace
 
 from ..batching import padded_shapes
 from ..distributed import shard_rows
-from ..matrix import PADDINGS, implementation_reason
+from ..matrix import PADDINGS
 from ..models.specs import get_spec
+from ..support import implementation_reason
 from .devices import DeviceSpec
 from .model import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_bytes, predict
 
@@ -62,7 +63,7 @@ def default_attention(model: str) -> str:
 
 
 def check_setup(setup: Setup, device: DeviceSpec) -> None:
-    """The matrix's own rules (Gemma-2 refuses sdpa, FlashAttention-2 needs sm80+ ...) on `device`."""
+    """Hardware rules for `device` (FlashAttention-2 needs sm80+ ...) and what the installed transformers accepts."""
     reason = implementation_reason(setup.model, setup.dtype, setup.attention, device.caps())
     if reason:
         raise ExplainError(reason)

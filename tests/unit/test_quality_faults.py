@@ -100,3 +100,35 @@ def test_a_dtype_that_overflows_fails_with_a_count(tmp_path):
     assert get_spec(variant.model).tiny and outcome.verdict.status == "fail"
     assert "tiny-llama3-fp16-sdpa-sorted: fail" in message
     assert "[guard] finite logits FAILED: measured 6 of 6 rows non-finite" in message
+
+
+@pytest.fixture
+def sdpa_dropping_softcapping(monkeypatch):
+    """transformers 4.48-5.20, emulated on the installed release: Gemma-2 accepts sdpa, and the
+    sdpa path drops the `softcap` argument without a word (newer releases refuse instead)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from transformers.models.gemma2 import modeling_gemma2
+
+    sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
+
+    def sdpa_without_softcap(*args, softcap=None, **kwargs):
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS, "sdpa", sdpa_without_softcap)
+    monkeypatch.setattr(modeling_gemma2.Gemma2PreTrainedModel, "_supports_sdpa", True)
+
+
+def test_accepted_attention_that_computes_another_model_fails_and_says_so(tmp_path, sdpa_dropping_softcapping):
+    """Where a library accepts a combination, it runs, and the in-run eager fp32 reference must
+    catch a path that computes a different model - with a verdict that says so in words."""
+    path = write_matrix(tmp_path, rows=6, max_length=160, models=("tiny-gemma2",), attentions=("sdpa",))
+    matrix = load_matrix(str(path))
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl", cache_dir=tmp_path / "cache")
+    (variant,) = matrix.variants
+    assert session.skip_reason(variant) is None  # the probe asks the (patched) library: accepted
+    outcome = session.run(variant)
+    assert outcome.verdict.status == "fail"
+    assert any(f.startswith("[reference]") for f in _failed(outcome))
+    message = outcome.verdict.message(variant.id)
+    assert "sdpa computes a different model from eager" in message
+    assert "caps attention logits at 5" in message

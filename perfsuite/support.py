@@ -1,0 +1,54 @@
+"""Whether a variant can run here, and if not, why: tier rules, hardware data, library probes.
+
+Shared by the matrix run (the machine at hand: every rule and probe) and `perfsuite explain`
+(a datasheet device: hardware rules and the attention probe, since only the installed
+transformers can say what it accepts).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from .hardware import hardware_reason
+from .machine import DeviceCaps
+from .matrix import TierSettings, Variant
+from .models.specs import get_spec
+from .probe import SupportProbe, default_probe
+
+
+def implementation_reason(
+    model: str, dtype: str, attention: str, caps: DeviceCaps, probe: SupportProbe | None = None
+) -> str | None:
+    """Why this model cannot run in this dtype with this attention on `caps`, or None."""
+    reason = hardware_reason(dtype, attention, caps)
+    if reason:
+        return reason
+    if attention == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        # A datasheet device assumed to have flash-attn: transformers here cannot be asked
+        # without it, so the hardware rules answer alone.
+        return None
+    return (probe or default_probe()).attention(get_spec(model), attention, dtype)
+
+
+def skip_reason(
+    variant: Variant, settings: TierSettings, caps: DeviceCaps, probe: SupportProbe | None = None
+) -> str | None:
+    """Why `variant` cannot run on this tier and machine, or None."""
+    spec = get_spec(variant.model)
+    if settings.device == "cuda" and not caps.has_cuda:
+        return "GPU tier: this machine has no CUDA device"
+    if settings.device == "cpu" and not spec.tiny:
+        return f"{spec.name} is full-size; the CPU tier runs tiny miniatures only"
+    probe = probe or default_probe()
+    reason = implementation_reason(variant.model, variant.dtype, variant.attention, caps, probe)
+    if reason:
+        return reason
+    if settings.device == "cuda" and not _cuda_here():
+        return None  # caps describe a GPU this process does not have (tests, explain): no probe
+    return probe.quantization(variant.dtype, settings.nf4_compute_dtype, settings.device)
+
+
+def _cuda_here() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
