@@ -158,7 +158,10 @@ def reference_diagnosis(variant_id: str, reference_dtype: str = "fp32") -> str:
     failure there is not rounding: the path computes another function (transformers 4.48-5.20
     accept Gemma-2 + sdpa and drop its attention softcapping without a word).
     """
-    model, dtype, attention, _ = Variant.split_id(variant_id)
+    try:
+        model, dtype, attention, _ = Variant.split_id(variant_id)
+    except ValueError:
+        return f"predictions moved beyond the margins from the {reference_dtype} eager reference"
     if dtype != reference_dtype or attention == "eager":
         return f"predictions moved beyond the {dtype} margins from the {reference_dtype} eager reference"
     text = (

@@ -30,6 +30,26 @@ def implementation_reason(
     return (probe or default_probe()).attention(get_spec(model), attention, dtype)
 
 
+# Attention kernels whose interface cannot express a model's attention-logit softcapping. A
+# run needs no such rule (it runs and the in-run eager reference fails it); a projection
+# cannot run, so `explain` and `budget` refuse to project - or suggest - another model's time.
+NO_SOFTCAP_INPUT = {
+    "sdpa": "torch.nn.functional.scaled_dot_product_attention has no softcap argument",
+}
+
+
+def semantic_reason(model: str, attention: str) -> str | None:
+    """Why `attention` would compute a different model than `model` (no run needed), or None."""
+    spec = get_spec(model)
+    if spec.softcapping and attention in NO_SOFTCAP_INPUT:
+        return (
+            f"{model} caps attention logits at {spec.config['attn_logit_softcapping']:g} and "
+            f"{NO_SOFTCAP_INPUT[attention]}: {attention} computes a different model "
+            "(transformers 4.48-5.20 accept it and drop the softcapping silently)"
+        )
+    return None
+
+
 def skip_reason(
     variant: Variant, settings: TierSettings, caps: DeviceCaps, probe: SupportProbe | None = None
 ) -> str | None:

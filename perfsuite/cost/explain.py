@@ -19,7 +19,7 @@ from ..batching import padded_shapes
 from ..distributed import shard_rows
 from ..matrix import PADDINGS
 from ..models.specs import get_spec
-from ..support import implementation_reason
+from ..support import implementation_reason, semantic_reason
 from .devices import DeviceSpec
 from .model import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_bytes, predict
 
@@ -65,6 +65,7 @@ def default_attention(model: str) -> str:
 def check_setup(setup: Setup, device: DeviceSpec) -> None:
     """Hardware rules for `device` (FlashAttention-2 needs sm80+ ...) and what the installed transformers accepts."""
     reason = implementation_reason(setup.model, setup.dtype, setup.attention, device.caps())
+    reason = reason or semantic_reason(setup.model, setup.attention)
     if reason:
         raise ExplainError(reason)
 

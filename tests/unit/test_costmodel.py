@@ -18,7 +18,10 @@ def test_matches_flop_counter_on_eager(name):
     ids = torch.randint(1, 100, (2, 40))
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(input_ids=ids, attention_mask=torch.ones_like(ids))
-    assert forward_flops(spec, [(2, 40)]) == counter.get_total_flops()
+    # transformers 5.0-5.x computed rotary frequencies as a bmm (2*B*S*head_dim/2 flops, counted
+    # by torch); later releases multiply elementwise. Not model work either way: left out.
+    rotary = sum(sum(ops.values()) for name, ops in counter.get_flop_counts().items() if name.endswith("rotary_emb"))
+    assert forward_flops(spec, [(2, 40)]) == counter.get_total_flops() - rotary
 
 
 def test_full_size_linear_work_ratio_gemma2_vs_llama3():

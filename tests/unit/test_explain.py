@@ -49,7 +49,7 @@ def test_a_model_against_itself_has_no_factors():
 def test_configurations_that_cannot_run_are_named(setup, message):
     """Hardware rules from data; library refusals quoted from the installed transformers."""
     if setup.attention == "sdpa" and not _installed_refuses_gemma2_sdpa():
-        pytest.skip("this transformers accepts Gemma-2 + sdpa (4.48-5.20): nothing to refuse")
+        message = "sdpa computes a different model"  # accepted here (4.48-5.20): refused as another model
     with pytest.raises(ExplainError, match=message):
         project(setup, T4, LENGTHS, 100, 1, False)
 
@@ -63,6 +63,17 @@ def _installed_refuses_gemma2_sdpa() -> bool:
     except ValueError:
         return True
     return False
+
+
+def test_an_accepted_attention_that_drops_softcapping_is_not_projected(monkeypatch):
+    """On a release that accepts Gemma-2 + sdpa, explain must not project (or suggest) it."""
+    from perfsuite.cost import explain
+
+    monkeypatch.setattr(explain, "implementation_reason", lambda *args: None)  # the library accepts it
+    with pytest.raises(ExplainError, match=r"caps attention logits at 50 .* sdpa computes a different model"):
+        project(Setup("gemma2-9b", "nf4", "sdpa"), T4, LENGTHS, 100, 1, False)
+    fixes = cheapest_fix(Setup("gemma2-9b", "nf4", "eager", padding="static"), T4, LENGTHS, 25000, 2, True, 1.0)
+    assert next(p for label, p, _ in fixes if label == "attention sdpa") is None
 
 
 def test_sorted_rows_are_dealt_round_robin_longest_first():

@@ -197,3 +197,14 @@ def test_other_processes_cpu_share_leaves_latency_undecided():
     v = judge(m, _both(), Bounds(), TIER)
     assert v.status == "pass"
     assert "other processes took 48% of the CPU time while timing, limit 20%" in v.judged_summary()
+
+
+def test_reference_failure_in_the_reference_dtype_says_the_path_computes_another_model():
+    from perfsuite.checks import reference_diagnosis
+
+    assert reference_diagnosis("tiny-gemma2-fp32-sdpa-sorted").startswith("sdpa computes a different model from eager")
+    assert "caps attention logits at 5" in reference_diagnosis("tiny-gemma2-fp32-sdpa-sorted")
+    assert "caps" not in reference_diagnosis("tiny-llama3-fp32-sdpa-sorted")
+    assert reference_diagnosis("tiny-llama3-nf4-sdpa-sorted").startswith("predictions moved beyond the nf4 margins")
+    assert reference_diagnosis("tiny-llama3-fp32-eager-static").startswith("predictions moved")
+    assert reference_diagnosis("not-a-variant-id").startswith("predictions moved")

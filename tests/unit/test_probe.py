@@ -53,7 +53,7 @@ def test_probe_answers_are_cached_per_library_versions(tmp_path, monkeypatch):
 
     monkeypatch.setattr(type(spec), "model_class", lambda self: type("X", (), {"_from_config": must_not_build}))
     assert SupportProbe(tmp_path).attention(spec, "sdpa", "fp32") is None  # from the cache file
-    other = SupportProbe(tmp_path, versions={**library_versions(), "transformers": "5.0.0"})
+    other = SupportProbe(tmp_path, versions={**library_versions(), "transformers": "0.0.0+not-installed"})
     assert other.path != first.path
     assert "asked again although cached" in other.attention(spec, "sdpa", "fp32")  # other versions: asked
 

@@ -127,14 +127,15 @@ def test_session_measures_a_pair_interleaved_and_judges_the_band(tmp_path):
 
 def test_a_pair_with_a_side_that_cannot_run_is_a_visible_skip(tmp_path):
     extra = (
-        '\n[[relative]]\nname = "sdpa-vs-eager"\nmatch = "*-sdpa-*"\nagainst = { attention = "eager" }\nmax_ratio = 1\n'
+        '\n[[relative]]\nname = "fa2-vs-eager"\nmatch = "*-flash_attention_2-*"\nagainst = { attention = "eager" }\n'
+        "max_ratio = 1\n"
     )
-    path = write_matrix(tmp_path, models=("tiny-gemma2",), attentions=("sdpa", "eager"), extra=extra)
+    path = write_matrix(tmp_path, models=("tiny-gemma2",), attentions=("flash_attention_2", "eager"), extra=extra)
     matrix = load_matrix(str(path))
     outcome = PerfSession(matrix, baseline_root=tmp_path / "bl").run_relative(matrix.relative[0])
     assert outcome.verdict.status == "skip"
-    assert "tiny-gemma2-fp32-sdpa-sorted does not run here" in outcome.verdict.reason
-    assert "softcapping" in outcome.verdict.reason
+    assert "tiny-gemma2-fp32-flash_attention_2-sorted does not run here" in outcome.verdict.reason
+    assert "flash_attention_2 needs a CUDA GPU" in outcome.verdict.reason
 
 
 def test_on_other_data_a_pair_is_measured_and_shown_not_judged(tmp_path):
