@@ -43,8 +43,7 @@ class Step:
     venv: str = ""
 
     def describe(self) -> str:
-        what = "; ".join(self.changes) if self.changes else ""
-        return f"{self.version}: {self.verdict} - {self.status}" + (f" ({what})" if what else "")
+        return f"{self.version}: {self.verdict} - " + ("; ".join(self.changes) or self.status)
 
 
 @dataclass
@@ -140,16 +139,20 @@ def search(
     """
     steps: list[Step] = []
     verdicts: dict[int, str] = {}
+    expected = len(releases).bit_length()  # BAD, then halving
 
     def test(i: int) -> str:
         step = evaluate(releases[i])
         steps.append(step)
         verdicts[i] = step.verdict
-        progress(f"[bisect] {step.describe()}")
+        progress(f"[bisect] step {len(steps)} (about {max(expected, len(steps))}): {step.describe()}")
         return step.verdict
 
     last = len(releases) - 1
-    if test(last) != "changed":
+    first = test(last)
+    if first == "skipped":
+        raise BisectError(f"BAD {releases[last]} cannot be tested here: {steps[-1].status}")
+    if first != "changed":
         return None, (), steps
     lo, hi = -1, last  # releases[lo] unchanged (GOOD), releases[hi] changed
     while True:
@@ -223,6 +226,7 @@ class Bisection:
         )
         self.data, self.workload, self.progress = data, workload, progress
         self._good: Side | None = None
+        self.good_status = ""
 
     def good_side(self, good: str) -> Side:
         if self._good is None:
@@ -243,6 +247,7 @@ class Bisection:
             self.matrix, self.good_side(good), b, self.settings, self.data, self.workload, progress=self.progress
         )
         result = comparison.run_variant(self.variant)
+        self.good_status = result.side_status.get("A", self.good_status)
         if "A" in result.side_status and _state(result.side_status["A"]) == "errors":
             return Step(version, "skipped", f"GOOD side failed: {result.side_status['A']}", seconds=result.seconds)
         return step_from(version, result, self.latency, time.perf_counter() - t0, where)
@@ -251,11 +256,13 @@ class Bisection:
         result = BisectResult(self.package, good, bad, self.variant.id)
         first, candidates, steps = search(releases, lambda v: self.evaluate(good, v), self.progress)
         result.first_changed, result.candidates, result.steps = first, candidates, steps
+        result.good_status = self.good_status
         return result
 
 
 def render(result: BisectResult) -> str:
     lines = [f"perfsuite bisect {result.package} {result.good}..{result.bad} -k {result.variant}"]
+    lines.append(f"  {result.good} (GOOD): {result.good_status or 'not run'}")
     for step in sorted(result.steps, key=lambda s: Version(s.version)):
         lines.append(f"  {step.describe()}  [{step.seconds:.0f} s]")
     lines.append(result.summary())

@@ -1,4 +1,5 @@
-"""Command line: `perfsuite run | rebaseline | matrix | shard | selftest | explain | budget | fit`.
+"""Command line: `perfsuite run | rebaseline | matrix | shard | selftest | explain | budget | fit |
+compare | bisect | merge | migrate-baselines`.
 
 Same library as the pytest plugin; useful outside pytest (notebooks, scripts).
 """
@@ -126,6 +127,47 @@ def _compare(args: argparse.Namespace) -> int:
     folder = write_reports(results, (a, b), comparison.versions, settings, Path(args.report_dir))
     print(f"compare reports: {folder.resolve()}")
     return 1 if any(r.failed for r in results) else 0
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    """First release of a package between GOOD and BAD at which a variant changed (exit 0 found, 1 none)."""
+    import json
+
+    from .bisect import BisectError, Bisection, index_versions, releases_between, render
+    from .compare import CompareSettings
+    from .compare_envs import venv_root, version_side
+    from .fileio import atomic_write_text
+
+    matrix = load_matrix(args.matrix)
+    variants = matrix.select(args.select)
+    if len(variants) != 1:
+        found = ", ".join(v.id for v in variants[:5]) or "none"
+        raise BisectError(f"-k {args.select!r} must select one variant of {matrix.source}; it selects {found}")
+    releases = releases_between(index_versions(args.package, args.pre), args.good, args.bad, args.package, args.pre)
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    steps = max(1, (len(releases)).bit_length())
+    say(
+        f"[bisect] {args.package}: {len(releases)} releases after {args.good} up to {args.bad}, about {steps} steps; "
+        f"venvs cached in {venv_root()}"
+    )
+    settings = CompareSettings(max_slowdown=args.max_slowdown)
+    bisection = Bisection(
+        matrix,
+        variants[0],
+        args.package,
+        lambda version: version_side(args.package, version, say),
+        latency=not args.no_latency,
+        settings=None if args.no_latency else settings,
+        data=args.data,
+        workload=_workload(args),
+        progress=say,
+    )
+    result = bisection.run(args.good, args.bad, releases)
+    print(render(result))
+    path = Path(args.report_dir) / "bisect.json"
+    atomic_write_text(path, json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
+    print(f"bisect report: {path.resolve()}")
+    return 0 if result.first_changed else 1
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -326,6 +368,23 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--passes", type=int, default=6, help="interleaved passes per process pair")
     compare.add_argument("--min-pairs", type=int, default=6, help="process pairs before the first decision")
     compare.add_argument("--max-pairs", type=int, default=24, help="most process pairs while undecided")
+    bisect = sub.add_parser(
+        "bisect",
+        help="first release of a package between GOOD and BAD at which a variant changed (status, work, "
+        "predictions, latency)",
+    )
+    bisect.add_argument("package", help="e.g. transformers, torch, bitsandbytes, peft")
+    bisect.add_argument("good", help="a release on the package index where the variant was as wanted")
+    bisect.add_argument("bad", help="a newer release where it is not")
+    bisect.add_argument("-k", "--select", required=True, help="the one variant id (or a glob matching one)")
+    bisect.add_argument("--matrix", default="cpu", help="tier name (cpu, gpu) or a matrix TOML path")
+    bisect.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
+    for field in WORKLOAD_FIELDS:
+        bisect.add_argument(f"--{field.replace('_', '-')}", type=int, default=None, help=f"override the tier's {field}")
+    bisect.add_argument("--pre", action="store_true", help="include pre-releases")
+    bisect.add_argument("--no-latency", action="store_true", help="judge status, work and predictions only (fast)")
+    bisect.add_argument("--max-slowdown", type=float, default=0.05, help="a latency change beyond this fraction")
+    bisect.add_argument("--report-dir", default="reports/perfsuite/bisect", help="where bisect.json goes")
     merge = sub.add_parser("merge", help="join the report.json files of a sharded run into one table")
     merge.add_argument("reports", nargs="+", help="report.json of each shard")
     merge.add_argument("--out", default="reports/perfsuite/merged", help="where the merged report goes")
@@ -343,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             return _merge(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "bisect":
+            return _bisect(args)
         if args.command == "migrate-baselines":
             return _migrate(args)
         if args.command == "selftest":

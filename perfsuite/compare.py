@@ -45,7 +45,11 @@ class CompareError(ValueError):
 
 
 class WorkerDied(RuntimeError):
-    """A side's worker stopped answering; the message names the side."""
+    """A side's worker stopped answering or failed a request; the message names the side."""
+
+    def __init__(self, message: str, side: str = "") -> None:
+        super().__init__(message)
+        self.side = side
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class VariantComparison:
     prediction_problems: list[str] = field(default_factory=list)
     reason: str = ""
     seconds: float = 0.0
+    time_verdict: str = ""  # slower | faster | same | undecided, before work or predictions override it
+    side_status: dict[str, str] = field(default_factory=dict)  # runs | refused (...) | errors (...)
 
     @property
     def failed(self) -> bool:
@@ -135,18 +141,22 @@ class WorkerProcess:
             self.proc.stdin.write(json.dumps({"op": op, **request}) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            raise WorkerDied(f"side {self.side.name}: worker exited ({self._stderr_tail()})") from None
+            raise WorkerDied(f"side {self.side.name}: worker exited ({self._stderr_tail()})", self.side.name) from None
         ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout_s)
         if not ready:
             self.kill()
-            raise WorkerDied(f"side {self.side.name}: no answer to {op!r} within {self.timeout_s:.0f} s")
+            raise WorkerDied(
+                f"side {self.side.name}: no answer to {op!r} within {self.timeout_s:.0f} s", self.side.name
+            )
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait(timeout=10)
-            raise WorkerDied(f"side {self.side.name}: worker exited ({self._stderr_tail() or 'no message'})")
+            raise WorkerDied(
+                f"side {self.side.name}: worker exited ({self._stderr_tail() or 'no message'})", self.side.name
+            )
         answer = json.loads(line)
         if not answer.get("ok"):
-            raise WorkerDied(f"side {self.side.name}: {op} failed: {answer.get('error')}")
+            raise WorkerDied(f"side {self.side.name}: {op} failed: {answer.get('error')}", self.side.name)
         return answer
 
     def kill(self) -> None:
@@ -238,21 +248,24 @@ class Comparison:
         source = Path(self.matrix.source)
         return source.stem if source.parent.resolve() == MATRIX_DIR.resolve() else str(source.resolve())
 
-    def _start(self, variant: Variant) -> tuple[WorkerProcess, WorkerProcess] | str:
+    def _start(self, variant: Variant) -> tuple[WorkerProcess, WorkerProcess] | dict[str, str]:
+        """Both sides' workers, ready; or each side's status when one of them refuses the variant."""
         workers = tuple(WorkerProcess(side, self.settings.timeout_s) for side in self.sides)
+        status: dict[str, str] = {}
         try:
             for w in workers:
                 hello = w.ask("hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
                 self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
                 tokenized = w.ask("tokenize", variant=variant.id)
-                if "skip" in tokenized:
-                    for other in workers:
-                        other.close()
-                    return f"side {w.side.name}: {tokenized['skip']}"
+                status[w.side.name] = f"refused ({tokenized['skip']})" if "skip" in tokenized else "runs"
         except WorkerDied:
             for w in workers:
                 w.kill()
             raise
+        if any(s != "runs" for s in status.values()):
+            for w in workers:
+                w.close()
+            return status
         return workers  # type: ignore[return-value]
 
     def _pair(self, workers: tuple[WorkerProcess, WorkerProcess], variant: Variant):
@@ -283,11 +296,14 @@ class Comparison:
         try:
             started = self._start(variant)
         except WorkerDied as exc:
-            return VariantComparison(variant, "fail", reason=str(exc), seconds=time.perf_counter() - t0)
-        if isinstance(started, str):
-            return VariantComparison(variant, "skip", reason=started)
+            result = VariantComparison(variant, "fail", reason=str(exc), seconds=time.perf_counter() - t0)
+            result.side_status = {exc.side: f"errors ({exc})"} if exc.side else {}
+            return result
+        if isinstance(started, dict):
+            why = "; ".join(f"side {name}: {status}" for name, status in started.items() if status != "runs")
+            return VariantComparison(variant, "skip", reason=why, side_status=started)
         workers = started
-        result = VariantComparison(variant, "undecided")
+        result = VariantComparison(variant, "undecided", side_status={"A": "runs", "B": "runs"})
         try:
             target = s.min_pairs
             while True:
@@ -299,7 +315,7 @@ class Comparison:
                         )
                     result.pairs.append(times)
                 result.estimate = nested_ratio_interval(result.pairs, s.confidence, s.seed)
-                result.verdict = decide(result.estimate, s.max_slowdown)
+                result.verdict = result.time_verdict = decide(result.estimate, s.max_slowdown)
                 pairs, estimate = len(result.pairs), result.estimate.describe()
                 self.progress(f"{variant.id}: {pairs} process pairs, B/A {estimate}: {result.verdict}")
                 if result.verdict != "undecided" or len(result.pairs) >= s.max_pairs:
@@ -307,6 +323,8 @@ class Comparison:
                 target = min(s.max_pairs, target + s.step_pairs)
         except WorkerDied as exc:
             result.verdict, result.reason = "fail", str(exc)
+            if exc.side:
+                result.side_status[exc.side] = f"errors ({exc})"
         finally:
             for w in workers:
                 w.close()

@@ -93,10 +93,14 @@ def pinned_venv(pins: Sequence[str], progress=print) -> Path:
         ours = dict.fromkeys([sysconfig.get_paths()["purelib"], *site.getsitepackages()])
         lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in ours)
         (purelib / "zz_perfsuite_base_env.pth").write_text(lines, encoding="utf-8")
+        # The pins are the point: a constraints file of the calling environment (tox sets
+        # PIP_CONSTRAINT to the CI pins) must not veto them.
+        env = {k: v for k, v in os.environ.items() if k not in ("PIP_CONSTRAINT", "PIP_REQUIREMENT")}
         proc = subprocess.run(
             [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins],
             capture_output=True,
             text=True,
+            env=env,
         )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
@@ -112,6 +116,36 @@ def pinned_venv(pins: Sequence[str], progress=print) -> Path:
 def pinned_side(pins: Sequence[str], progress=print) -> Side:
     python = pinned_venv(pins, progress)
     return Side("B", worker_argv(str(python)), {}, f"this checkout with {' '.join(pins)} ({python.parent.parent})")
+
+
+def folder_size(folder: Path) -> int:
+    """Bytes of the files under `folder` (links not followed)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def installed_version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def version_side(package: str, version: str, progress=print) -> tuple[Side, str]:
+    """A side with `package`==`version`: this environment if it has that release, else a cached
+    venv (built once); and where it is, with its size, for the progress line."""
+    if installed_version(package) == version:
+        return this_side(), f"this environment ({sys.prefix})"
+    python = pinned_venv([f"{package}=={version}"], progress)
+    folder = python.parent.parent
+    side = Side("B", worker_argv(str(python)), {}, f"this checkout with {package}=={version}")
+    return side, f"venv {folder} ({folder_size(folder) / 2**20:.0f} MiB over this environment)"
 
 
 def _git(*args: str, cwd: Path) -> subprocess.CompletedProcess:

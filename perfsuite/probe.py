@@ -28,6 +28,7 @@ from .matrix import QUANTIZED, compute_dtype
 from .models.specs import ModelSpec
 
 LIBRARIES = ("torch", "transformers", "bitsandbytes", "peft", "accelerate")
+ANSWER_FORMAT = 2  # bump when the wording of cached answers changes, so old caches are not read
 
 
 def library_versions() -> dict[str, str]:
@@ -64,7 +65,8 @@ class SupportProbe:
 
     def __init__(self, cache_dir: Path | None = None, versions: dict[str, str] | None = None) -> None:
         self.versions = versions or library_versions()
-        digest = hashlib.sha256(json.dumps(self.versions, sort_keys=True).encode()).hexdigest()[:16]
+        key = json.dumps([ANSWER_FORMAT, self.versions], sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.path = (cache_dir or default_cache_dir()) / "probes" / f"{digest}.json"
         self._answers: dict[str, str | None] | None = None
 
