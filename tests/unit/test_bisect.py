@@ -133,3 +133,47 @@ def test_both_refusing_is_no_change():
 def test_bisect_cli_bad_variant_is_exit_2(argv, message, capsys):
     assert main(["bisect", "transformers", "5.20.2", "5.24.0", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def _fake_pip(monkeypatch, returncode: int, stdout: str = "", stderr: str = ""):
+    import subprocess
+
+    from perfsuite import bisect
+
+    def run(argv, **kwargs):
+        return subprocess.CompletedProcess(argv, returncode, stdout, stderr)
+
+    monkeypatch.setattr(bisect.subprocess, "run", run)
+
+
+def test_an_unknown_package_is_exit_2(monkeypatch, capsys):
+    _fake_pip(monkeypatch, 1, stderr="ERROR: No matching distribution found for nosuchpkg")
+    assert main(["bisect", "nosuchpkg", "1.0", "2.0", "-k", "tiny-llama3-fp32-sdpa-sorted"]) == 2
+    assert "nosuchpkg: not found on the package index (ERROR: No matching distribution" in capsys.readouterr().err
+
+
+def test_a_version_not_on_the_index_is_exit_2(monkeypatch, capsys):
+    _fake_pip(monkeypatch, 0, stdout=INDEX)
+    assert main(["bisect", "transformers", "5.20.1", "5.99.0", "-k", "tiny-llama3-fp32-sdpa-sorted"]) == 2
+    assert "BAD 5.99.0: transformers 5.99.0 is not on the package index" in capsys.readouterr().err
+
+
+def test_a_failed_venv_build_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    """pip fails half-way: the release is reported as not installable and its folder is gone."""
+    import subprocess
+
+    from perfsuite import compare_envs
+    from perfsuite.compare import CompareError
+
+    monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path))
+    real_run = subprocess.run
+
+    def run(argv, **kwargs):
+        if "pip" in argv and "install" in argv:
+            return subprocess.CompletedProcess(argv, 1, "", "ERROR: No matching distribution found for x==9")
+        return real_run(argv, **kwargs)
+
+    monkeypatch.setattr(compare_envs.subprocess, "run", run)
+    with pytest.raises(CompareError, match="could not install"):
+        compare_envs.version_side("transformers", "0.0.1", progress=lambda _: None)
+    assert list((tmp_path / "venvs").iterdir()) == []

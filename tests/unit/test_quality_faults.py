@@ -132,3 +132,21 @@ def test_accepted_attention_that_computes_another_model_fails_and_says_so(tmp_pa
     message = outcome.verdict.message(variant.id)
     assert "sdpa computes a different model from eager" in message
     assert "caps attention logits at 5" in message
+
+
+def test_gemma2_sdpa_under_the_installed_transformers_is_refused_or_caught(tmp_path):
+    """Not emulated: whichever way the installed release goes, the outcome is visible and right -
+    its refusal quoted as the skip, or (4.48-5.20) a run that the in-run reference fails."""
+    import transformers
+
+    path = write_matrix(tmp_path, rows=6, max_length=160, models=("tiny-gemma2",), attentions=("sdpa",))
+    matrix = load_matrix(str(path))
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl", cache_dir=tmp_path / "cache")
+    (variant,) = matrix.variants
+    reason = session.skip_reason(variant)
+    if reason is not None:
+        assert reason.startswith(f"transformers {transformers.__version__}: Gemma2ForSequenceClassification")
+        return
+    outcome = session.run(variant)
+    assert outcome.verdict.status == "fail", outcome.verdict.message(variant.id)
+    assert "sdpa computes a different model from eager" in outcome.verdict.message(variant.id)
