@@ -45,7 +45,8 @@ def _read(path: Path, parse: Callable[[object, str], R], variant_id: str) -> R |
     return record
 
 
-def _write(path: Path, data: dict) -> Path:
+def write_record(path: Path, data: dict) -> Path:
+    """A record as stored: sorted keys, two-space indent, no NaN, written atomically."""
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
@@ -96,11 +97,11 @@ class BaselineStore:
         """Atomically write a variant's records: the portable one and this machine's only."""
         written = []
         if portable is not None:
-            written.append(_write(self.portable_path(portable.variant), portable.to_dict()))
+            written.append(write_record(self.portable_path(portable.variant), portable.to_dict()))
         if machine is not None:
             if machine.machine_key != self.machine_key:
                 raise ValueError(f"refusing to write {machine.machine_key}'s record from {self.machine_key}'s store")
-            written.append(_write(self.path_for(machine.variant), machine.to_dict()))
+            written.append(write_record(self.path_for(machine.variant), machine.to_dict()))
         return written
 
 
@@ -145,9 +146,9 @@ def migrate_v1(root: str | Path, portable_quality: Callable[[str, str], bool]) -
         machine[path] = m
     done = []
     for target, (record, source) in portable.items():
-        _write(target, record.to_dict())
+        write_record(target, record.to_dict())
         done.append(f"{target}: portable half of {source}")
     for path, record in machine.items():
-        _write(path, record.to_dict())
+        write_record(path, record.to_dict())
         done.append(f"{path}: machine half, schema {SCHEMA}")
     return done

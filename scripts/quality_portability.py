@@ -1,4 +1,4 @@
-"""Which quality figures hold across CPU kernels? Score variants under each ATEN_CPU_CAPABILITY.
+"""Which quality figures hold across CPU kernels, or library versions? Score variants under each.
 
 The same CPU runs torch's kernels for several instruction sets (`ATEN_CPU_CAPABILITY=default |
 avx2 | avx512`, with oneDNN's `ONEDNN_MAX_CPU_ISA` lowered alongside); a figure that changes
@@ -9,6 +9,10 @@ largest log-loss and |dp| difference between capabilities against the tier's log
 
     python scripts/quality_portability.py                 # eager/sdpa, static and sorted
     python scripts/quality_portability.py -k 'tiny-llama3-*' --out reports/portability.json
+    python scripts/quality_portability.py --pythons venv-a/bin/python venv-b/bin/python  # versions
+
+With ``--pythons`` the axis is the interpreters' library versions instead of the kernels
+(each child imports its own transformers / torch / bitsandbytes; docs/versions.md).
 """
 
 from __future__ import annotations
@@ -36,7 +40,12 @@ def child(select: str, out: str) -> None:
     from perfsuite.session import PerfSession
 
     session = PerfSession(load_matrix("cpu"))
-    result = {"capability": torch.backends.cpu.get_cpu_capability(), "variants": {}}
+    import transformers
+
+    label = (
+        f"{torch.backends.cpu.get_cpu_capability()} torch {torch.__version__} transformers {transformers.__version__}"
+    )
+    result = {"capability": label, "variants": {}}
     for variant in session.matrix.select(select):
         if session.skip_reason(variant):
             continue
@@ -59,24 +68,31 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-k", "--select", default=DEFAULT_SELECT)
     parser.add_argument("--out", default="reports/quality_portability.json")
+    parser.add_argument("--pythons", nargs="+", default=None, help="compare these interpreters, not kernels")
     args = parser.parse_args()
     runs = {}
-    for cap in CAPABILITIES:
+    axis = {f"python{i}": python for i, python in enumerate(args.pythons)} if args.pythons else CAPABILITIES
+    for cap in axis:
         out = Path(args.out).with_suffix(f".{cap}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
-        aten, onednn = CAPABILITIES[cap]
-        env = {**os.environ, "ATEN_CPU_CAPABILITY": aten, "ONEDNN_MAX_CPU_ISA": onednn, "HF_HUB_OFFLINE": "1"}
-        cmd = [sys.executable, __file__, "--child", args.select, str(out)]
-        subprocess.run(cmd, env=env, check=True)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        python = sys.executable
+        if args.pythons:
+            python = axis[cap]
+        else:
+            aten, onednn = CAPABILITIES[cap]
+            env.update(ATEN_CPU_CAPABILITY=aten, ONEDNN_MAX_CPU_ISA=onednn)
+        subprocess.run([python, __file__, "--child", args.select, str(out)], env=env, check=True)
         runs[cap] = json.loads(out.read_text(encoding="utf-8"))
     from perfsuite.matrix import load_matrix
 
     bounds = {v.id: v.bounds for v in load_matrix("cpu").variants}
     per_dtype: dict[str, dict[str, float]] = {}
-    first = runs["default"]["variants"]
+    first = runs[next(iter(axis))]["variants"]
     for vid, entry in first.items():
-        lls = [runs[c]["variants"][vid]["log_loss"] for c in CAPABILITIES]
-        probs = [np.asarray(runs[c]["variants"][vid]["probs"]) for c in CAPABILITIES]
+        present = [c for c in axis if vid in runs[c]["variants"]]  # a variant refused by one side is left out
+        lls = [runs[c]["variants"][vid]["log_loss"] for c in present]
+        probs = [np.asarray(runs[c]["variants"][vid]["probs"]) for c in present]
         d_ll = max(lls) - min(lls) if None not in lls else float("inf")
         d_p = max(float(np.max(np.abs(p - probs[0]))) for p in probs)
         row = per_dtype.setdefault(entry["dtype"], {"variants": 0, "max_dll": 0.0, "max_dp": 0.0})
@@ -84,7 +100,7 @@ def main() -> int:
         row["max_dll"] = max(row["max_dll"], d_ll)
         row["max_dp"] = max(row["max_dp"], d_p)
         row["tolerance"] = bounds[vid].log_loss_abs
-    print("capabilities run: " + ", ".join(runs[c]["capability"] for c in CAPABILITIES))
+    print("runs: " + "; ".join(runs[c]["capability"] for c in axis))
     print(f"{'dtype':6s} {'variants':>8s} {'max dlog-loss':>14s} {'max |dp|':>10s} {'log_loss_abs':>12s}  verdict")
     for dtype, row in per_dtype.items():
         portable = row["max_dll"] <= row["tolerance"] / 4

@@ -111,9 +111,15 @@ def load_model(
 
 
 def weight_bytes(model) -> int:
-    """Bytes of parameters and buffers as stored (4-bit weights count their packed size)."""
+    """Bytes of parameters and persistent buffers as stored (4-bit weights count their packed size).
+
+    Non-persistent buffers (rotary frequencies, Gemma-2's embedding scale) are derived at load
+    and differ between transformers releases (5.24 registers `embed_scale`, 5.0 does not), so
+    counting them made a work count version-bound (docs/versions.md).
+    """
     total = sum(p.numel() * p.element_size() for p in model.parameters())
-    total += sum(b.numel() * b.element_size() for b in model.buffers())
+    stored = set(model.state_dict(keep_vars=True))
+    total += sum(b.numel() * b.element_size() for name, b in model.named_buffers() if name in stored)
     return int(total)
 
 

@@ -122,3 +122,20 @@ def test_other_load_counts_another_process_and_not_this_one():
         spinner.wait()
     assert quiet.share is not None and busy.share is not None
     assert busy.share > quiet.share + 0.2  # one spinning process takes a whole core
+
+
+def test_weight_bytes_leaves_out_non_persistent_buffers():
+    """Derived buffers (rotary frequencies, Gemma-2's embed_scale) come and go between
+    transformers releases; the work count must not move with them."""
+    import torch
+
+    from perfsuite.models.factory import shape_only_model, weight_bytes
+    from perfsuite.models.specs import get_spec
+
+    model = shape_only_model(get_spec("tiny-gemma2"), "fp32", "eager", 0, device="cpu")
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert weight_bytes(model) == params  # every buffer of this model is derived
+    model.register_buffer("derived", torch.zeros(1000), persistent=False)
+    assert weight_bytes(model) == params
+    model.register_buffer("stored", torch.zeros(10), persistent=True)
+    assert weight_bytes(model) == params + 40

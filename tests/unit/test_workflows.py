@@ -49,3 +49,20 @@ def test_ci_runs_lint_tests_and_the_cpu_tier_offline():
     assert 'HF_HUB_OFFLINE: "1"' in text and "PIP_CONSTRAINT: constraints/ci.txt" in text
     for command in ("tox -e lint", "run: tox\n", "tox -e perf"):
         assert command in text
+
+
+def test_ci_compat_job_runs_every_compat_env_and_each_has_its_constraints():
+    """The compat matrix, the tox label and the constraints files name the same envs."""
+    import configparser
+
+    root = Path(__file__).parents[2]
+    text = WORKFLOWS[0].read_text()
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(root / "tox.ini")
+    label = tox["tox"]["labels"].split("=", 1)[1]
+    envs = [e.strip() for e in label.split(",")]
+    assert f"env: [{', '.join(envs)}]" in text and "tox -e ${{ matrix.env }}" in text
+    for env in envs:
+        assert f"testenv:{env}" in tox
+        pins = (root / "constraints" / f"{env}.txt").read_text()
+        assert "torch==" in pins and "transformers==" in pins
