@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .fileio import atomic_write_text
+from .names import inside, safe_name
 from .records import PORTABLE, SCHEMA, MachineRecord, PortableRecord, RecordError, split_v1
 
 DEFAULT_BASELINES = Path("baselines")
@@ -57,8 +58,8 @@ class BaselineStore:
         if machine_key == PORTABLE:
             raise ValueError(f"{PORTABLE!r} is the portable records' folder, not a machine key")
         self.root = Path(root)
-        self.machine_key = machine_key
-        self.tier = tier
+        self.machine_key = safe_name(machine_key, "machine key")
+        self.tier = safe_name(tier, "tier name")
 
     @property
     def folder(self) -> Path:
@@ -71,10 +72,10 @@ class BaselineStore:
 
     def path_for(self, variant_id: str) -> Path:
         """This machine's record of a variant."""
-        return self.folder / f"{variant_id}.json"
+        return inside(self.root, self.folder / f"{safe_name(variant_id, 'variant id')}.json", "record")
 
     def portable_path(self, variant_id: str) -> Path:
-        return self.portable_folder / f"{variant_id}.json"
+        return inside(self.root, self.portable_folder / f"{safe_name(variant_id, 'variant id')}.json", "record")
 
     def load_machine(self, variant_id: str) -> MachineRecord | None:
         """This machine's record, None if absent; BaselineError naming the file if unusable."""

@@ -139,7 +139,7 @@ def search(
     """
     steps: list[Step] = []
     verdicts: dict[int, str] = {}
-    expected = len(releases).bit_length()  # BAD, then halving
+    expected = 1 + (len(releases) - 1).bit_length()  # BAD, then halving
 
     def test(i: int) -> str:
         step = evaluate(releases[i])

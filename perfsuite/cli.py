@@ -145,7 +145,7 @@ def _bisect(args: argparse.Namespace) -> int:
         raise BisectError(f"-k {args.select!r} must select one variant of {matrix.source}; it selects {found}")
     releases = releases_between(index_versions(args.package, args.pre), args.good, args.bad, args.package, args.pre)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-    steps = max(1, (len(releases)).bit_length())
+    steps = 1 + (len(releases) - 1).bit_length()
     say(
         f"[bisect] {args.package}: {len(releases)} releases after {args.good} up to {args.bad}, about {steps} steps; "
         f"venvs cached in {venv_root()}"
@@ -292,10 +292,14 @@ def _fit(args: argparse.Namespace) -> int:
     from .cost.devices import EFFICIENCY_FIELDS
     from .cost.fit import fit_and_save
     from .machine import detect
+    from .names import safe_name
 
-    machine = args.machine or detect("auto").machine_key()
+    machine = safe_name(args.machine or detect("auto").machine_key(), "--machine")
     root = Path(args.baselines)
-    tiers = args.tiers.split(",") if args.tiers else sorted(p.name for p in (root / machine).glob("*") if p.is_dir())
+    if args.tiers:
+        tiers = [safe_name(t, "--tiers") for t in args.tiers.split(",")]
+    else:
+        tiers = sorted(p.name for p in (root / machine).glob("*") if p.is_dir())
     if not tiers:
         raise FileNotFoundError(f"{root / machine}: no baselines to fit (record them with `tox -e rebaseline`)")
     device, errors, others, path = fit_and_save(root, machine, tiers)

@@ -15,6 +15,7 @@ from typing import Any
 
 from .machine import DeviceCaps
 from .models.specs import SPECS
+from .names import UnsafeName, safe_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -272,6 +273,10 @@ def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
     if "portable_quality_dtypes" in tier:
         field = "tier.portable_quality_dtypes"
         tier["portable_quality_dtypes"] = tuple(_check_values(source, field, tier["portable_quality_dtypes"], DTYPES))
+    try:
+        safe_name(tier.get("name", ""), "[tier] name")
+    except UnsafeName as exc:
+        raise MatrixError(f"{source}: {exc}") from None
     try:
         settings = TierSettings(**tier)
     except TypeError as exc:

@@ -19,6 +19,7 @@ from ..baselines import BaselineStore
 from ..batching import padded_shapes
 from ..matrix import Variant
 from ..models.specs import get_spec
+from ..names import inside, safe_name
 from .devices import DEVICES, EFFICIENCY_FIELDS, DeviceSpec, with_efficiency
 from .model import CostConfig, predict
 
@@ -182,7 +183,7 @@ def fit_and_save(
     used = fitted_kinds(obs, "cuda" if cuda else "cpu")
     fitted, errors = fit(base, used)
     others = {o.variant_id: predict(o.config, fitted, o.shapes).total / o.measured_s for o in obs if o not in used}
-    path = root / machine_key / FIT_FILE
+    path = inside(root, root / safe_name(machine_key, "machine key") / FIT_FILE, "costmodel.json")
     save_fit(path, fitted, errors, f"{machine_key}: {', '.join(tiers)} ({len(used)} of {len(obs)} variants)", left_out)
     return fitted, errors, others, path
 
