@@ -13,7 +13,12 @@ portable folder: another machine's records are never rewritten or deleted.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import fcntl
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -51,6 +56,101 @@ def write_record(path: Path, data: dict) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+LOCK_FILE = ".rebaseline.lock"
+_HELD: dict[Path, list] = {}  # lock path -> [fd, holders in this process]
+
+
+class RebaselineLock:
+    """One rebaseline at a time per machine key: an flock on `<root>/<key>/.rebaseline.lock`.
+
+    Taken when a rebaseline starts, so a second one of the same key refuses at once (saying
+    who holds it) instead of measuring for minutes and then overwriting; released on commit
+    or abort, and by the kernel if the process dies. Sessions of one process share it.
+    """
+
+    def __init__(self, root: Path, machine_key: str) -> None:
+        self.path = Path(root) / machine_key / LOCK_FILE
+        self.machine_key = machine_key
+        self.held = False
+
+    def acquire(self) -> None:
+        if self.held:
+            return
+        key = self.path.resolve() if self.path.exists() else self.path.absolute()
+        if key in _HELD:
+            _HELD[key][1] += 1
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise BaselineError(
+                    f"another rebaseline of {self.machine_key} is running ({holder}; lock {self.path}): "
+                    "wait for it to finish, or stop it"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} since {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC".encode())
+            _HELD[key] = [fd, 1]
+        self._key = key
+        self.held = True
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        entry = _HELD[self._key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            fcntl.flock(entry[0], fcntl.LOCK_UN)
+            os.close(entry[0])
+            del _HELD[self._key]
+        self.held = False
+
+    @staticmethod
+    def holder(root: Path, machine_key: str) -> str | None:
+        """Who holds the lock of `machine_key` in another process, or None."""
+        path = Path(root) / machine_key / LOCK_FILE
+        if not path.exists() or path.resolve() in _HELD:
+            return None
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        finally:
+            os.close(fd)
+        return None
+
+
+def commit_files(files: list[tuple[Path, dict]]) -> list[Path]:
+    """Write every record to a temporary file beside its target first, then rename them all.
+
+    A failure while writing (disk full, a bad value) removes the temporaries and changes no
+    stored record; the renames that follow are each atomic and take microseconds.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".staged", dir=path.parent)
+            staged.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    for tmp, path in staged:
+        os.replace(tmp, path)
+    return [path for _, path in staged]
+
+
 class BaselineStore:
     """Records of one tier: the portable ones, and one machine key's."""
 
@@ -60,6 +160,8 @@ class BaselineStore:
         self.root = Path(root)
         self.machine_key = safe_name(machine_key, "machine key")
         self.tier = safe_name(tier, "tier name")
+        self.lock = RebaselineLock(self.root, self.machine_key)
+        self.staged: list[tuple[Path, dict]] = []
 
     @property
     def folder(self) -> Path:
@@ -93,6 +195,35 @@ class BaselineStore:
             if record is not None:
                 records.append(record)
         return records
+
+    def begin(self) -> None:
+        """Start a rebaseline: take this machine's lock; records are staged until `commit`."""
+        self.lock.acquire()
+        self.staged = []
+
+    def stage(self, portable: PortableRecord | None, machine: MachineRecord | None) -> None:
+        """Keep a variant's records for the commit at the end (nothing is written yet)."""
+        if machine is not None and machine.machine_key != self.machine_key:
+            raise ValueError(f"refusing to write {machine.machine_key}'s record from {self.machine_key}'s store")
+        if portable is not None:
+            self.staged.append((self.portable_path(portable.variant), portable.to_dict()))
+        if machine is not None:
+            self.staged.append((self.path_for(machine.variant), machine.to_dict()))
+
+    def commit(self) -> list[Path]:
+        """Write every staged record together, then release the lock."""
+        try:
+            return commit_files(self.staged)
+        finally:
+            self.staged = []
+            self.lock.release()
+
+    def abort(self) -> list[str]:
+        """Drop the staged records (an interrupted rebaseline); what would have been recorded."""
+        would = sorted({str(path) for path, _ in self.staged})
+        self.staged = []
+        self.lock.release()
+        return would
 
     def save(self, portable: PortableRecord | None, machine: MachineRecord | None) -> list[Path]:
         """Atomically write a variant's records: the portable one and this machine's only."""

@@ -37,29 +37,41 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     from .session import PerfSession
 
     matrix = load_matrix(args.matrix)
-    session = PerfSession(
-        matrix, args.baselines, args.data, rebaseline=rebaseline, workload=_workload(args), strict=args.strict
-    )
     variants = matrix.select(args.select)
     if not variants:
         print(f"no variant of {matrix.source} matches {args.select!r}", file=sys.stderr)
         return 2
-    # Relative bounds first, as in the tier: torch.compile's workers, busy after flex_attention
-    # variants, once pulled an interleaved ratio from 1.2 to 0.9 (docs/bounds.md).
-    for bound in matrix.select_relative(args.select):
-        pair = session.run_relative(bound)
-        print(f"{bound.id}: {pair.verdict.status}", file=sys.stderr, flush=True)
-    for variant in variants:
-        outcome = session.run(variant)
-        print(f"{variant.id}: {outcome.verdict.status}", file=sys.stderr, flush=True)
+    session = PerfSession(
+        matrix, args.baselines, args.data, rebaseline=rebaseline, workload=_workload(args), strict=args.strict
+    )
+    interrupted = False
+    try:
+        # Relative bounds first, as in the tier: torch.compile's workers, busy after flex_attention
+        # variants, once pulled an interleaved ratio from 1.2 to 0.9 (docs/bounds.md).
+        for bound in matrix.select_relative(args.select):
+            pair = session.run_relative(bound)
+            print(f"{bound.id}: {pair.verdict.status}", file=sys.stderr, flush=True)
+        for variant in variants:
+            outcome = session.run(variant)
+            print(f"{variant.id}: {outcome.verdict.status}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("interrupted", file=sys.stderr, flush=True)
+    except BaseException:
+        session.finish(interrupted=True)  # a rebaseline that did not finish records nothing
+        raise
+    session.finish(interrupted=interrupted)  # a rebaseline commits all its records or none
     report = session.report()
+    folder = report.write(args.report_dir)  # before rendering: a render error loses nothing
     print(report.render())
     if args.ratio:
         model_a, _, model_b = args.ratio.partition(":")
         print(render_ratios(report.outcomes, model_a, model_b))
-    print(f"reports: {report.write(args.report_dir).resolve()}")
+    print(f"reports: {folder.resolve()}")
     for line in [*report.footer, *filter(None, [report.warning])]:
         print(line)
+    if interrupted:
+        return 130
     return 1 if report.failed else 0
 
 

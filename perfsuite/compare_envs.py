@@ -27,6 +27,7 @@ from pathlib import Path
 from .compare import CompareError, Side, worker_argv
 from .fileio import default_cache_dir
 
+PIP_TIMEOUT_S = 3600  # a torch release with its CUDA libraries is several GB
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!_-]+$")
 
 
@@ -96,12 +97,16 @@ def pinned_venv(pins: Sequence[str], progress=print) -> Path:
         # The pins are the point: a constraints file of the calling environment (tox sets
         # PIP_CONSTRAINT to the CI pins) must not veto them.
         env = {k: v for k, v in os.environ.items() if k not in ("PIP_CONSTRAINT", "PIP_REQUIREMENT")}
-        proc = subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        try:
+            proc = subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=PIP_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise CompareError(f"--pin {' '.join(pins)}: pip did not finish within {PIP_TIMEOUT_S} s") from None
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             raise CompareError(f"--pin {' '.join(pins)}: could not install ({last})")

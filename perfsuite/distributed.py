@@ -14,6 +14,7 @@ import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from .batching import longest_first
@@ -69,6 +70,11 @@ class ScalingReport:
         return "\n".join(lines)
 
 
+def collective_timeout_s() -> float:
+    """How long a rank waits at a collective (default 30 min: a full-size single-device pass)."""
+    return float(os.environ.get("PERFSUITE_COLLECTIVE_TIMEOUT_S", "1800"))
+
+
 def run_sharded(session, variant) -> ScalingReport | None:
     """Run inside a torchrun process group; returns the report on rank 0, None elsewhere."""
     import torch
@@ -77,12 +83,25 @@ def run_sharded(session, variant) -> ScalingReport | None:
     cuda = session.caps.has_cuda
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    # Rank 0's single-device measurement runs while the others wait at a barrier; a rank that
+    # died must not leave them there for NCCL's default 10 minutes - or forever.
+    dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=timedelta(seconds=collective_timeout_s()))
+    rank = dist.get_rank()
+
+    def collective(name: str, call, *args):
+        try:
+            return call(*args)
+        except Exception as exc:  # a timeout or a dead peer: say which variant, rank and step
+            raise RuntimeError(
+                f"{variant.id}: rank {rank}: collective '{name}' failed or timed out "
+                f"(limit {collective_timeout_s():.0f} s, PERFSUITE_COLLECTIVE_TIMEOUT_S): {exc}"
+            ) from exc
+
     try:
-        rank, world = dist.get_rank(), dist.get_world_size()
+        world = dist.get_world_size()
         if rank == 0:  # materialise a miniature's checkpoint once; the other ranks then reuse it
             session.resolve(variant)
-        dist.barrier()
+        collective("barrier after the checkpoint", dist.barrier)
         resolved = session.resolve(variant)
         rows, swapped = resolved.encoded.rows, resolved.encoded.swapped
 
@@ -92,15 +111,15 @@ def run_sharded(session, variant) -> ScalingReport | None:
             return statistics.median(session.measure(resolved, part, part_swapped).latency_samples)
 
         single = median_of(range(len(rows))) if rank == 0 else 0.0
-        dist.barrier()
+        collective("barrier after rank 0's single-device measurement", dist.barrier)
         mine = shard_indices([len(r.input_ids) for r in rows], rank, world)
         shard_median = median_of(mine)
         gathered: list[Any] = [None] * world
-        dist.all_gather_object(gathered, (len(mine), shard_median))
+        collective("all_gather of the shard medians", dist.all_gather_object, gathered, (len(mine), shard_median))
         # Every rank past its last collective before any tears its gloo pairs down: a rank that
         # destroyed its group while its peer's transfer was in flight once died in C++
         # ("terminate called without an active exception", clean-clone CI, 2026-11-27).
-        dist.barrier()
+        collective("final barrier", dist.barrier)
     finally:
         dist.destroy_process_group()
     if rank != 0:

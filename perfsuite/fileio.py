@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
 from functools import lru_cache
@@ -25,6 +26,17 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return path
 
 
+def finite_or_none(value):
+    """`value` with every NaN or infinity replaced by None, so JSON can be strict (RFC 8259)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
 def default_cache_dir() -> Path:
     """Where generated artefacts (miniature checkpoints, token-length tables) are cached."""
     root = os.environ.get("PERFSUITE_CACHE") or os.path.join(
@@ -45,7 +57,11 @@ def file_digest(path: Path) -> str:
 
 @lru_cache(maxsize=64)
 def _digest(path: str, size: int, mtime_ns: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:  # streamed: a data file can be gigabytes
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_fingerprint(path: Path) -> str:

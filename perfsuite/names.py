@@ -8,6 +8,7 @@ write is also checked to resolve inside its root.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -30,8 +31,12 @@ def safe_name(value: object, field: str) -> str:
 
 
 def inside(root: Path, path: Path, field: str = "path") -> Path:
-    """`path` if it resolves inside `root`, else UnsafeName: the last check before a write."""
-    resolved, base = Path(path).resolve(), Path(root).resolve()
-    if resolved != base and base not in resolved.parents:
-        raise UnsafeName(f"{field} {path} resolves outside {root}")
+    """`path` if it lies inside `root` once '..' parts are resolved, else UnsafeName.
+
+    Lexical on purpose: a symlink a user placed under the root (a shared records folder)
+    is their choice; a name that climbs out of the root is not.
+    """
+    target, base = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
+    if target != base and not target.startswith(base + os.sep):
+        raise UnsafeName(f"{field} {path} lies outside {root}")
     return path

@@ -9,6 +9,7 @@ machine's fit) and per relative bound that asks for a prediction.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def plot_latency_vs_logloss(outcomes: Sequence[Outcome], path: Path) -> Path | N
         ax.grid(alpha=0.3)
     fig.suptitle("latency vs log-loss: lower-left is better")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -101,7 +102,7 @@ def plot_padding(outcomes: Sequence[Outcome], path: Path) -> Path | None:
     right.set_title(f"time per strategy ({len(groups)} model/dtype/attention lines)")
     right.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -150,9 +151,22 @@ def plot_predicted(
     right.set_ylabel("ratio: measured (blue, 95% CI) / predicted (red, +/-25%)")
     right.set_title("relative bounds")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path)
     plt.close(fig)
     return path
+
+
+PLOT_NAMES = ("latency_vs_logloss.png", "padding.png", "predicted_vs_measured.png")
+
+
+def _save(fig, path: Path) -> None:
+    """Render to a temporary file beside `path`, then rename: a reader never sees half a PNG."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_plots(
@@ -163,8 +177,12 @@ def write_plots(
     matplotlib.use("Agg")
     folder.mkdir(parents=True, exist_ok=True)
     made = [
-        plot_latency_vs_logloss(outcomes, folder / "latency_vs_logloss.png"),
-        plot_padding(outcomes, folder / "padding.png"),
-        plot_predicted(outcomes, pairs, predicted_s or {}, folder / "predicted_vs_measured.png"),
+        plot_latency_vs_logloss(outcomes, folder / PLOT_NAMES[0]),
+        plot_padding(outcomes, folder / PLOT_NAMES[1]),
+        plot_predicted(outcomes, pairs, predicted_s or {}, folder / PLOT_NAMES[2]),
     ]
-    return [p for p in made if p is not None]
+    written = [p for p in made if p is not None]
+    for name in PLOT_NAMES:  # a plot this run did not draw is an older run's: remove it
+        if folder / name not in written:
+            (folder / name).unlink(missing_ok=True)
+    return written

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from .baselines import BaselineError
 from .checks import Verdict
 from .matrix import WORKLOAD_FIELDS, MatrixError, load_matrix, parse_shard, shard_assignment
 from .outcomes import Outcome, PairOutcome
@@ -66,14 +67,17 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
     sessions = config.stash[_SESSIONS]
     if matrix_name not in sessions:
         root = Path(config.getoption("perfsuite_baselines") or Path(config.rootpath) / "baselines")
-        sessions[matrix_name] = PerfSession(
-            load_matrix(matrix_name),
-            baseline_root=root,
-            data_path=config.getoption("perfsuite_data"),
-            rebaseline=config.getoption("perfsuite_rebaseline"),
-            strict=config.getoption("perfsuite_strict"),
-            workload={k: config.getoption(f"perfsuite_{k}") for k in WORKLOAD_FIELDS},
-        )
+        try:
+            sessions[matrix_name] = PerfSession(
+                load_matrix(matrix_name),
+                baseline_root=root,
+                data_path=config.getoption("perfsuite_data"),
+                rebaseline=config.getoption("perfsuite_rebaseline") and not config.option.collectonly,
+                strict=config.getoption("perfsuite_strict"),
+                workload={k: config.getoption(f"perfsuite_{k}") for k in WORKLOAD_FIELDS},
+            )
+        except BaselineError as exc:  # e.g. another rebaseline of this machine holds its lock
+            raise pytest.UsageError(str(exc)) from None
     return sessions[matrix_name]
 
 
@@ -196,15 +200,24 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             perf_session(session.config, name).add_skipped_pair(bound)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A rebaseline commits its records together here - or, interrupted, none of them."""
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    for perf in session.config.stash.get(_SESSIONS, {}).values():
+        perf.finish(interrupted=interrupted)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    if config.option.collectonly:
+        return  # nothing ran: the last run's reports stay as they are
     for session in config.stash.get(_SESSIONS, {}).values():
-        if not session.outcomes and not session.pair_outcomes:
+        if not session.outcomes and not session.pair_outcomes and not session.finish_note:
             continue
         report = session.report(config.getoption("perfsuite_shard"))
+        root = Path(config.getoption("perfsuite_report_dir") or Path(config.rootpath) / "reports" / "perfsuite")
+        folder = report.write(root / report.tier)  # written before rendering: a render error loses nothing
         terminalreporter.section(f"perfsuite {report.tier} tier on {report.machine_key}")
         terminalreporter.write(report.render())
-        root = Path(config.getoption("perfsuite_report_dir") or Path(config.rootpath) / "reports" / "perfsuite")
-        folder = report.write(root / report.tier)
         terminalreporter.write_line(f"perfsuite reports: {folder.resolve()}")
         for line in report.footer:
             terminalreporter.write_line(line)

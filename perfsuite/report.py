@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, finite_or_none
 from .outcomes import Outcome, PairOutcome
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "recorded": "cyan"}
@@ -253,7 +253,9 @@ def write_reports(
     data = to_json(outcomes, machine_key, relative, shard)
     data["plots"] = [p.name for p in write_plots(outcomes, relative, folder, predicted_s)]
     data["predicted_s"] = predicted_s or {}
-    atomic_write_text(folder / "report.json", json.dumps(data, indent=2, default=str) + "\n")
+    # strict JSON: NaN/inf (a median of no samples) become null, not tokens other parsers reject
+    text = json.dumps(finite_or_none(data), indent=2, default=str, allow_nan=False)
+    atomic_write_text(folder / "report.json", text + "\n")
     atomic_write_text(folder / "report.md", to_markdown(outcomes, machine_key, relative))
     return folder
 

@@ -184,8 +184,12 @@ def selftest(
     baselines: str = "baselines",
     out_dir: str | Path = "reports/selftest",
     sizes: Sequence[float] = (0.10, 0.25, 0.50),
+    child_timeout_s: float = 1800.0,
 ) -> dict[str, Any]:
-    """Run every scenario in fresh processes; write selftest.json and print the table."""
+    """Run every scenario in fresh processes; write selftest.json and print the table.
+
+    A child that hangs is killed after `child_timeout_s` and counted as a failed run, named.
+    """
     from .machine import detect
     from .matrix import load_matrix
 
@@ -206,7 +210,12 @@ def selftest(
         result = run_dir / f"{n:03d}.json"  # kept as it comes: an interrupted selftest loses nothing
         cmd = [sys.executable, "-m", "perfsuite.selftest", json.dumps(asdict(sc)), select, baselines, str(result)]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=child_timeout_s)
+        except subprocess.TimeoutExpired:
+            failures.append(f"{sc.name} #{i + 1} ({target}): no result within {child_timeout_s:.0f} s, child killed")
+            print(f"{sc.name} run {i + 1}: TIMED OUT after {child_timeout_s:.0f} s", file=sys.stderr, flush=True)
+            continue
         if proc.returncode != 0 or not result.exists():
             failures.append(f"{sc.name} #{i + 1}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
             print(f"{sc.name} run {i + 1}: FAILED (exit {proc.returncode})", file=sys.stderr, flush=True)

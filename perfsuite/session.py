@@ -73,6 +73,9 @@ class PerfSession:
         self.settings = replace(matrix.settings, **{k: v for k, v in (workload or {}).items() if v})
         self.caps = caps or detect(matrix.settings.device)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
+        if rebaseline:
+            self.store.begin()  # this machine's lock: a second rebaseline of the key refuses now
+        self.finish_note: list[str] = []
         self.data_path = Path(data_path) if data_path else SAMPLE_PATH
         self.rebaseline = rebaseline
         self.strict = strict
@@ -130,10 +133,7 @@ class PerfSession:
         order = {v.id: i for i, v in enumerate(self.matrix.variants)}
         preamble = [self.load_report.summary()] if self.load_report is not None else []
         preamble += self.length_summary()
-        footer = []
-        if self.rebaseline:
-            recorded = sum(o.verdict.status == "recorded" for o in self.outcomes)
-            footer.append(f"recorded {recorded} baselines under {self.store.folder} and {self.store.portable_folder}")
+        footer = list(self.finish_note)
         return RunReport(
             self.settings.name,
             self.store.machine_key,
@@ -144,6 +144,28 @@ class PerfSession:
             shard,
             footer,
         )
+
+    def finish(self, interrupted: bool = False) -> list[str]:
+        """End a rebaseline: commit every staged record together, or (interrupted) none of them.
+
+        Returns what happened, for the report's footer; a no-op when not rebaselining.
+        """
+        if not self.rebaseline or not self.store.lock.held:
+            return self.finish_note
+        if interrupted:
+            would = self.store.abort()
+            self.finish_note = [
+                f"interrupted: no baseline changed; this run would have recorded {len(would)} files"
+                + "".join(f"\n  {path}" for path in would)
+            ]
+        else:
+            written = self.store.commit()
+            recorded = sum(o.verdict.status == "recorded" for o in self.outcomes)
+            self.finish_note = [
+                f"recorded {recorded} baselines ({len(written)} files, committed together) under "
+                f"{self.store.folder} and {self.store.portable_folder}"
+            ]
+        return self.finish_note
 
     def skip_verdict(self, variant: Variant) -> Verdict:
         return Verdict("skip", reason=self.skip_reason(variant) or "")
@@ -311,7 +333,7 @@ class PerfSession:
             if guard.failed:  # never store a baseline of a broken run
                 return Outcome(variant, guard, measurement, stored.machine)
             portable, machine = self.records_for(variant, measurement)
-            self.store.save(portable, machine)
+            self.store.stage(portable, machine)  # written together by finish(), or not at all
             # what a recording judges: the baseline-free kinds (the rest is being written, not read)
             judged = [c for c in guard.coverage if c.kind in BASELINE_FREE]
             recorded = Verdict("recorded", guard.checks, baseline_path=stored.machine_path, coverage=judged)

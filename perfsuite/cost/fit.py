@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..baselines import BaselineStore
+from ..baselines import BaselineStore, RebaselineLock
 from ..batching import padded_shapes
 from ..matrix import Variant
 from ..models.specs import get_spec
@@ -159,6 +159,9 @@ def fit_and_save(
 
     Returns the fitted device, predicted/measured of the fitted variants, of the rest, and the file.
     """
+    holder = RebaselineLock.holder(root, machine_key)
+    if holder:
+        raise ValueError(f"a rebaseline of {machine_key} is running ({holder}): fit after it commits its records")
     from ..matrix import load_matrix
     from .devices import get_device
 

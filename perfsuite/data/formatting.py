@@ -15,6 +15,7 @@ from .loader import ArenaRow
 from .tokenizer import TextTokenizer
 
 PREFIXES = ("<prompt>: ", "\n\n<response_a>: ", "\n\n<response_b>: ")
+FORMAT_VERSION = 1  # bump when formatting or truncation changes: cached token lengths are keyed on it
 
 
 @dataclass(frozen=True)

@@ -42,14 +42,21 @@ def token_lengths(
     path: Path, max_length: int, rows: int | None = None, tokenizer_path: Path | None = None
 ) -> TokenLengths:
     """Lengths of the file's usable rows with the shipped tiny BPE (or a local tokenizer.json)."""
+    from importlib import metadata
+
+    from .formatting import FORMAT_VERSION
+    from .loader import LOADER_RULES
     from .tokenizer import TOKENIZER_PATH
 
     tokenizer_path = tokenizer_path or TOKENIZER_PATH
+    # Every input that shapes the lengths: the data, the tokenizer file and library, the
+    # formatter's and the loader's rules, the length and row limits.
+    shaping = f"{max_length}:{rows}:fmt{FORMAT_VERSION}:loader{LOADER_RULES}:tokenizers{metadata.version('tokenizers')}"
     digest = hashlib.sha256()
     for part in (
         file_digest(Path(path)),
         file_digest(Path(tokenizer_path)),
-        hashlib.sha256(f"{max_length}:{rows}".encode()).hexdigest(),
+        hashlib.sha256(shaping.encode()).hexdigest(),
     ):
         digest.update(bytes.fromhex(part))
     cache = default_cache_dir() / "lengths" / f"{digest.hexdigest()[:24]}.json"

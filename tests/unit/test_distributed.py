@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -55,3 +56,38 @@ def test_torchrun_two_processes_shard_one_variant(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "shard 0: 2 rows" in result.stdout and "shard 1: 2 rows" in result.stdout
     assert "scaling efficiency" in result.stdout
+
+
+HANGING_RANK = """
+import os, time
+from types import SimpleNamespace
+from perfsuite.distributed import run_sharded
+
+rank = int(os.environ["RANK"])
+row = SimpleNamespace(input_ids=[1, 2, 3])
+resolved = SimpleNamespace(encoded=SimpleNamespace(rows=[row, row], swapped=None))
+
+def resolve(variant):
+    if rank == 1:
+        time.sleep(60)  # a rank that hangs while rank 0 waits at the next collective
+    return resolved
+
+session = SimpleNamespace(
+    caps=SimpleNamespace(has_cuda=False),
+    resolve=resolve,
+    measure=lambda r, part, swapped: SimpleNamespace(latency_samples=[0.01]),
+)
+run_sharded(session, SimpleNamespace(id="tiny-llama3-fp32-sdpa-sorted"))
+"""
+
+
+@pytest.mark.slow
+def test_a_hung_rank_times_out_the_collective_naming_variant_rank_and_step(tmp_path):
+    script = tmp_path / "hang.py"
+    script.write_text(HANGING_RANK)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    env = {**os.environ, "PERFSUITE_COLLECTIVE_TIMEOUT_S": "5"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert result.returncode != 0
+    assert "tiny-llama3-fp32-sdpa-sorted: rank 0: collective" in result.stderr
+    assert "limit 5 s, PERFSUITE_COLLECTIVE_TIMEOUT_S" in result.stderr

@@ -24,3 +24,20 @@ def test_second_call_reads_the_cache(tmp_path, monkeypatch):
     assert token_lengths(SAMPLE_PATH, 256, rows=10) == first
     cached[0].write_text("garbage")  # a damaged entry is rebuilt, not trusted
     assert token_lengths(SAMPLE_PATH, 256, rows=10) == first
+
+
+def test_the_cache_key_moves_with_the_formatter_the_loader_rules_and_the_tokenizers_release(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from perfsuite.data import formatting, loader
+
+    monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path))
+    token_lengths(SAMPLE_PATH, 256, rows=10)
+    monkeypatch.setattr(formatting, "FORMAT_VERSION", formatting.FORMAT_VERSION + 1)
+    token_lengths(SAMPLE_PATH, 256, rows=10)
+    monkeypatch.setattr(loader, "LOADER_RULES", loader.LOADER_RULES + 1)
+    token_lengths(SAMPLE_PATH, 256, rows=10)
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "0.0.1" if name == "tokenizers" else real(name))
+    token_lengths(SAMPLE_PATH, 256, rows=10)
+    assert len(list((tmp_path / "lengths").glob("*.json"))) == 4  # each change: a new entry, none reused

@@ -62,3 +62,30 @@ def test_write_plots_makes_the_three_pngs(tmp_path):
 def test_nothing_measured_makes_no_plots(tmp_path):
     skipped = [Outcome(Variant("tiny-gemma2", "fp32", "sdpa", "sorted"), Verdict("skip", reason="x"))]
     assert write_plots(skipped, [], tmp_path) == []
+
+
+def test_a_run_that_draws_no_plot_removes_the_last_runs_and_leaves_no_temporary(tmp_path):
+    measured = [_outcome("tiny-llama3", "fp32", p, 200, 0.7, 1.1) for p in ("static", "sorted")]
+    assert write_plots(measured, [], tmp_path)
+    (tmp_path / "mine.png").write_bytes(b"not ours")
+    skipped = [Outcome(Variant("tiny-gemma2", "fp32", "sdpa", "sorted"), Verdict("skip", reason="x"))]
+    assert write_plots(skipped, [], tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.png"]  # stale plots gone, the user's file kept
+
+
+def test_report_cells_are_text_and_report_json_is_strict(tmp_path):
+    import json
+    import math
+
+    from perfsuite.checks import BoundCheck
+    from perfsuite.report import RunReport
+
+    nasty = "[latency] [/bold] [red]x"
+    outcome = _outcome("tiny-llama3", "fp32", "sorted", 200, math.nan, 1.1)
+    outcome.verdict = Verdict("fail", [BoundCheck("latency", "median", False, nasty, "<= 1 ms")], reason=nasty)
+    report = RunReport("cpu", "cpu-x-2c", [outcome])
+    folder = report.write(tmp_path)  # written first; rendering comes after and cannot lose it
+    text = report.render()
+    assert "[latency]" in text and "[/bold]" in text
+    data = json.loads((folder / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
+    assert data["variants"][0]["measurement"]["quality"]["log_loss"] is None

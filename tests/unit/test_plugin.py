@@ -53,7 +53,7 @@ def test_baseline_lifecycle(tier):
 
     recorded = _run(tier, "--perfsuite-rebaseline")
     recorded.assert_outcomes(passed=2)
-    recorded.stdout.fnmatch_lines(["*recorded 2 baselines under*"])
+    recorded.stdout.fnmatch_lines(["*recorded 2 baselines (4 files, committed together) under*"])
     files = sorted((tier.path / "bl").rglob("*.json"))
     names = ["tiny-llama3-fp32-eager-sorted.json", "tiny-llama3-fp32-sdpa-sorted.json"]
     assert sorted({f.parent.parent.name for f in files}) == sorted(["portable", _machine_key()])

@@ -81,7 +81,9 @@ def test_sorted_padding_silently_behaving_as_static_fails_the_work_bound(tmp_pat
     from perfsuite.batching import Padding, batch_rows
 
     matrix = load_matrix(str(write_matrix(tmp_path, rows=6, max_length=1024)))
-    PerfSession(matrix, baseline_root=tmp_path / "b", rebaseline=True).run(matrix.variants[0])
+    recording = PerfSession(matrix, baseline_root=tmp_path / "b", rebaseline=True)
+    recording.run(matrix.variants[0])
+    recording.finish()
 
     def broken(rows, batch_size, padding, *args, **kwargs):
         return batch_rows(rows, batch_size, Padding.STATIC, *args, **kwargs)

@@ -66,3 +66,10 @@ def test_ci_compat_job_runs_every_compat_env_and_each_has_its_constraints():
         assert f"testenv:{env}" in tox
         pins = (root / "constraints" / f"{env}.txt").read_text()
         assert "torch==" in pins and "transformers==" in pins
+
+
+def test_gpu_workflow_runs_a_pr_only_on_a_maintainers_label_behind_a_protected_environment():
+    """Unreviewed pushes to a labelled PR must not reach the runner with the local checkpoints."""
+    text = WORKFLOWS[1].read_text()
+    assert "types: [labeled]" in text and "synchronize" not in text
+    assert "github.event.label.name == 'gpu'" in text and "environment: gpu" in text
