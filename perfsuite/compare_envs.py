@@ -54,6 +54,8 @@ def check_imports_perfsuite(python: str) -> str:
 
 
 def python_side(python: str) -> Side:
+    if os.sep in python:  # a path relative to where the user is, not to the checks' cwd
+        python = os.path.abspath(python)
     where = check_imports_perfsuite(python)
     return Side("B", worker_argv(python), {}, f"{python} (perfsuite from {where})")
 

@@ -142,3 +142,18 @@ def test_cli_bad_side_exits_2_with_one_line(capsys):
     assert main(["compare", "--python", "/no/such/python", "-k", "tiny-llama3-fp32-sdpa-sorted"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot run it" in err[0]
+
+
+def test_a_relative_python_path_is_taken_from_the_working_folder(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    from perfsuite.compare_envs import python_side
+
+    link = tmp_path / "bin" / "python"
+    link.parent.mkdir()
+    link.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # this venv's python, elsewhere
+    link.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    side = python_side(os.path.join("bin", "python"))
+    assert side.argv[0] == str(link)
