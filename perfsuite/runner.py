@@ -8,11 +8,12 @@ extra forward.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -228,6 +229,23 @@ def choose_rounds(probe_s: float, settings: TierSettings) -> int:
     if probe_s <= 0 or math.isnan(probe_s):
         return settings.max_rounds
     return int(min(settings.max_rounds, max(settings.min_rounds, settings.round_budget_s // probe_s)))
+
+
+@contextlib.contextmanager
+def preserved_process_state() -> Iterator[None]:
+    """What a variant changes in the process - torch's thread count, dynamo's recompile limits,
+    torch's global RNG - put back afterwards, so the next variant starts from the same state."""
+    import torch._dynamo as dynamo
+
+    threads = torch.get_num_threads()
+    limits = (dynamo.config.recompile_limit, dynamo.config.accumulated_recompile_limit)
+    rng = torch.random.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        dynamo.config.recompile_limit, dynamo.config.accumulated_recompile_limit = limits
+        torch.random.set_rng_state(rng)
 
 
 def _prepare_torch(settings: TierSettings, attention: str) -> None:

@@ -40,7 +40,7 @@ def _only_latency_failed(verdict: Verdict) -> bool:
 
 
 def _release_device_memory(caps: DeviceCaps) -> None:
-    """After a failed variant (an OOM above all), free what it held so the rest can run."""
+    """Free what the previous variant held (after an OOM above all): collect, then return CUDA's cache."""
     import gc
 
     gc.collect()
@@ -177,21 +177,31 @@ class PerfSession:
             self.outcomes.append(outcome)
             return outcome
         notes: list[str] = []
-        try:
-            resolved = self.resolve(variant)
-            result = self.measure(resolved, sampler=sampler)
-            outcome = self._judge(variant, self._measurement(resolved, result))
-            if self.settings.confirm_latency and _only_latency_failed(outcome.verdict):
-                # A regression persists; a burst of load on the machine does not. Time the
-                # variant once more (fresh process state is not needed: the load is outside).
-                first = outcome.measurement.latency.median_s
-                result = self.measure(resolved, sampler=perf_counter_sampler)
+        failure = None
+        # The previous variant's model (an nf4 one is only freed by the collector: bitsandbytes'
+        # parameters point back at their modules) must be gone before this one's peak memory.
+        _release_device_memory(self.caps)
+        with runner.preserved_process_state():
+            try:
+                resolved = self.resolve(variant)
+                result = self.measure(resolved, sampler=sampler)
                 outcome = self._judge(variant, self._measurement(resolved, result))
-                state = "confirmed" if outcome.verdict.status == "fail" else "not confirmed: counted as transient load"
-                notes.append(f"latency failed at first (median {first * 1000:.1f} ms), re-measured: {state}")
-        except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
+                if self.settings.confirm_latency and _only_latency_failed(outcome.verdict):
+                    # A regression persists; a burst of load on the machine does not. Time the
+                    # variant once more (fresh process state is not needed: the load is outside).
+                    first = outcome.measurement.latency.median_s
+                    result = self.measure(resolved, sampler=perf_counter_sampler)
+                    outcome = self._judge(variant, self._measurement(resolved, result))
+                    state = (
+                        "confirmed" if outcome.verdict.status == "fail" else "not confirmed: counted as transient load"
+                    )
+                    notes.append(f"latency failed at first (median {first * 1000:.1f} ms), re-measured: {state}")
+            except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
+                failure = f"run failed: {type(exc).__name__}: {exc}"
+        if failure is not None:
+            # Outside the except: its traceback, which holds the failed model's frames, is gone.
             _release_device_memory(self.caps)
-            outcome = Outcome(variant, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
+            outcome = Outcome(variant, Verdict("fail", reason=failure))
             self.outcomes.append(outcome)
             return outcome
         outcome.notes = [*variant_notes(variant, self.caps), *notes]
