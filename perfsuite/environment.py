@@ -7,7 +7,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-TRACKED = ("torch", "transformers", "bitsandbytes", "tokenizers", "perfsuite")
+TRACKED = ("torch", "transformers", "bitsandbytes", "tokenizers", "peft", "perfsuite")
+# What else produced a record, per variant: the weights (a digest, not a path, so a record
+# holds on another machine), the adapter, threads, the 4-bit compute dtype, the reference dtype.
+PROVENANCE = ("checkpoint", "adapter", "threads", "nf4_compute_dtype", "reference_dtype")
 
 
 def package_versions() -> dict[str, str]:
@@ -33,4 +36,13 @@ def git_commit(cwd: Path | None = None) -> str:
 def environment_changes(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
     """Human-readable version differences, e.g. 'transformers 5.23.0 -> 5.24.0'."""
     keys = [k for k in ("python", *TRACKED) if k != "perfsuite"]
-    return [f"{k} {recorded.get(k, '?')} -> {current.get(k, '?')}" for k in keys if recorded.get(k) != current.get(k)]
+    changes = [
+        f"{k} {recorded.get(k, '?')} -> {current.get(k, '?')}" for k in keys if recorded.get(k) != current.get(k)
+    ]
+    # provenance only where both sides know it (records from before it was kept say nothing)
+    changes += [
+        f"{k} {recorded[k]} -> {current[k]}"
+        for k in PROVENANCE
+        if k in recorded and k in current and recorded[k] != current[k]
+    ]
+    return changes

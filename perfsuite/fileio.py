@@ -67,3 +67,27 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
 def file_fingerprint(path: Path) -> str:
     """`name@digest12`: how records name the data file they were measured on."""
     return f"{path.name}@{file_digest(path)[:12]}"
+
+
+FULL_DIGEST_LIMIT = 1 << 30  # weights above this are fingerprinted (size, head, tail), not hashed whole
+
+
+def weights_identity(folder: Path) -> str:
+    """`weights@<digest12>` of a checkpoint or adapter folder's safetensors files, by content.
+
+    Not by path, so the same weights on another machine are the same identity; an 18 GB
+    checkpoint is fingerprinted from each file's size and first and last MiB instead of read.
+    """
+    files = sorted(Path(folder).glob("*.safetensors"))
+    digest = hashlib.sha256()
+    whole = sum(f.stat().st_size for f in files) <= FULL_DIGEST_LIMIT
+    for f in files:
+        digest.update(f"{f.name}:{f.stat().st_size}".encode())
+        if whole:
+            digest.update(bytes.fromhex(file_digest(f)))
+        else:
+            with open(f, "rb") as handle:
+                digest.update(handle.read(1 << 20))
+                handle.seek(max(0, f.stat().st_size - (1 << 20)))
+                digest.update(handle.read(1 << 20))
+    return f"weights@{digest.hexdigest()[:12]}" + ("" if whole else "~")

@@ -19,6 +19,7 @@ from .data.loader import LoadReport
 from .data.sample import SAMPLE_PATH
 from .data.tokenizer import TextTokenizer
 from .environment import git_commit, package_versions
+from .fileio import weights_identity
 from .judge import StoredRecords, judge
 from .machine import DeviceCaps, detect
 from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, TierSettings, Variant, variant_notes
@@ -216,9 +217,21 @@ class PerfSession:
         self.outcomes.append(outcome)
         return outcome
 
+    def provenance(self, resolved: ResolvedVariant) -> dict[str, str]:
+        """What produced a measurement besides the libraries (environment.PROVENANCE)."""
+        s = self.settings
+        return {
+            "checkpoint": weights_identity(resolved.checkpoint) if resolved.checkpoint else "shape-only",
+            "adapter": weights_identity(resolved.adapter) if resolved.adapter else "none",
+            "threads": str(s.threads),
+            "nf4_compute_dtype": s.nf4_compute_dtype,
+            "reference_dtype": s.reference_dtype,
+        }
+
     def _measurement(self, resolved: ResolvedVariant, result: RunResult) -> Measurement:
         """The run's measurement, with the comparison to the in-run quality reference."""
-        measurement = Measurement.from_run(result, self.data.settings_record(resolved), self.environment)
+        environment = {**self.environment, **self.provenance(resolved)}
+        measurement = Measurement.from_run(result, self.data.settings_record(resolved), environment)
         if result.scored:
             try:
                 reference = self.reference_probs(resolved.variant.model)
@@ -356,7 +369,7 @@ class PerfSession:
         quality = Quality(q.log_loss, q.accuracy) if q.log_loss is not None else None
         portable_quality = self.settings.portable_quality(variant.dtype)
         tolerances = asdict(variant.bounds)
-        settings, env = measurement.settings, self.environment
+        settings, env = measurement.settings, measurement.environment
         lat = measurement.latency
         probes = lat.probe_samples_s
         portable = PortableRecord(

@@ -80,6 +80,61 @@ def quantization_config(dtype: str, compute_dtype: str):
     return None
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that is not the model it claims to be: the variant fails, naming the folder."""
+
+
+# Config fields that define a spec's computation; a checkpoint that differs in one is another model.
+DEFINING_FIELDS = (
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "vocab_size",
+    "attn_logit_softcapping",
+    "final_logit_softcapping",
+    "sliding_window",
+    "num_labels",
+)
+
+
+def check_checkpoint_config(spec: ModelSpec, checkpoint: Path) -> None:
+    """The checkpoint's config.json against the spec's defining fields; CheckpointError naming each."""
+    import json
+
+    try:
+        found = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{checkpoint}/config.json: unreadable ({exc})") from None
+    expected = spec.build_config(pad_token_id=0).to_dict()
+    if "id2label" in found and "num_labels" not in found:
+        found["num_labels"] = len(found["id2label"])
+    expected["num_labels"] = spec.num_labels
+    differ = [
+        f"{k} {found[k]!r} (spec {expected.get(k)!r})"
+        for k in DEFINING_FIELDS
+        if k in found and k in expected and found[k] != expected[k]
+    ]
+    if differ:
+        raise CheckpointError(f"{checkpoint}: config.json is not {spec.name}: " + ", ".join(differ))
+
+
+def _check_loading_info(checkpoint: Path, info: dict) -> None:
+    """Missing keys are randomly initialised (a missing `score` head scores noise); unexpected or
+    mismatched keys mean another model. transformers only warns; a variant must fail."""
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = sorted(str(k) for k in info.get(kind) or ())
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            problems.append(f"{kind.replace('_', ' ')}: {shown}")
+    if problems:
+        raise CheckpointError(f"{checkpoint}: weights do not match the model ({'; '.join(problems)})")
+
+
 def load_model(
     spec: ModelSpec,
     checkpoint: Path,
@@ -104,7 +159,9 @@ def load_model(
     if quant is not None:
         kwargs["quantization_config"] = quant
         kwargs["device_map"] = {"": device if device != "cuda" else 0}
-    model = spec.model_class().from_pretrained(str(checkpoint), **kwargs)
+    check_checkpoint_config(spec, checkpoint)
+    model, info = spec.model_class().from_pretrained(str(checkpoint), output_loading_info=True, **kwargs)
+    _check_loading_info(checkpoint, info)
     if quant is None:
         model.to(device)
     return model.eval()
@@ -220,8 +277,16 @@ def checkpoint_for(spec: ModelSpec) -> Path | None:
 
 
 def adapter_for(spec: ModelSpec) -> Path | None:
-    """The user's local LoRA adapter folder for a model, if configured."""
-    return _configured_folder(adapter_env_var(spec), "adapter_config.json")
+    """The user's local LoRA adapter folder for a model, if configured: safetensors weights only
+    (an adapter_model.bin is a pickle, and loading a pickle can run code)."""
+    folder = _configured_folder(adapter_env_var(spec), "adapter_config.json")
+    if folder is not None and not (folder / "adapter_model.safetensors").is_file():
+        pickle = " (it has adapter_model.bin, a pickle: re-save it with safe_serialization=True)"
+        has_bin = (folder / "adapter_model.bin").is_file()
+        raise FileNotFoundError(
+            f"{adapter_env_var(spec)}={folder}: no adapter_model.safetensors{pickle if has_bin else ''}"
+        )
+    return folder
 
 
 def attach_adapter(model, folder: Path):
@@ -230,4 +295,4 @@ def attach_adapter(model, folder: Path):
         from peft import PeftModel
     except ImportError:
         raise ImportError(f"LoRA adapter {folder} needs peft: pip install 'perfsuite[lora]'") from None
-    return PeftModel.from_pretrained(model, str(folder), is_trainable=False).eval()
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=False).eval()  # safetensors first
