@@ -44,6 +44,12 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     session = PerfSession(
         matrix, args.baselines, args.data, rebaseline=rebaseline, workload=_workload(args), strict=args.strict
     )
+    try:
+        session.data.rows()  # a file that cannot be used is one error (exit 2), not a failure per variant
+    except ValueError:
+        session.finish(interrupted=True)  # release a rebaseline's lock; nothing was staged
+        raise
+    print(session.load_report.summary(), file=sys.stderr, flush=True)
     interrupted = False
     try:
         # Relative bounds first, as in the tier: torch.compile's workers, busy after flex_attention
@@ -100,8 +106,12 @@ def _matrix(args: argparse.Namespace) -> int:
     from .session import PerfSession
 
     matrix = load_matrix(args.matrix)
+    variants = matrix.select(args.select)
+    if not variants:
+        print(f"no variant of {matrix.source} matches {args.select!r}", file=sys.stderr)
+        return 2
     session = PerfSession(matrix, args.baselines)
-    for variant in matrix.select(args.select):
+    for variant in variants:
         reason = session.skip_reason(variant)
         print(f"{variant.id:55s} {'skip: ' + reason if reason else 'runs'}")
     return 0
@@ -253,6 +263,8 @@ def _lengths(args: argparse.Namespace, max_length: int) -> tuple[list[int], str]
     path = Path(args.data) if args.data else SAMPLE_PATH
     tokenizer = Path(args.tokenizer) if args.tokenizer else None
     found = token_lengths(path, max_length, args.data_rows, tokenizer)
+    if found.load_summary:
+        print(found.load_summary, file=sys.stderr)
     if not found.kept:
         raise ValueError(f"{path}: no usable rows")
     q = found.quantiles()

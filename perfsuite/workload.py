@@ -58,6 +58,17 @@ class Workload:
         self._encoded: dict[str, EncodedRows] = {}
         self._resolved: dict[str, ResolvedVariant] = {}
         self._fingerprint: str | None = None
+        self._rows: list | None = None
+
+    def rows(self) -> list:
+        """The file's usable rows, read once; DataError (file-level) or ValueError (none usable)."""
+        if self._rows is None:
+            rows, report = load_arena_csv(self.data_path, limit=self.settings.rows)
+            self.load_report = report
+            if not rows:
+                raise ValueError(f"{self.data_path}: no usable rows\n{report.summary()}")
+            self._rows = rows
+        return self._rows
 
     @property
     def fingerprint(self) -> str:
@@ -80,10 +91,7 @@ class Workload:
         key = self.tokenizer_key(spec)
         if key not in self._encoded:
             tokenizer = load_tiny_tokenizer() if key == TINY_BPE else load_local_hf_tokenizer(Path(key))
-            rows, report = load_arena_csv(self.data_path, limit=self.settings.rows)
-            self.load_report = report
-            if not rows:
-                raise ValueError(f"{self.data_path}: no usable rows\n{report.summary()}")
+            rows = self.rows()
             formatter = PairFormatter(tokenizer, self.settings.max_length)
             swapped = formatter.encode_all([r.swapped() for r in rows]) if self.settings.tta else None
             self._encoded[key] = EncodedRows(tokenizer, formatter.encode_all(rows), swapped)

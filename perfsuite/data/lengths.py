@@ -24,6 +24,7 @@ class TokenLengths:
     max_length: int
     kept: tuple[int, ...]
     full: tuple[int, ...]
+    load_summary: str = ""  # what the loader read, kept, repaired and skipped
 
     @property
     def truncated_rows(self) -> int:
@@ -63,16 +64,19 @@ def token_lengths(
     if cache.is_file():
         try:
             data = json.loads(cache.read_text(encoding="utf-8"))
-            return TokenLengths(str(path), max_length, tuple(data["kept"]), tuple(data["full"]))
+            return TokenLengths(
+                str(path), max_length, tuple(data["kept"]), tuple(data["full"]), data.get("load_summary", "")
+            )
         except (ValueError, KeyError, TypeError):
             pass  # a damaged cache entry is rebuilt below
     from .formatting import PairFormatter
     from .loader import load_arena_csv
     from .tokenizer import load_tiny_tokenizer
 
-    loaded, _ = load_arena_csv(Path(path), limit=rows)
+    loaded, report = load_arena_csv(Path(path), limit=rows)
     encoded = PairFormatter(load_tiny_tokenizer(Path(tokenizer_path)), max_length).encode_all(loaded)
     kept = tuple(len(r.input_ids) for r in encoded)
     full = tuple(len(r.input_ids) + r.truncated_tokens for r in encoded)
-    atomic_write_text(cache, json.dumps({"kept": kept, "full": full}))
-    return TokenLengths(str(path), max_length, kept, full)
+    summary = report.summary()
+    atomic_write_text(cache, json.dumps({"kept": kept, "full": full, "load_summary": summary}))
+    return TokenLengths(str(path), max_length, kept, full, summary)
