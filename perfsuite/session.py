@@ -155,6 +155,10 @@ class PerfSession:
             return self.finish_note
         if interrupted:
             would = self.store.abort()
+            for outcome in self.outcomes:  # the table must not say "recorded" for what was not
+                if outcome.verdict.status == "recorded":
+                    outcome.verdict.status = "skip"
+                    outcome.verdict.reason = "interrupted before the commit: not recorded"
             self.finish_note = [
                 f"interrupted: no baseline changed; this run would have recorded {len(would)} files"
                 + "".join(f"\n  {path}" for path in would)

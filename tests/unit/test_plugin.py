@@ -165,3 +165,30 @@ def test_relative_bounds_run_as_cases_and_a_broken_band_fails_with_the_ratio(pyt
     )
     report = json.loads((pytester.path / "reports" / "perfsuite" / "unit" / "report.json").read_text())
     assert [r["status"] for r in report["relative"]] == ["pass", "fail"]
+
+
+def test_a_rebaseline_interrupted_under_pytest_records_nothing(tier):
+    """Ctrl-C in `tox -e rebaseline`: the variant that was measured is not written either."""
+    tier.makeconftest(
+        """
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    if "eager" in item.name:
+        raise KeyboardInterrupt
+"""
+    )
+    result = _run(tier, "--perfsuite-rebaseline")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*interrupted: no baseline changed; this run would have recorded 4 files*"])
+    result.stdout.fnmatch_lines(["*2 variants: 2 skip*"])  # measured, staged, not recorded
+    assert not list((tier.path / "bl").rglob("*.json"))
+
+
+def test_collect_only_leaves_the_last_reports_alone(tier):
+    _run(tier)
+    report = tier.path / "reports" / "perfsuite" / "unit" / "report.json"
+    before = report.read_bytes()
+    _run(tier, "--collect-only")
+    assert report.read_bytes() == before
