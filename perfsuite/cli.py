@@ -11,7 +11,18 @@ import sys
 from pathlib import Path
 
 from .baselines import DEFAULT_BASELINES
-from .matrix import DTYPES, PADDINGS, WORKLOAD_FIELDS, MatrixError, load_matrix
+from .matrix import ATTENTIONS, DTYPES, PADDINGS, WORKLOAD_FIELDS, MatrixError, load_matrix
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number above zero (a usage error, exit 2, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +32,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="baseline root folder")
     parser.add_argument("--report-dir", default="reports/perfsuite", help="where report.json/report.md go")
     for field in WORKLOAD_FIELDS:
-        parser.add_argument(f"--{field.replace('_', '-')}", type=int, default=None, help=f"override the tier's {field}")
+        parser.add_argument(
+            f"--{field.replace('_', '-')}", type=positive_int, default=None, help=f"override the tier's {field}"
+        )
     parser.add_argument("--ratio", default=None, metavar="A:B", help="print model A / model B latency per cell")
     parser.add_argument(
         "--strict", action="store_true", help="fail a variant judged on nothing beyond the guard (no usable record)"
@@ -262,6 +275,15 @@ def _lengths(args: argparse.Namespace, max_length: int) -> tuple[list[int], str]
 
     path = Path(args.data) if args.data else SAMPLE_PATH
     tokenizer = Path(args.tokenizer) if args.tokenizer else None
+    if tokenizer is not None:
+        from .data.tokenizer import load_tiny_tokenizer
+
+        try:
+            load_tiny_tokenizer(tokenizer)
+        except Exception as exc:  # any way a file is not a tokenizer.json: name it, exit 2
+            raise ValueError(
+                f"--tokenizer {tokenizer}: not a usable tokenizer.json ({type(exc).__name__}: {exc})"
+            ) from None
     found = token_lengths(path, max_length, args.data_rows, tokenizer)
     if found.load_summary:
         print(found.load_summary, file=sys.stderr)
@@ -345,10 +367,10 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="t4", choices=["cpu", *DEVICES], help="datasheet GPU, or cpu (calibrated)")
     parser.add_argument("--dtype", default="fp16", choices=DTYPES)
     parser.add_argument("--padding", default="sorted", choices=PADDINGS)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=2048)
+    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--max-length", type=positive_int, default=2048)
     parser.add_argument("--data", default=None, help="Kaggle-format CSV whose length distribution to use")
-    parser.add_argument("--data-rows", type=int, default=None, help="only the first N rows of --data")
+    parser.add_argument("--data-rows", type=positive_int, default=None, help="only the first N rows of --data")
     parser.add_argument(
         "--tokenizer",
         default=None,
@@ -371,15 +393,19 @@ def main(argv: list[str] | None = None) -> int:
     _selftest_parser(sub.add_parser("selftest", help="measure the suite's false-alarm and detection rates here"))
     explain = sub.add_parser("explain", help="why model A is slower than B on a device, factor by factor")
     explain.add_argument("models", nargs=2, metavar="MODEL", help="e.g. gemma2-9b llama3-8b")
-    explain.add_argument("--attention-a", default=None, help="default: eager for Gemma-2 (softcapping), else sdpa")
-    explain.add_argument("--attention-b", default=None)
+    explain.add_argument(
+        "--attention-a", default=None, choices=ATTENTIONS, help="default: eager for Gemma-2 (softcapping), else sdpa"
+    )
+    explain.add_argument("--attention-b", default=None, choices=ATTENTIONS)
     _model_args(explain)
     budget = sub.add_parser("budget", help="does a config score N rows on G devices within a time limit")
     budget.add_argument("model")
-    budget.add_argument("--attention", default=None, help="default: eager for Gemma-2 (softcapping), else sdpa")
-    budget.add_argument("--rows", type=int, default=25000)
-    budget.add_argument("--gpus", type=int, default=2)
-    budget.add_argument("--limit", default="9h", help="e.g. 9h, 540m")
+    budget.add_argument(
+        "--attention", default=None, choices=ATTENTIONS, help="default: eager for Gemma-2 (softcapping), else sdpa"
+    )
+    budget.add_argument("--rows", type=positive_int, default=25000)
+    budget.add_argument("--gpus", type=positive_int, default=2)
+    budget.add_argument("--limit", default="9h", help="with a unit: 9h, 540m, 32400s")
     budget.add_argument("--tta", action="store_true", help="score every row twice (A/B swapped)")
     _model_args(budget)
     compare = sub.add_parser(
@@ -408,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     bisect.add_argument("--matrix", default="cpu", help="tier name (cpu, gpu) or a matrix TOML path")
     bisect.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
     for field in WORKLOAD_FIELDS:
-        bisect.add_argument(f"--{field.replace('_', '-')}", type=int, default=None, help=f"override the tier's {field}")
+        bisect.add_argument(
+            f"--{field.replace('_', '-')}", type=positive_int, default=None, help=f"override the tier's {field}"
+        )
     bisect.add_argument("--pre", action="store_true", help="include pre-releases")
     bisect.add_argument("--no-latency", action="store_true", help="judge status, work and predictions only (fast)")
     bisect.add_argument("--max-slowdown", type=float, default=0.05, help="a latency change beyond this fraction")

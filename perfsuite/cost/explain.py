@@ -288,12 +288,16 @@ def render_budget(
 
 
 def parse_duration(text: str) -> float:
-    """'9h', '90m', '3600s' or '3600' -> seconds."""
+    """'9h', '90m' or '3600s' -> seconds. The unit is required: a bare '9' read as seconds once
+    made a 9-hour limit a 9-second one."""
     units = {"h": 3600.0, "m": 60.0, "s": 1.0}
     text = text.strip().lower()
+    if not text or text[-1] not in units:
+        raise ExplainError(f"--limit {text!r}: give a unit (e.g. 9h, 540m, 32400s)")
     try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(text[:-1]) * units[text[-1]]
     except ValueError:
-        raise ExplainError(f"cannot read {text!r} as a duration (e.g. 9h, 90m, 3600s)") from None
+        raise ExplainError(f"--limit {text!r}: cannot read it as a duration (e.g. 9h, 90m, 3600s)") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ExplainError(f"--limit {text!r}: must be a positive, finite duration")
+    return seconds

@@ -107,14 +107,45 @@ def test_what_ifs_flag_emulated_bf16_on_a_t4():
     assert rows["padding static"][0] > 1
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("9h", 32400), ("90m", 5400), ("30s", 30), ("12", 12)])
+@pytest.mark.parametrize(("text", "seconds"), [("9h", 32400), ("90m", 5400), ("30s", 30), ("1.5H", 5400)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-def test_bad_duration_is_a_clear_error():
-    with pytest.raises(ExplainError, match="9 hours"):
-        parse_duration("9 hours")
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("9 hours", "cannot read"), ("9", "give a unit"), ("-9h", "positive"), ("0s", "positive"), ("infh", "positive")],
+)
+def test_bad_duration_is_a_clear_error(text, message):
+    with pytest.raises(ExplainError, match=message):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["budget", "llama3-8b", "--rows", "-5"], "--rows: '-5' must be at least 1"),
+        (["budget", "llama3-8b", "--gpus", "0"], "--gpus: '0' must be at least 1"),
+        (["budget", "llama3-8b", "--batch-size", "0"], "--batch-size: '0' must be at least 1"),
+        (["budget", "llama3-8b", "--attention", "foo"], "--attention: invalid choice: 'foo'"),
+        (["explain", "gemma2-9b", "llama3-8b", "--attention-a", "foo"], "invalid choice: 'foo'"),
+        (["run", "--rows", "0"], "--rows: '0' must be at least 1"),
+    ],
+)
+def test_bad_numbers_and_names_are_usage_errors_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_bad_limit_or_tokenizer_is_exit_2_without_a_traceback(tmp_path, capsys):
+    assert main(["budget", "llama3-8b", "--limit", "9", "--baselines", str(tmp_path)]) == 2
+    assert "--limit '9': give a unit" in capsys.readouterr().err
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a tokenizer")
+    assert main(["budget", "llama3-8b", "--tokenizer", str(junk), "--baselines", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"--tokenizer {junk}: not a usable tokenizer.json" in err and "Traceback" not in err
 
 
 def test_cli_explain_prints_the_decomposition(capsys, tmp_path):
