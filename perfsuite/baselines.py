@@ -28,6 +28,29 @@ from .names import inside, safe_name
 from .records import PORTABLE, SCHEMA, MachineRecord, PortableRecord, RecordError, split_v1
 
 DEFAULT_BASELINES = Path("baselines")
+PROJECT_MARKERS = ("pyproject.toml", "tox.ini", "setup.cfg", ".git")
+
+
+def find_baselines(start: Path | None = None) -> Path:
+    """The project's baselines folder, found the way pytest finds its rootdir.
+
+    Walk up from `start` (the working folder) to the first folder that holds a `baselines`
+    folder or a project marker (pyproject.toml, tox.ini, setup.cfg, .git), and use its
+    `baselines`. A command run from a subfolder or /tmp would otherwise read no records and
+    no cost-model fit without a word. Nothing found: `baselines` under `start`.
+    """
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "baselines").is_dir() or any((folder / m).exists() for m in PROJECT_MARKERS):
+            return folder / "baselines"
+    return here / "baselines"
+
+
+def baselines_root(given: str | Path | None) -> Path:
+    """`--baselines` as given, else the project's (`find_baselines`)."""
+    return Path(given) if given else find_baselines()
+
+
 R = TypeVar("R", PortableRecord, MachineRecord)
 
 

@@ -10,8 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .baselines import DEFAULT_BASELINES
+from .baselines import baselines_root
 from .matrix import ATTENTIONS, DTYPES, PADDINGS, WORKLOAD_FIELDS, MatrixError, load_matrix
+
+BASELINES_HELP = (
+    "baseline root (default: baselines/ of the project around the working folder, found like pytest's rootdir)"
+)
 
 
 def positive_int(text: str) -> int:
@@ -29,7 +33,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matrix", default="cpu", help="tier name (cpu, gpu) or a matrix TOML path")
     parser.add_argument("-k", "--select", default=None, help="glob over variant ids, e.g. 'tiny-llama3-*-sorted'")
     parser.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
-    parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="baseline root folder")
+    parser.add_argument("--baselines", default=None, help=BASELINES_HELP)
     parser.add_argument("--report-dir", default="reports/perfsuite", help="where report.json/report.md go")
     for field in WORKLOAD_FIELDS:
         parser.add_argument(
@@ -259,7 +263,7 @@ def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="0.10,0.25,0.50", help="slowdowns to inject, as fractions")
     parser.add_argument("--target", default=DEFAULT_TARGET, help="the variant made slower")
     parser.add_argument("-k", "--select", default=None, help="variants to run (default: those of the relative bounds)")
-    parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="baseline root folder")
+    parser.add_argument("--baselines", default=None, help=BASELINES_HELP)
     parser.add_argument("--report-dir", default="reports/selftest", help="where selftest.json goes")
     parser.add_argument(
         "--compare", action="store_true", help="measure `perfsuite compare` instead (A/A and slowdowns of side B)"
@@ -336,7 +340,7 @@ def _budget(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     from .cost.devices import EFFICIENCY_FIELDS
-    from .cost.fit import fit_and_save
+    from .cost.fit import FitRefused, fit_and_save
     from .machine import detect
     from .names import safe_name
 
@@ -348,7 +352,11 @@ def _fit(args: argparse.Namespace) -> int:
         tiers = sorted(p.name for p in (root / machine).glob("*") if p.is_dir())
     if not tiers:
         raise FileNotFoundError(f"{root / machine}: no baselines to fit (record them with `tox -e rebaseline`)")
-    device, errors, others, path = fit_and_save(root, machine, tiers)
+    try:
+        device, errors, others, path = fit_and_save(root, machine, tiers, force=args.force)
+    except FitRefused as exc:
+        print(f"perfsuite fit: {exc}", file=sys.stderr)
+        return 1
     print(f"{machine}: fitted on {len(errors)} variants of {', '.join(tiers)} -> {path}")
     factors = ", ".join(f"{f} {getattr(device, f):.4g}" for f in EFFICIENCY_FIELDS)
     print(f"  {factors}")
@@ -377,7 +385,7 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
         help="a local tokenizer.json (your model's) to count tokens with; the shipped tiny BPE, trained on "
         "generated text, counts about 3.5x more tokens than Llama-3's on real English",
     )
-    parser.add_argument("--baselines", default=str(DEFAULT_BASELINES), help="where fitted cost models are found")
+    parser.add_argument("--baselines", default=None, help=BASELINES_HELP)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -445,12 +453,15 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("reports", nargs="+", help="report.json of each shard")
     merge.add_argument("--out", default="reports/perfsuite/merged", help="where the merged report goes")
     migrate = sub.add_parser("migrate-baselines", help="convert schema-1 baselines to portable + machine records")
-    migrate.add_argument("--baselines", default=str(DEFAULT_BASELINES))
+    migrate.add_argument("--baselines", default=None, help=BASELINES_HELP)
     fit = sub.add_parser("fit", help="fit the cost model's efficiency factors to this machine's baselines")
     fit.add_argument("--machine", default=None, help="machine key (default: this machine)")
     fit.add_argument("--tiers", default=None, help="comma-separated tiers (default: all recorded)")
-    fit.add_argument("--baselines", default=str(DEFAULT_BASELINES))
+    fit.add_argument("--baselines", default=None, help=BASELINES_HELP)
+    fit.add_argument("--force", action="store_true", help="write the fit even if it is worse than the stored one")
     args = parser.parse_args(argv)
+    if getattr(args, "baselines", "unset") is None:
+        args.baselines = str(baselines_root(None))
     try:
         if args.command in ("explain", "budget", "fit"):
             return {"explain": _explain, "budget": _budget, "fit": _fit}[args.command](args)

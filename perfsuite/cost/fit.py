@@ -9,6 +9,7 @@ bundled sample and the shipped tokenizer), so a fit needs no new run.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Sequence
@@ -123,6 +124,7 @@ def save_fit(
         "bandwidth": float(f"{device.bandwidth:.4g}"),
         **{f: float(f"{getattr(device, f):.4g}") for f in EFFICIENCY_FIELDS},
         "fitted_on": source,
+        "fitted_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "predicted_over_measured": {k: round(v, 4) for k, v in sorted(errors.items())},
         "left_out": list(left_out),
     }
@@ -152,12 +154,68 @@ def device_key_for(name: str) -> str | None:
     return None
 
 
+class FitRefused(ValueError):
+    """A new fit worse than the stored one (or pinned at a bound): not written without --force."""
+
+
+def log_error(errors: dict[str, float]) -> float:
+    """Root-mean-square of log(predicted / measured): a fit's error on the runs it was fitted to."""
+    if not errors:
+        return math.inf
+    return math.sqrt(sum(math.log(r) ** 2 for r in errors.values()) / len(errors))
+
+
+def at_bound(values: dict[str, float], cpu: bool) -> dict[str, str]:
+    """Factors the optimiser left at a bound, with the bound: the model could not explain the data there."""
+    ceiling = 2.0 if cpu else 1.0
+    limits = {f: (1e-3, ceiling) for f in EFFICIENCY_FIELDS[:3]} | {EFFICIENCY_FIELDS[3]: (1e-8, 1.0)}
+    out = {}
+    for f, (lo, hi) in limits.items():
+        value = values[f]
+        if value <= lo * 1.001 or value >= hi * 0.999:
+            out[f] = f"{f} {value:.4g} (bound {lo if value <= lo * 1.001 else hi:g})"
+    return out
+
+
+def refusal(path: Path, fitted: DeviceSpec, errors: dict[str, float]) -> str | None:
+    """Why the new fit must not replace the stored one at `path`, or None.
+
+    Worse means a higher error on its runs than the stored fit had on its own, or a factor
+    newly pinned at its bound (on this CPU two factors sit at the 2x ceiling in a good fit:
+    its one-matmul calibration underrates the CPU; a third joining them is what a busy
+    machine's records did, 2026-11-27: 2, 2, 2 and predicted/measured 1.37-3.06).
+    """
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        old = {k: float(v) for k, v in data["predicted_over_measured"].items()}
+        old_values = {f: float(data[f]) for f in EFFICIENCY_FIELDS}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # an unreadable stored fit is no standard to keep
+    cpu = fitted.key == "cpu"
+    pinned = at_bound({f: getattr(fitted, f) for f in EFFICIENCY_FIELDS}, cpu)
+    newly = [text for f, text in pinned.items() if f not in at_bound(old_values, cpu)]
+    if newly:
+        return f"factors newly at their bounds: {', '.join(newly)} (a busy or unusual machine's records?)"
+    new_error, old_error = log_error(errors), log_error(old)
+    if new_error > old_error * 1.05:
+        lo, hi = min(errors.values()), max(errors.values())
+        return (
+            f"its error on its runs, {new_error:.3f} (RMS log predicted/measured; {lo:.2f}-{hi:.2f}), is higher than "
+            f"the stored fit's {old_error:.3f} ({min(old.values()):.2f}-{max(old.values()):.2f})"
+        )
+    return None
+
+
 def fit_and_save(
-    root: Path, machine_key: str, tiers: Sequence[str]
+    root: Path, machine_key: str, tiers: Sequence[str], force: bool = False
 ) -> tuple[DeviceSpec, dict[str, float], dict[str, float], Path]:
     """Fit the machine's stored baselines of `tiers`; write <root>/<machine>/costmodel.json.
 
-    Returns the fitted device, predicted/measured of the fitted variants, of the rest, and the file.
+    A fit worse than the stored one, or with a factor at its bound, is refused (FitRefused)
+    unless `force`. Returns the fitted device, predicted/measured of the fitted variants, of
+    the rest, and the file.
     """
     holder = RebaselineLock.holder(root, machine_key)
     if holder:
@@ -187,6 +245,9 @@ def fit_and_save(
     fitted, errors = fit(base, used)
     others = {o.variant_id: predict(o.config, fitted, o.shapes).total / o.measured_s for o in obs if o not in used}
     path = inside(root, root / safe_name(machine_key, "machine key") / FIT_FILE, "costmodel.json")
+    why = None if force else refusal(path, fitted, errors)
+    if why:
+        raise FitRefused(f"{path}: not replaced - the new fit is worse: {why}; `perfsuite fit --force` to write it")
     save_fit(path, fitted, errors, f"{machine_key}: {', '.join(tiers)} ({len(used)} of {len(obs)} variants)", left_out)
     return fitted, errors, others, path
 
@@ -209,7 +270,19 @@ def load_machine_fit(root: Path, machine_key: str) -> tuple[DeviceSpec | None, s
         base = get_device(key)
     else:
         base = DeviceSpec("cpu", machine_key, {}, 0.0, 0.0)
-    return load_fit(path, base), f"fitted on {machine_key}"
+    return load_fit(path, base), describe_fit(path)
+
+
+def describe_fit(path: Path) -> str:
+    """Which fit a prediction used: machine, date, error on its runs, and the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        errors = {k: float(v) for k, v in data["predicted_over_measured"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"cost-model fit {path}"
+    when = data.get("fitted_at", "date not recorded")
+    spread = f"predicted/measured {min(errors.values()):.2f}-{max(errors.values()):.2f}" if errors else "no runs"
+    return f"cost-model fit of {path.parent.name} ({when}; {spread} over {len(errors)} runs; {path})"
 
 
 def fitted_device(key: str, root: Path = Path("baselines")) -> tuple[DeviceSpec, str]:
@@ -224,14 +297,18 @@ def fitted_device(key: str, root: Path = Path("baselines")) -> tuple[DeviceSpec,
 
     if key == "cpu":
         device, source = load_machine_fit(root, detect("cpu").machine_key())
-        return (device, source) if device else (get_device("cpu"), f"calibrated now, default efficiency ({source})")
+        if device:
+            return device, source
+        return get_device("cpu"), f"calibrated now, default efficiency factors: {source}"
     device = get_device(key)
     machines = sorted(p.parent.name for p in root.glob(f"cuda-*/{FIT_FILE}")) if root.is_dir() else []
     for machine in machines:
         if device_key_for(machine) == key:
-            return load_machine_fit(root, machine)[0] or device, f"fitted on {machine}"
+            fitted, source = load_machine_fit(root, machine)
+            return fitted or device, source
     for machine in machines:
         data = json.loads((root / machine / FIT_FILE).read_text(encoding="utf-8"))
         factors = {f: float(data[f]) for f in EFFICIENCY_FIELDS}
-        return with_efficiency(device, **factors), f"datasheet peaks, efficiency factors borrowed from {machine}"
-    return device, "datasheet peaks, default efficiency factors (no fit found)"
+        source = describe_fit(root / machine / FIT_FILE)
+        return with_efficiency(device, **factors), f"datasheet peaks, efficiency factors borrowed from the {source}"
+    return device, f"datasheet peaks, default efficiency factors: no cost-model fit found under {root}"
