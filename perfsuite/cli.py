@@ -273,20 +273,35 @@ def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pairs", type=int, default=24, help="--compare: most process pairs while undecided")
 
 
+# Measured 2026-11-27 on the 1,803 real arena battles (docs/validation.md).
+TINY_BPE_ON_REAL_TEXT = (
+    "counted with the bundled tiny BPE, trained on generated text: on real arena battles it counts 3.1x the "
+    "tokens Llama-3 does (p10-p90 2.6-3.6x; median 2,939 vs 935), so times come out far too long - "
+    "use --tokenizer llama3 or your model's tokenizer.json"
+)
+GEMMA_WITH_LLAMA3_COUNTS = (
+    "Gemma-2's rows are counted with Llama-3's tokenizer: Gemma-2's own (256k SentencePiece) is not available "
+    "offline and its ratio to Llama-3's counts is not measured here; give its tokenizer.json for exact counts"
+)
+
+
 def _lengths(args: argparse.Namespace, max_length: int) -> tuple[list[int], str]:
     from .data.lengths import token_lengths
     from .data.sample import SAMPLE_PATH
+    from .data.tokenizer import NAMED, load_tiny_tokenizer
 
     path = Path(args.data) if args.data else SAMPLE_PATH
-    tokenizer = Path(args.tokenizer) if args.tokenizer else None
-    if tokenizer is not None:
-        from .data.tokenizer import load_tiny_tokenizer
-
+    tokenizer: str | Path | None = None
+    if args.tokenizer in NAMED:
+        tokenizer = args.tokenizer
+    elif args.tokenizer:
+        tokenizer = Path(args.tokenizer)
         try:
             load_tiny_tokenizer(tokenizer)
         except Exception as exc:  # any way a file is not a tokenizer.json: name it, exit 2
+            why = f"{type(exc).__name__}: {exc}"
             raise ValueError(
-                f"--tokenizer {tokenizer}: not a usable tokenizer.json ({type(exc).__name__}: {exc})"
+                f"--tokenizer {tokenizer}: not a usable tokenizer.json ({why}); or a name: {', '.join(NAMED)}"
             ) from None
     found = token_lengths(path, max_length, args.data_rows, tokenizer)
     if found.load_summary:
@@ -294,8 +309,13 @@ def _lengths(args: argparse.Namespace, max_length: int) -> tuple[list[int], str]
     if not found.kept:
         raise ValueError(f"{path}: no usable rows")
     q = found.quantiles()
-    name = tokenizer.name if tokenizer else "tiny BPE"
+    name = {None: "tiny BPE", "llama3": "Llama-3 BPE (quicktok)"}.get(tokenizer, getattr(tokenizer, "name", ""))
     source = f"{path.name} ({len(found.kept)} rows, {name}, median {q['median']}, p90 {q['p90']} tokens)"
+    if tokenizer is None and path.resolve() != SAMPLE_PATH.resolve():
+        source += f". WARNING: {TINY_BPE_ON_REAL_TEXT}"
+    gemma = {getattr(args, "model", None), *(getattr(args, "models", None) or ())} & {"gemma2-9b", "gemma2-27b"}
+    if tokenizer == "llama3" and gemma:
+        source += f". Note: {GEMMA_WITH_LLAMA3_COUNTS}"
     return list(found.kept), source
 
 
@@ -382,8 +402,8 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tokenizer",
         default=None,
-        help="a local tokenizer.json (your model's) to count tokens with; the shipped tiny BPE, trained on "
-        "generated text, counts about 3.5x more tokens than Llama-3's on real English",
+        help="llama3 (Llama-3's BPE, offline via quicktok-v1) or a local tokenizer.json (your model's); the "
+        "default, the shipped tiny BPE, counts about 3.1x Llama-3's tokens on real arena text",
     )
     parser.add_argument("--baselines", default=None, help=BASELINES_HELP)
 

@@ -194,12 +194,18 @@ class PerfSession:
                 if self.settings.confirm_latency and _only_latency_failed(outcome.verdict):
                     # A regression persists; a burst of load on the machine does not. Time the
                     # variant once more (fresh process state is not needed: the load is outside).
-                    first = outcome.measurement.latency.median_s
+                    first, first_outcome = outcome.measurement.latency.median_s, outcome
                     result = self.measure(resolved, sampler=perf_counter_sampler)
                     outcome = self._judge(variant, self._measurement(resolved, result))
-                    state = (
-                        "confirmed" if outcome.verdict.status == "fail" else "not confirmed: counted as transient load"
-                    )
+                    if any(c.kind == "latency" and not c.judged for c in outcome.verdict.coverage):
+                        # The re-measure could not judge (machine busy): it neither confirms nor
+                        # clears the first measurement, which was judged and stands.
+                        outcome = first_outcome
+                        state = "undecided (machine busy), so the first measurement stands"
+                    elif outcome.verdict.status == "fail":
+                        state = "confirmed"
+                    else:
+                        state = "not confirmed: counted as transient load"
                     notes.append(f"latency failed at first (median {first * 1000:.1f} ms), re-measured: {state}")
             except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
                 failure = f"run failed: {type(exc).__name__}: {exc}"

@@ -40,25 +40,19 @@ class TokenLengths:
 
 
 def token_lengths(
-    path: Path, max_length: int, rows: int | None = None, tokenizer_path: Path | None = None
+    path: Path, max_length: int, rows: int | None = None, tokenizer: str | Path | None = None
 ) -> TokenLengths:
-    """Lengths of the file's usable rows with the shipped tiny BPE (or a local tokenizer.json)."""
-    from importlib import metadata
-
+    """Lengths of the file's usable rows with the shipped tiny BPE, a named tokenizer (`llama3`)
+    or a local tokenizer.json."""
     from .formatting import FORMAT_VERSION
     from .loader import LOADER_RULES
-    from .tokenizer import TOKENIZER_PATH
+    from .tokenizer import tokenizer_identity
 
-    tokenizer_path = tokenizer_path or TOKENIZER_PATH
-    # Every input that shapes the lengths: the data, the tokenizer file and library, the
-    # formatter's and the loader's rules, the length and row limits.
-    shaping = f"{max_length}:{rows}:fmt{FORMAT_VERSION}:loader{LOADER_RULES}:tokenizers{metadata.version('tokenizers')}"
+    # Every input that shapes the lengths: the data, the tokenizer (file or name, and the
+    # library that applies it), the formatter's and the loader's rules, the limits.
+    shaping = f"{max_length}:{rows}:fmt{FORMAT_VERSION}:loader{LOADER_RULES}:{tokenizer_identity(tokenizer)}"
     digest = hashlib.sha256()
-    for part in (
-        file_digest(Path(path)),
-        file_digest(Path(tokenizer_path)),
-        hashlib.sha256(shaping.encode()).hexdigest(),
-    ):
+    for part in (file_digest(Path(path)), hashlib.sha256(shaping.encode()).hexdigest()):
         digest.update(bytes.fromhex(part))
     cache = default_cache_dir() / "lengths" / f"{digest.hexdigest()[:24]}.json"
     if cache.is_file():
@@ -71,10 +65,10 @@ def token_lengths(
             pass  # a damaged cache entry is rebuilt below
     from .formatting import PairFormatter
     from .loader import load_arena_csv
-    from .tokenizer import load_tiny_tokenizer
+    from .tokenizer import load_counting_tokenizer
 
     loaded, report = load_arena_csv(Path(path), limit=rows)
-    encoded = PairFormatter(load_tiny_tokenizer(Path(tokenizer_path)), max_length).encode_all(loaded)
+    encoded = PairFormatter(load_counting_tokenizer(tokenizer), max_length).encode_all(loaded)
     kept = tuple(len(r.input_ids) for r in encoded)
     full = tuple(len(r.input_ids) + r.truncated_tokens for r in encoded)
     summary = report.summary()

@@ -93,3 +93,51 @@ def load_local_hf_tokenizer(folder: str | Path) -> HFTokenizer:
     eos = backend.eos_token_id
     pad = backend.pad_token_id if backend.pad_token_id is not None else eos
     return HFTokenizer(Path(folder).name, backend, int(pad), int(eos))
+
+
+# Tokenizers known by name, counted offline: quicktok-v1 (MIT) ships Llama-3's vocabulary and
+# produces Llama-3's ids (docs/validation.md: how it compares with Llama-3's own tokenizer.json).
+NAMED = {"llama3": "llama3"}
+
+
+@dataclass
+class QuicktokTokenizer:
+    """A quicktok encoding seen through the TextTokenizer protocol (counting only: pad = eos)."""
+
+    name: str
+    backend: object
+    pad_id: int
+    eos_id: int
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.backend.encode_ordinary(text))  # type: ignore[attr-defined]
+
+
+def load_named_tokenizer(name: str) -> QuicktokTokenizer:
+    """`llama3`: Llama-3's BPE from quicktok-v1, no download."""
+    if name not in NAMED:
+        raise ValueError(f"--tokenizer {name!r}: known names are {', '.join(NAMED)}, or give a tokenizer.json path")
+    import quicktok
+
+    backend = quicktok.get_encoding(NAMED[name])
+    eos = int(backend.eot_token)
+    return QuicktokTokenizer(name, backend, eos, eos)
+
+
+def tokenizer_identity(spec: str | Path | None) -> str:
+    """What a token count depends on: a named tokenizer and its package's release, or a file's digest."""
+    from importlib import metadata
+
+    from ..fileio import file_digest
+
+    if isinstance(spec, str) and spec in NAMED:
+        return f"{spec}@quicktok-v1-{metadata.version('quicktok-v1')}"
+    path = Path(spec) if spec else TOKENIZER_PATH
+    return f"{path.name}@{file_digest(path)}:tokenizers-{metadata.version('tokenizers')}"
+
+
+def load_counting_tokenizer(spec: str | Path | None) -> TextTokenizer:
+    """The tokenizer `explain` / `budget` count with: a name (llama3), a tokenizer.json, or the tiny BPE."""
+    if isinstance(spec, str) and spec in NAMED:
+        return load_named_tokenizer(spec)
+    return load_tiny_tokenizer(Path(spec) if spec else TOKENIZER_PATH)

@@ -163,3 +163,19 @@ def test_cli_budget_exit_code_says_whether_it_fits(capsys, tmp_path):
     assert "fits, margin" in capsys.readouterr().out
     assert main([*args, "--limit", "1m"]) == 1
     assert "does not fit" in capsys.readouterr().out
+
+
+def test_tiny_bpe_on_other_data_warns_and_llama3_on_gemma_says_what_it_is(tmp_path, capsys):
+    import shutil
+
+    from perfsuite.data.sample import SAMPLE_PATH
+
+    data = shutil.copy(SAMPLE_PATH, tmp_path / "mine.csv")
+    argv = ["budget", "gemma2-9b", "--dtype", "nf4", "--rows", "100", "--limit", "9h", "--data", str(data)]
+    assert main([*argv, "--baselines", str(tmp_path)]) in (0, 1)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "WARNING: counted with the bundled tiny BPE" in out and "3.1x" in out
+    assert main([*argv, "--tokenizer", "llama3", "--baselines", str(tmp_path)]) in (0, 1)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Llama-3 BPE (quicktok)" in out and "Gemma-2's rows are counted with Llama-3's tokenizer" in out
+    assert "WARNING: counted with the bundled tiny BPE" not in out

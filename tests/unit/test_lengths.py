@@ -41,3 +41,23 @@ def test_the_cache_key_moves_with_the_formatter_the_loader_rules_and_the_tokeniz
     monkeypatch.setattr(metadata, "version", lambda name: "0.0.1" if name == "tokenizers" else real(name))
     token_lengths(SAMPLE_PATH, 256, rows=10)
     assert len(list((tmp_path / "lengths").glob("*.json"))) == 4  # each change: a new entry, none reused
+
+
+def test_llama3_counts_offline_with_llama3_ids(tmp_path, monkeypatch):
+    from perfsuite.data.tokenizer import load_named_tokenizer
+
+    monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path))
+    tok = load_named_tokenizer("llama3")
+    assert tok.encode("hello world") == [15339, 1917] and tok.eos_id == 128001  # Llama-3's own ids
+    llama3 = token_lengths(SAMPLE_PATH, 4096, rows=20, tokenizer="llama3")
+    tiny = token_lengths(SAMPLE_PATH, 4096, rows=20)
+    assert llama3.full != tiny.full and len(llama3.full) == len(tiny.full) == 20
+
+
+def test_an_unknown_tokenizer_name_is_named():
+    import pytest
+
+    from perfsuite.data.tokenizer import load_named_tokenizer
+
+    with pytest.raises(ValueError, match="known names are llama3"):
+        load_named_tokenizer("gemma2")

@@ -79,3 +79,36 @@ def test_gpu_memory_returns_to_its_level_after_a_variant(tmp_path):
     gc.collect()
     torch.cuda.empty_cache()
     assert torch.cuda.memory_allocated() <= before + (1 << 20)
+
+
+def test_a_busy_re_measure_neither_confirms_nor_clears_a_judged_latency_failure(tmp_path, monkeypatch):
+    """The first measurement was judged and failed; a re-measure the busy rules cannot judge
+    must not turn it into a pass (it did, under load, 2026-11-27)."""
+    import dataclasses
+    import json
+
+    matrix = load_matrix(str(write_matrix(tmp_path, rows=4)))
+    recording = PerfSession(matrix, baseline_root=tmp_path / "bl", rebaseline=True)
+    recording.run(matrix.variants[0])
+    recording.finish()
+    record_path = next((tmp_path / "bl").glob("cpu-*/unit/*.json"))
+    record = json.loads(record_path.read_text())
+    record["latency"]["median_s"] /= 8  # an 8x regression against this record
+    record_path.write_text(json.dumps(record))
+
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    real, calls = PerfSession.measure, []
+
+    def measure(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)
+        calls.append(result)
+        if len(calls) == 2:  # the re-measure: passes spread far beyond busy_spread
+            samples = [s * (3 if i % 2 else 1) for i, s in enumerate(result.latency_samples)]
+            result = dataclasses.replace(result, latency_samples=samples)
+        return result
+
+    monkeypatch.setattr(PerfSession, "measure", measure)
+    outcome = session.run(matrix.variants[0])
+    assert len(calls) == 2
+    assert outcome.verdict.status == "fail" and any(c.kind == "latency" for c in outcome.verdict.failed)
+    assert "re-measured: undecided (machine busy), so the first measurement stands" in " ".join(outcome.notes)
