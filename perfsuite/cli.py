@@ -393,10 +393,10 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     from .cost.devices import DEVICES
 
     parser.add_argument("--device", default="t4", choices=["cpu", *DEVICES], help="datasheet GPU, or cpu (calibrated)")
-    parser.add_argument("--dtype", default="fp16", choices=DTYPES)
-    parser.add_argument("--padding", default="sorted", choices=PADDINGS)
-    parser.add_argument("--batch-size", type=positive_int, default=4)
-    parser.add_argument("--max-length", type=positive_int, default=2048)
+    parser.add_argument("--dtype", default="fp16", choices=DTYPES, help="weights (nf4/int8: fp16 compute)")
+    parser.add_argument("--padding", default="sorted", choices=PADDINGS, help="padding strategy")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="rows per batch per device")
+    parser.add_argument("--max-length", type=positive_int, default=2048, help="tokens kept per row")
     parser.add_argument("--data", default=None, help="Kaggle-format CSV whose length distribution to use")
     parser.add_argument("--data-rows", type=positive_int, default=None, help="only the first N rows of --data")
     parser.add_argument(
@@ -408,9 +408,52 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", default=None, help=BASELINES_HELP)
 
 
+EXIT_CODES = """exit codes:
+  0  passed / fits / found
+  1  a bound failed / does not fit or uncertain / no change found / a fit refused
+  2  usage or input error (one line naming the argument, file or field)
+  3  internal error (the traceback goes to a log file whose path is printed)
+  130 interrupted (a rebaseline records nothing)"""
+
+EXAMPLES = {
+    "run": "perfsuite run -k 'tiny-llama3-*-sorted'",
+    "rebaseline": "perfsuite rebaseline -k 'tiny-*-fp32-*'",
+    "matrix": "perfsuite matrix --matrix gpu",
+    "shard": "torchrun --nproc_per_node 2 -m perfsuite.cli shard --matrix gpu -k gemma2-9b-nf4-eager-sorted",
+    "selftest": "perfsuite selftest --aa-runs 3 --inject-runs 3",
+    "explain": "perfsuite explain gemma2-9b llama3-8b --device t4 --dtype nf4 --tokenizer llama3 --data train.csv",
+    "budget": "perfsuite budget gemma2-9b --dtype nf4 --gpus 2 --limit 9h --tokenizer llama3 --data train.csv",
+    "compare": "perfsuite compare --base origin/main -k 'tiny-llama3-fp32-sdpa-sorted'",
+    "bisect": "perfsuite bisect transformers 5.19.0 5.24.0 -k tiny-gemma2-fp32-sdpa-dynamic --no-latency",
+    "merge": "perfsuite merge shard0/report.json shard1/report.json",
+    "migrate-baselines": "perfsuite migrate-baselines",
+    "fit": "perfsuite fit --tiers cpu",
+}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown beside each option; the example and exit codes kept as written."""
+
+
+class _Subcommands:
+    """`add_parser` with the example, the exit codes and the defaults in every subcommand's --help."""
+
+    def __init__(self, action) -> None:
+        self.action = action
+
+    def add_parser(self, name: str, **kwargs):
+        epilog = f"example:\n  {EXAMPLES[name]}\n\n{EXIT_CODES}"
+        return self.action.add_parser(name, epilog=epilog, formatter_class=_Formatter, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="perfsuite", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="perfsuite", description=__doc__, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"perfsuite {__version__}")
+    sub = _Subcommands(parser.add_subparsers(dest="command", required=True))
     for name, help_text in (
         ("run", "run variants against this machine's baselines"),
         ("rebaseline", "run variants and record this machine's baselines"),
@@ -431,9 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     budget.add_argument(
         "--attention", default=None, choices=ATTENTIONS, help="default: eager for Gemma-2 (softcapping), else sdpa"
     )
-    budget.add_argument("--rows", type=positive_int, default=25000)
-    budget.add_argument("--gpus", type=positive_int, default=2)
-    budget.add_argument("--limit", default="9h", help="with a unit: 9h, 540m, 32400s")
+    budget.add_argument("--rows", type=positive_int, default=25000, help="rows to score (Kaggle's hidden test)")
+    budget.add_argument("--gpus", type=positive_int, default=2, help="devices, one model copy each")
+    budget.add_argument("--limit", default="9h", help="with a unit: 9h, 540m, 9h30m, 32400s")
     budget.add_argument("--tta", action="store_true", help="score every row twice (A/B swapped)")
     _model_args(budget)
     compare = sub.add_parser(
@@ -503,6 +546,19 @@ def main(argv: list[str] | None = None) -> int:
     except (MatrixError, ValueError, FileNotFoundError, KeyError) as exc:  # CompareError is a ValueError
         print(f"perfsuite: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug, not bad input: keep the traceback, print where
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="perfsuite-error-", suffix=".log")
+    with open(fd, "w", encoding="utf-8") as handle:
+        handle.write("".join(traceback.format_exception(exc)))
+    print(f"perfsuite: internal error: {type(exc).__name__}: {exc} (traceback in {path})", file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .fileio import console_width
 from .matrix import MATRIX_DIR, Matrix, Variant
 from .metrics import log_loss
 from .stats import RatioEstimate, nested_ratio_interval
@@ -422,7 +423,7 @@ def render(results: Sequence[VariantComparison], sides: Sequence[Side], settings
         table.add_column(header, overflow="fold", no_wrap=header == "variant")
     for c in results:
         table.add_row(*(escape(x) for x in cells(c)))
-    console = Console(width=int(os.environ.get("COLUMNS", 200)), record=True)
+    console = Console(width=console_width(), record=True)
     with console.capture() as cap:
         console.print(f"A: {escape(sides[0].description)}")
         console.print(f"B: {escape(sides[1].description)}")

@@ -91,3 +91,10 @@ def weights_identity(folder: Path) -> str:
                 handle.seek(max(0, f.stat().st_size - (1 << 20)))
                 digest.update(handle.read(1 << 20))
     return f"weights@{digest.hexdigest()[:12]}" + ("" if whole else "~")
+
+
+def console_width(default: int = 200) -> int:
+    """Columns for a rendered table: COLUMNS, else the terminal's, else `default` (a log file)."""
+    import shutil
+
+    return shutil.get_terminal_size((default, 24)).columns

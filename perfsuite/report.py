@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fileio import atomic_write_text, finite_or_none
+from .fileio import atomic_write_text, console_width, finite_or_none
 from .outcomes import Outcome, PairOutcome
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "recorded": "cyan"}
@@ -93,7 +92,7 @@ def _rich_table(
         # cells are text, not markup: "[latency]" labels and "[/...]" in messages stay as written
         text = [escape(c) for c in cells]
         table.add_row(text[0], f"[{style}]{text[1]}[/{style}]" if style else text[1], *text[2:])
-    console = Console(width=width or int(os.environ.get("COLUMNS", 200)), record=True, force_terminal=None)
+    console = Console(width=width or console_width(), record=True, force_terminal=None)
     with console.capture() as cap:
         console.print(table)
         for line in footer:

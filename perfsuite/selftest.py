@@ -151,6 +151,8 @@ def render(summary: dict[str, Any], machine: str, select: str) -> str:
     from rich.console import Console
     from rich.table import Table
 
+    from .fileio import console_width
+
     table = Table(title=f"perfsuite selftest on {machine} ({select})", header_style="bold")
     for header in (
         "scenario",
@@ -170,7 +172,7 @@ def render(summary: dict[str, Any], machine: str, select: str) -> str:
             for k in sorted(e["checks"])
         )
         table.add_row(name, str(runs), caught, by if injected else "-", alarms)
-    console = Console(width=int(os.environ.get("COLUMNS", 160)), record=True)
+    console = Console(width=console_width(160), record=True)
     with console.capture() as cap:
         console.print(table)
     return cap.get()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from ..batching import padded_shapes
 from ..distributed import shard_rows
+from ..fileio import console_width
 from ..matrix import PADDINGS
 from ..models.specs import get_spec
 from ..support import implementation_reason, semantic_reason
@@ -209,7 +210,7 @@ def render_explain(
 
     pred_a, pred_b, factors = decompose(a, b, device, lengths)
     per_k = 1000 / len(lengths)
-    console = Console(width=140, record=True)
+    console = Console(width=console_width(140), record=True)
     with console.capture() as cap:
         console.print(
             f"[bold]{a.label()}[/bold] vs [bold]{b.label()}[/bold] on {device.name}: "
@@ -259,7 +260,7 @@ def render_budget(
 
     p = project(setup, device, lengths, rows, devices, tta)
     fits = p.fits(limit_s)
-    console = Console(width=140, record=True)
+    console = Console(width=console_width(140), record=True)
     with console.capture() as cap:
         console.print(
             f"[bold]{setup.label()}[/bold], {rows:,} rows{' x2 (TTA)' if tta else ''} on {devices}x {device.name}, "
@@ -288,16 +289,20 @@ def render_budget(
 
 
 def parse_duration(text: str) -> float:
-    """'9h', '90m' or '3600s' -> seconds. The unit is required: a bare '9' read as seconds once
-    made a 9-hour limit a 9-second one."""
+    """'9h', '540m', '9h30m', '32400s' -> seconds. A unit is required: a bare '9' read as seconds
+    once made a 9-hour limit a 9-second one."""
+    import re
+
     units = {"h": 3600.0, "m": 60.0, "s": 1.0}
-    text = text.strip().lower()
-    if not text or text[-1] not in units:
-        raise ExplainError(f"--limit {text!r}: give a unit (e.g. 9h, 540m, 32400s)")
-    try:
-        seconds = float(text[:-1]) * units[text[-1]]
-    except ValueError:
-        raise ExplainError(f"--limit {text!r}: cannot read it as a duration (e.g. 9h, 90m, 3600s)") from None
-    if not seconds > 0 or seconds == float("inf"):
+    text = text.strip().lower().replace(" ", "")
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        if text and text[-1] not in units and re.fullmatch(r"[\d.]+", text):
+            raise ExplainError(f"--limit {text!r}: give a unit (e.g. 9h, 540m, 9h30m, 32400s)")
+        if text.startswith("-") or "inf" in text:
+            raise ExplainError(f"--limit {text!r}: must be a positive, finite duration")
+        raise ExplainError(f"--limit {text!r}: cannot read it as a duration (e.g. 9h, 540m, 9h30m, 32400s)")
+    seconds = sum(float(n) * units[u] for n, u in parts)
+    if not seconds > 0:
         raise ExplainError(f"--limit {text!r}: must be a positive, finite duration")
     return seconds

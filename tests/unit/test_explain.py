@@ -107,14 +107,23 @@ def test_what_ifs_flag_emulated_bf16_on_a_t4():
     assert rows["padding static"][0] > 1
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("9h", 32400), ("90m", 5400), ("30s", 30), ("1.5H", 5400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("9h", 32400), ("90m", 5400), ("30s", 30), ("1.5H", 5400), ("9h30m", 34200), ("1h1m1s", 3661)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("9 hours", "cannot read"), ("9", "give a unit"), ("-9h", "positive"), ("0s", "positive"), ("infh", "positive")],
+    [
+        ("9 hours", "cannot read"),
+        ("9", "give a unit"),
+        ("-9h", "positive"),
+        ("0s", "positive"),
+        ("infh", "positive"),
+        ("9h30", "cannot read"),
+    ],
 )
 def test_bad_duration_is_a_clear_error(text, message):
     with pytest.raises(ExplainError, match=message):
