@@ -329,9 +329,10 @@ def _explain(args: argparse.Namespace) -> int:
     from .cost.explain import Setup, default_attention, render_explain
 
     model_a, model_b = args.models
-    common = dict(dtype=args.dtype, padding=args.padding, batch_size=args.batch_size, max_length=args.max_length)
-    a = Setup(model_a, attention=args.attention_a or default_attention(model_a), **common)
-    b = Setup(model_b, attention=args.attention_b or default_attention(model_b), **common)
+    common = dict(padding=args.padding, batch_size=args.batch_size, max_length=args.max_length)
+    dtype_a, dtype_b = args.dtype_a or args.dtype, args.dtype_b or args.dtype
+    a = Setup(model_a, dtype=dtype_a, attention=args.attention_a or default_attention(model_a), **common)
+    b = Setup(model_b, dtype=dtype_b, attention=args.attention_b or default_attention(model_b), **common)
     device, source = _device(args)
     lengths, lengths_source = _lengths(args, args.max_length)
     print(render_explain(a, b, device, source, lengths, lengths_source))
@@ -467,7 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument(
         "--attention-a", default=None, choices=ATTENTIONS, help="default: eager for Gemma-2 (softcapping), else sdpa"
     )
-    explain.add_argument("--attention-b", default=None, choices=ATTENTIONS)
+    explain.add_argument("--attention-b", default=None, choices=ATTENTIONS, help="as --attention-a, for B")
+    explain.add_argument("--dtype-a", default=None, choices=DTYPES, help="A's dtype (default: --dtype)")
+    explain.add_argument("--dtype-b", default=None, choices=DTYPES, help="B's dtype (default: --dtype)")
     _model_args(explain)
     budget = sub.add_parser("budget", help="does a config score N rows on G devices within a time limit")
     budget.add_argument("model")

@@ -1,10 +1,10 @@
 """`perfsuite explain` and `perfsuite budget`: the cost model turned into answers.
 
-explain: why model A is slower than model B on a device, factor by factor. The factors
-come from walking B's configuration to A's one property at a time (layers, width, heads
-x head_dim, sliding window, softcapping, attention implementation, dtype); each factor is
-the predicted time after the step over the time before it, so they multiply to the total.
-The order matters a little where properties interact; it is fixed and printed.
+explain: why model A is slower than model B on a device, factor by factor. B's configuration
+is carried to A's one property at a time (layers, width, heads x head_dim, sliding window,
+softcapping, attention implementation, dtype); where properties interact a step's factor
+depends on the order, so each step gets its Shapley value (its mean over every order) and
+the factors multiply to the total whatever the order of the arguments.
 
 budget: whether a configuration scores N rows on G devices inside a time limit, and the
 cheapest single change that would make it fit if it does not.
@@ -94,26 +94,66 @@ class Factor:
 def decompose(
     a: Setup, b: Setup, device: DeviceSpec, lengths: Sequence[int]
 ) -> tuple[Prediction, Prediction, list[Factor]]:
-    """Predictions for A and B and the factors that carry B's time to A's."""
+    """Predictions for A and B and each step's share of A/B, independent of step order.
+
+    Properties interact (a wider model makes eager's extra score passes cost more), so
+    walking B to A one step at a time credits a step differently in each order. The share
+    of a step here is its Shapley value over the steps, taken on log time: the mean of its
+    factor over every order. The factors multiply to A/B exactly, and swapping A and B
+    inverts each one.
+    """
+    import itertools
+    import math
+
     check_setup(a, device)
     check_setup(b, device)
     if (a.padding, a.batch_size, a.max_length) != (b.padding, b.batch_size, b.max_length):
         raise ExplainError("explain compares two models on one workload: give both the same padding, batch and length")
     shapes = shapes_for(a, lengths)[0]
-    cfg_a, cfg = a.config(), b.config()
-    previous = predict(cfg, device, shapes)
-    pred_b, factors = previous, []
+    cfg_a, cfg_b = a.config(), b.config()
+    steps = []
     for step, fields in STEPS:
-        changed = {f: getattr(cfg_a, f) for f in fields if getattr(cfg_a, f) != getattr(cfg, f)}
-        if not changed:
-            continue
-        before = ", ".join(f"{f} {getattr(cfg, f)}" for f in changed)
-        cfg = replace(cfg, **changed)
-        now = predict(cfg, device, shapes)
-        after = ", ".join(f"{f} {v}" for f, v in changed.items())
-        factors.append(Factor(step, f"{before} -> {after}", now.total / previous.total))
-        previous = now
-    return previous, pred_b, factors
+        changed = {f: getattr(cfg_a, f) for f in fields if getattr(cfg_a, f) != getattr(cfg_b, f)}
+        if changed:
+            before = ", ".join(f"{f} {getattr(cfg_b, f)}" for f in changed)
+            after = ", ".join(f"{f} {v}" for f, v in changed.items())
+            steps.append((step, f"{before} -> {after}", changed))
+    cache: dict[frozenset[int], float] = {}
+
+    def log_time(applied: frozenset[int]) -> float:
+        if applied not in cache:
+            cfg = cfg_b
+            for i in sorted(applied):
+                cfg = replace(cfg, **steps[i][2])
+            cache[applied] = math.log(predict(cfg, device, shapes).total)
+        return cache[applied]
+
+    k = len(steps)
+    factors = []
+    for i, (step, change, _) in enumerate(steps):
+        others = [j for j in range(k) if j != i]
+        share = 0.0
+        for size in range(k):
+            weight = math.factorial(size) * math.factorial(k - size - 1) / math.factorial(k)
+            for subset in itertools.combinations(others, size):
+                base = frozenset(subset)
+                share += weight * (log_time(base | {i}) - log_time(base))
+        factors.append(Factor(step, change, math.exp(share)))
+    return predict(cfg_a, device, shapes), predict(cfg_b, device, shapes), factors
+
+
+def memory_problem(setup: Setup, device: DeviceSpec, lengths: Sequence[int]) -> str | None:
+    """Why `setup` does not fit the device's memory at its largest batch, or None."""
+    if device.memory_bytes <= 0:
+        return None  # a fitted CPU spec carries no memory size: nothing to check against
+    shapes = shapes_for(setup, lengths)[0]
+    peak = max((memory_bytes(setup.config(), b, s) for b, s in shapes), default=0.0)
+    if peak <= 0.92 * device.memory_bytes:
+        return None
+    return (
+        f"{setup.model} {setup.dtype} needs ~{peak / 2**30:.1f} GiB at its largest batch on {device.name}, which has "
+        f"{device.memory_bytes / 2**30:.0f} GiB: it does not fit, so there is no time to compare"
+    )
 
 
 def what_ifs(a: Setup, device: DeviceSpec, lengths: Sequence[int]) -> list[tuple[str, float | None, str]]:
@@ -208,8 +248,13 @@ def render_explain(
     from rich.console import Console
     from rich.table import Table
 
+    for side in (a, b):
+        problem = memory_problem(side, device, lengths)
+        if problem:
+            raise ExplainError(problem)
     pred_a, pred_b, factors = decompose(a, b, device, lengths)
     per_k = 1000 / len(lengths)
+    notes = [f"{s.model} {s.dtype}: {device.emulated[s.dtype]}" for s in (a, b) if s.dtype in device.emulated]
     console = Console(width=console_width(140), record=True)
     with console.capture() as cap:
         console.print(
@@ -223,13 +268,16 @@ def render_explain(
             t.add_row(c, f"{pred_a.seconds[c] * per_k:,.1f}", f"{pred_b.seconds[c] * per_k:,.1f}", COMPONENT_NOTES[c])
         t.add_row("[bold]total[/bold]", f"{pred_a.total * per_k:,.1f}", f"{pred_b.total * per_k:,.1f}", "")
         console.print(t)
-        f = Table(title=f"why {a.model} / {b.model} = {pred_a.total / pred_b.total:.2f}x (steps from B to A)")
-        for h in ("step", "change", "factor", "cumulative"):
+        for note in dict.fromkeys(notes):
+            console.print(f"note: {note}")
+        f = Table(
+            title=f"why {a.model} / {b.model} = {pred_a.total / pred_b.total:.2f}x "
+            "(each step's share over every order of the steps - Shapley values; the factors multiply to the total)"
+        )
+        for h in ("step", "change", "factor"):
             f.add_column(h, overflow="fold")
-        cumulative = 1.0
         for factor in factors:
-            cumulative *= factor.factor
-            f.add_row(factor.step, factor.change, f"{factor.factor:.3f}x", f"{cumulative:.3f}x")
+            f.add_row(factor.step, factor.change, f"{factor.factor:.3f}x")
         console.print(f)
         w = Table(title=f"what-ifs for {a.label()} (ratio to it)")
         for h in ("change", "predicted ratio", "note"):

@@ -188,3 +188,31 @@ def test_tiny_bpe_on_other_data_warns_and_llama3_on_gemma_says_what_it_is(tmp_pa
     out = " ".join(capsys.readouterr().out.split())
     assert "Llama-3 BPE (quicktok)" in out and "Gemma-2's rows are counted with Llama-3's tokenizer" in out
     assert "WARNING: counted with the bundled tiny BPE" not in out
+
+
+def test_the_attribution_does_not_depend_on_which_model_comes_first():
+    import math
+
+    a, b = Setup("gemma2-9b", "nf4", "eager"), Setup("llama3-8b", "nf4", "sdpa")
+    pa, pb, forward = decompose(a, b, T4, LENGTHS)
+    _, _, backward = decompose(b, a, T4, LENGTHS)
+    assert math.prod(f.factor for f in forward) == pytest.approx(pa.total / pb.total)
+    by_step = {f.step: f.factor for f in backward}
+    for f in forward:  # swapping A and B inverts each step's factor exactly
+        assert f.factor == pytest.approx(1 / by_step[f.step])
+
+
+def test_explain_refuses_to_rank_a_model_that_does_not_fit_the_card(capsys):
+    argv = ["explain", "gemma2-9b", "llama3-8b", "--device", "t4", "--dtype", "fp32", "--max-length", "512"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "gemma2-9b fp32 needs ~" in err and "it does not fit, so there is no time to compare" in err
+
+
+def test_explain_takes_dtype_per_side_and_notes_emulated_bf16(capsys):
+    argv = ["explain", "tiny-gemma2", "tiny-llama3", "--device", "t4", "--dtype-a", "nf4", "--dtype-b", "bf16"]
+    assert main([*argv, "--max-length", "512"]) == 0  # miniatures: an 8B model in bf16 does not fit a T4
+    out = " ".join(capsys.readouterr().out.split())
+    assert "tiny-gemma2 nf4" in out and "tiny-llama3 bf16" in out
+    assert "note: tiny-llama3 bf16: no bf16 tensor cores" in out
+    assert "Shapley values" in out
