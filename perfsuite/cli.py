@@ -341,6 +341,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _budget(args: argparse.Namespace) -> int:
     from .cost.explain import Setup, default_attention, parse_duration, render_budget
+    from .cost.uncertainty import interval_for
 
     setup = Setup(
         args.model,
@@ -352,11 +353,13 @@ def _budget(args: argparse.Namespace) -> int:
     )
     device, source = _device(args)
     lengths, lengths_source = _lengths(args, args.max_length)
-    text, fits = render_budget(
-        setup, device, source, lengths, lengths_source, args.rows, args.gpus, args.tta, parse_duration(args.limit)
+    interval = interval_for(args.device, Path(args.baselines))
+    limit = parse_duration(args.limit)
+    text, verdict = render_budget(
+        setup, device, source, lengths, lengths_source, args.rows, args.gpus, args.tta, limit, interval
     )
     print(text)
-    return 0 if fits else 1
+    return 0 if verdict == "fits" else 1  # "uncertain" is not a fit you can count on
 
 
 def _fit(args: argparse.Namespace) -> int:

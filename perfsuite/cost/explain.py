@@ -292,6 +292,14 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
+def budget_verdict(p: Projection, interval, limit_s: float) -> str:
+    """fits / does not fit / uncertain: where the limit lies against the projection's interval."""
+    low, high = interval.around(p.seconds)
+    if not p.fits_memory or low > limit_s:
+        return "does not fit"
+    return "fits" if high <= limit_s else "uncertain"
+
+
 def render_budget(
     setup: Setup,
     device: DeviceSpec,
@@ -302,12 +310,18 @@ def render_budget(
     devices: int,
     tta: bool,
     limit_s: float,
-) -> tuple[str, bool]:
+    interval=None,
+) -> tuple[str, str]:
+    """The budget report and its verdict (fits / does not fit / uncertain)."""
     from rich.console import Console
     from rich.table import Table
 
+    from .uncertainty import Interval
+
+    interval = interval or Interval(1.0, 1.0, "no interval")
     p = project(setup, device, lengths, rows, devices, tta)
-    fits = p.fits(limit_s)
+    verdict = budget_verdict(p, interval, limit_s)
+    low, high = interval.around(p.seconds)
     console = Console(width=console_width(140), record=True)
     with console.capture() as cap:
         console.print(
@@ -315,25 +329,36 @@ def render_budget(
             f"max_length {setup.max_length}, batch {setup.batch_size}; lengths from {lengths_source}; {device_source}"
         )
         memory = f"peak ~{p.peak_bytes / 2**30:.1f} GiB of {device.memory_bytes / 2**30:.1f} GiB"
-        verdict = "[green]fits[/green]" if fits else "[bold red]does not fit[/bold red]"
+        style = {"fits": "green", "does not fit": "bold red", "uncertain": "bold yellow"}[verdict]
         console.print(
-            f"projected {_hours(p.seconds)} against {_hours(limit_s)}: {verdict}, "
-            f"margin {_hours(limit_s - p.seconds)}; {memory}{'' if p.fits_memory else ' - OUT OF MEMORY'}"
+            f"projected {_hours(p.seconds)} ({low / 3600:.1f}-{high / 3600:.1f} h) against {_hours(limit_s)}: "
+            f"[{style}]{verdict}[/{style}]; {memory}{'' if p.fits_memory else ' - OUT OF MEMORY'}"
         )
+        console.print(f"interval: {interval.basis}")
         t = Table(title="single changes, cheapest first", header_style="bold")
-        for h in ("change", "projected", "fits", "cost"):
+        for h in ("change", "projected", "verdict", "cost"):
             t.add_column(h, overflow="fold")
         first = None
         for label, proj, cost in cheapest_fix(setup, device, lengths, rows, devices, tta, limit_s):
-            ok = proj is not None and proj.fits(limit_s)
-            if ok and first is None and not fits:
+            alt = "cannot run" if proj is None else budget_verdict(proj, interval, limit_s)
+            if alt == "fits" and first is None and verdict != "fits":
                 first = label
-            shown = "cannot run" if proj is None else _hours(proj.seconds) + ("" if proj.fits_memory else " (OOM)")
-            t.add_row(label, shown, "yes" if ok else "no", cost)
+            if proj is None:
+                shown = "cannot run"
+            else:
+                lo, hi = interval.around(proj.seconds)
+                shown = f"{_hours(proj.seconds)} ({lo / 3600:.1f}-{hi / 3600:.1f})" + (
+                    "" if proj.fits_memory else " (OOM)"
+                )
+            t.add_row(label, shown, alt, cost)
         console.print(t)
-        if not fits:
-            console.print(f"cheapest change that fits: [bold]{first}[/bold]" if first else "no single change fits")
-    return cap.get(), fits
+        if verdict != "fits":
+            console.print(
+                f"cheapest change that fits with confidence: [bold]{first}[/bold]"
+                if first
+                else "no single change fits with confidence"
+            )
+    return cap.get(), verdict
 
 
 def parse_duration(text: str) -> float:

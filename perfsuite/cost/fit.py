@@ -148,7 +148,7 @@ def load_fit(path: Path, device: DeviceSpec) -> DeviceSpec:
 def device_key_for(name: str) -> str | None:
     """Which datasheet spec a CUDA device name is (None if none matches)."""
     lowered = name.lower()
-    for key in ("h100", "a100", "a10g", "l4", "t4"):
+    for key in ("h100", "a100", "a10g", "l4", "t4", "p100"):
         if key in lowered.replace(" ", ""):
             return key
     return None
@@ -309,6 +309,12 @@ def fitted_device(key: str, root: Path = Path("baselines")) -> tuple[DeviceSpec,
     for machine in machines:
         data = json.loads((root / machine / FIT_FILE).read_text(encoding="utf-8"))
         factors = {f: float(data[f]) for f in EFFICIENCY_FIELDS}
-        source = describe_fit(root / machine / FIT_FILE)
-        return with_efficiency(device, **factors), f"datasheet peaks, efficiency factors borrowed from the {source}"
+        source = f"datasheet peaks, efficiency factors borrowed from the {describe_fit(root / machine / FIT_FILE)}"
+        c = device.public_calibration
+        if c != 1.0:  # the card's own evidence: a public run of this workload
+            factors = {f: v / c for f, v in factors.items() if f != "layer_overhead_s"} | {
+                "layer_overhead_s": factors["layer_overhead_s"] * c
+            }
+            source += f", times {c:.2f} for this card from {device.public_calibration_source}"
+        return with_efficiency(device, **factors), source
     return device, f"datasheet peaks, default efficiency factors: no cost-model fit found under {root}"

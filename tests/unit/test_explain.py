@@ -169,7 +169,7 @@ def test_cli_explain_prints_the_decomposition(capsys, tmp_path):
 def test_cli_budget_exit_code_says_whether_it_fits(capsys, tmp_path):
     args = ["budget", "llama3-8b", "--dtype", "nf4", "--device", "t4", "--baselines", str(tmp_path)]
     assert main([*args, "--limit", "100h"]) == 0
-    assert "fits, margin" in capsys.readouterr().out
+    assert "against 100.00 h: fits" in capsys.readouterr().out
     assert main([*args, "--limit", "1m"]) == 1
     assert "does not fit" in capsys.readouterr().out
 
@@ -216,3 +216,46 @@ def test_explain_takes_dtype_per_side_and_notes_emulated_bf16(capsys):
     assert "tiny-gemma2 nf4" in out and "tiny-llama3 bf16" in out
     assert "note: tiny-llama3 bf16: no bf16 tensor cores" in out
     assert "Shapley values" in out
+
+
+def test_intervals_come_from_stored_fit_errors_and_for_a_t4_the_held_out_public_runs(tmp_path):
+    import json
+
+    from perfsuite.cost.uncertainty import HELD_OUT_T4, interval_for
+
+    for name, errors in (("cpu-a-2c", [0.8, 1.0, 1.25]), ("cuda-x-sm90", [0.9, 1.1])):
+        (tmp_path / name).mkdir()
+        ratios = {f"v{i}": e for i, e in enumerate(errors)}
+        (tmp_path / name / "costmodel.json").write_text(json.dumps({"predicted_over_measured": ratios}))
+    h100 = interval_for("h100", tmp_path)
+    assert 0.8 < h100.low < 1.0 < h100.high < 1.25 and "5 measured runs (2 machines)" in h100.basis
+    t4 = interval_for("t4", tmp_path)
+    assert t4.high == pytest.approx(max(r for _, r in HELD_OUT_T4)) and "held-out public T4 runs" in t4.basis
+    assert interval_for("t4", tmp_path / "none").basis.startswith("no measured runs found")
+
+
+def test_budget_verdict_is_three_way():
+    from perfsuite.cost.explain import Projection, budget_verdict
+    from perfsuite.cost.uncertainty import Interval
+
+    p = Projection(Setup("llama3-8b", "nf4", "sdpa"), 100, 1, False, 3600.0, 1.0, True)
+    interval = Interval(0.9, 2.0, "test")
+    assert budget_verdict(p, interval, 7300) == "fits"
+    assert budget_verdict(p, interval, 5000) == "uncertain"
+    assert budget_verdict(p, interval, 3000) == "does not fit"
+    assert budget_verdict(Projection(p.setup, 100, 1, False, 3600.0, 1.0, False), interval, 9e9) == "does not fit"
+
+
+def test_cli_budget_inside_the_interval_is_uncertain_and_exit_1(capsys):
+    argv = ["budget", "gemma2-9b", "--dtype", "nf4", "--device", "t4", "--rows", "25000"]
+    assert main([*argv, "--limit", "100h"]) == 0
+    capsys.readouterr()
+    out_text = ""
+    for limit in ("2h", "3h", "4h", "5h", "6h"):
+        code = main([*argv, "--limit", limit])
+        out_text = " ".join(capsys.readouterr().out.split())
+        if "uncertain" in out_text.split("interval:")[0]:
+            assert code == 1 and "fits with confidence" in out_text  # the change, or that none does
+            break
+    else:
+        pytest.fail(f"no limit between 2 and 6 h fell inside the interval: {out_text[:400]}")
