@@ -140,12 +140,15 @@ def search(
     steps: list[Step] = []
     verdicts: dict[int, str] = {}
     expected = 1 + (len(releases) - 1).bit_length()  # BAD, then halving
+    start = time.perf_counter()
 
     def test(i: int) -> str:
         step = evaluate(releases[i])
         steps.append(step)
         verdicts[i] = step.verdict
-        progress(f"[bisect] step {len(steps)} (about {max(expected, len(steps))}): {step.describe()}")
+        total, elapsed = max(expected, len(steps)), time.perf_counter() - start
+        eta = f", ETA {elapsed / len(steps) * (total - len(steps)):.0f} s" if total > len(steps) else ""
+        progress(f"[bisect] step {len(steps)} (about {total}; {elapsed:.0f} s{eta}): {step.describe()}")
         return step.verdict
 
     last = len(releases) - 1

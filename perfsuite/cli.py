@@ -50,6 +50,7 @@ def _workload(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _run(args: argparse.Namespace, rebaseline: bool) -> int:
+    from .progress import Progress
     from .report import render_ratios
     from .session import PerfSession
 
@@ -71,12 +72,14 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     try:
         # Relative bounds first, as in the tier: torch.compile's workers, busy after flex_attention
         # variants, once pulled an interleaved ratio from 1.2 to 0.9 (docs/bounds.md).
-        for bound in matrix.select_relative(args.select):
-            pair = session.run_relative(bound)
-            print(f"{bound.id}: {pair.verdict.status}", file=sys.stderr, flush=True)
-        for variant in variants:
-            outcome = session.run(variant)
-            print(f"{variant.id}: {outcome.verdict.status}", file=sys.stderr, flush=True)
+        bounds = matrix.select_relative(args.select)
+        with Progress(len(bounds) + len(variants), "variants and bounds") as progress:
+            for bound in bounds:
+                pair = session.run_relative(bound)
+                progress.advance(f"{bound.id}: {pair.verdict.status}")
+            for variant in variants:
+                outcome = session.run(variant)
+                progress.advance(f"{variant.id}: {outcome.verdict.status}")
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted", file=sys.stderr, flush=True)

@@ -337,7 +337,14 @@ class Comparison:
         return result
 
     def run(self, variants: Sequence[Variant]) -> list[VariantComparison]:
-        return [self.run_variant(v) for v in variants]
+        from .progress import Progress
+
+        results = []
+        with Progress(len(variants), "compare") as progress:
+            for variant in variants:
+                results.append(self.run_variant(variant))
+                progress.advance(f"{variant.id}: {results[-1].verdict}")
+        return results
 
 
 # -- report ---------------------------------------------------------------------------------

@@ -208,22 +208,28 @@ def selftest(
     failures: list[str] = []
     plan = [(sc, aa_runs if not sc.injected else inject_runs) for sc in scenarios(target, sizes)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    for n, (sc, i) in enumerate((sc, i) for sc, count in plan for i in range(count)):
-        result = run_dir / f"{n:03d}.json"  # kept as it comes: an interrupted selftest loses nothing
-        cmd = [sys.executable, "-m", "perfsuite.selftest", json.dumps(asdict(sc)), select, baselines, str(result)]
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=child_timeout_s)
-        except subprocess.TimeoutExpired:
-            failures.append(f"{sc.name} #{i + 1} ({target}): no result within {child_timeout_s:.0f} s, child killed")
-            print(f"{sc.name} run {i + 1}: TIMED OUT after {child_timeout_s:.0f} s", file=sys.stderr, flush=True)
-            continue
-        if proc.returncode != 0 or not result.exists():
-            failures.append(f"{sc.name} #{i + 1}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
-            print(f"{sc.name} run {i + 1}: FAILED (exit {proc.returncode})", file=sys.stderr, flush=True)
-            continue
-        runs.append(json.loads(result.read_text(encoding="utf-8")))
-        print(f"{sc.name} run {i + 1}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    from .progress import Progress
+
+    todo = [(sc, i) for sc, count in plan for i in range(count)]
+    with Progress(len(todo), "selftest runs") as progress:
+        for n, (sc, i) in enumerate(todo):
+            result = run_dir / f"{n:03d}.json"  # kept as it comes: an interrupted selftest loses nothing
+            cmd = [sys.executable, "-m", "perfsuite.selftest", json.dumps(asdict(sc)), select, baselines, str(result)]
+            t0 = time.perf_counter()
+            try:
+                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=child_timeout_s)
+            except subprocess.TimeoutExpired:
+                failures.append(
+                    f"{sc.name} #{i + 1} ({target}): no result within {child_timeout_s:.0f} s, child killed"
+                )
+                progress.advance(f"{sc.name} run {i + 1}: TIMED OUT after {child_timeout_s:.0f} s")
+                continue
+            if proc.returncode != 0 or not result.exists():
+                failures.append(f"{sc.name} #{i + 1}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+                progress.advance(f"{sc.name} run {i + 1}: FAILED (exit {proc.returncode})")
+                continue
+            runs.append(json.loads(result.read_text(encoding="utf-8")))
+            progress.advance(f"{sc.name} run {i + 1}: {time.perf_counter() - t0:.0f} s")
     summary = tally(runs)
     machine = detect("cpu").machine_key()
     report = {

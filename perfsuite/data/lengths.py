@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ..fileio import atomic_write_text, default_cache_dir, file_digest
 
+PROGRESS_ROWS = 5000  # rows per progress step when counting a large file
+
 
 @dataclass(frozen=True)
 class TokenLengths:
@@ -68,7 +70,18 @@ def token_lengths(
     from .tokenizer import load_counting_tokenizer
 
     loaded, report = load_arena_csv(Path(path), limit=rows)
-    encoded = PairFormatter(load_counting_tokenizer(tokenizer), max_length).encode_all(loaded)
+    formatter = PairFormatter(load_counting_tokenizer(tokenizer), max_length)
+    if len(loaded) <= PROGRESS_ROWS:
+        encoded = formatter.encode_all(loaded)
+    else:  # Kaggle's 57k-row train.csv takes a while with some tokenizers: show it
+        from ..progress import Progress
+
+        encoded = []
+        chunks = range(0, len(loaded), PROGRESS_ROWS)
+        with Progress(len(chunks), f"counting tokens of {Path(path).name}") as progress:
+            for start in chunks:
+                encoded += formatter.encode_all(loaded[start : start + PROGRESS_ROWS])
+                progress.advance(f"{min(start + PROGRESS_ROWS, len(loaded)):,} of {len(loaded):,} rows")
     kept = tuple(len(r.input_ids) for r in encoded)
     full = tuple(len(r.input_ids) + r.truncated_tokens for r in encoded)
     summary = report.summary()
