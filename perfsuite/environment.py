@@ -13,14 +13,19 @@ TRACKED = ("torch", "transformers", "bitsandbytes", "tokenizers", "peft", "perfs
 PROVENANCE = ("checkpoint", "adapter", "threads", "nf4_compute_dtype", "reference_dtype")
 
 
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in TRACKED:
+def versions_of(names) -> dict[str, str]:
+    """Installed version of each distribution ('absent' where it is not installed)."""
+    versions = {}
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions
+
+
+def package_versions() -> dict[str, str]:
+    return {"python": platform.python_version(), **versions_of(TRACKED)}
 
 
 def git_commit(cwd: Path | None = None) -> str:

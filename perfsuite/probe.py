@@ -20,9 +20,9 @@ import re
 import traceback
 from collections.abc import Callable
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
+from .environment import versions_of
 from .fileio import atomic_write_text, default_cache_dir
 from .matrix import QUANTIZED, compute_dtype
 from .models.specs import ModelSpec
@@ -33,13 +33,7 @@ ANSWER_FORMAT = 2  # bump when the wording of cached answers changes, so old cac
 
 def library_versions() -> dict[str, str]:
     """The versions a probe's answers hold for ('absent' for a library not installed)."""
-    out = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
+    return versions_of(LIBRARIES)
 
 
 def quote(exc: BaseException, limit: int = 240) -> str:

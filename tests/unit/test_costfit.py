@@ -88,10 +88,14 @@ def test_machine_without_a_fit_says_how_to_make_one(tmp_path):
 
 def test_gpus_without_their_own_fit_borrow_the_measured_gpus_factors():
     device, source = fitted_device("t4", ROOT)
-    assert "borrowed from " + H100_KEY in source
+    assert f"borrowed from the cost-model fit of {H100_KEY}" in source
+    assert "times 1.40 for this card from the public 'Gemma-2 9b 4-bit QLoRA' notebook" in source
     assert device.matmul_flops == get_device("t4").matmul_flops
-    _, source = fitted_device("h100", ROOT)
-    assert source == f"fitted on {H100_KEY}"
+    l4, source = fitted_device("l4", ROOT)  # no public calibration: the H100's factors as they are
+    h100, h100_source = fitted_device("h100", ROOT)
+    assert "times" not in source and l4.compute_eff == h100.compute_eff
+    assert device.compute_eff == pytest.approx(h100.compute_eff / 1.40)
+    assert h100_source.startswith(f"cost-model fit of {H100_KEY} (")
 
 
 @pytest.mark.parametrize(
