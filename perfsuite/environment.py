@@ -39,15 +39,11 @@ def git_commit(cwd: Path | None = None) -> str:
 
 
 def environment_changes(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
-    """Human-readable version differences, e.g. 'transformers 5.23.0 -> 5.24.0'."""
-    keys = [k for k in ("python", *TRACKED) if k != "perfsuite"]
-    changes = [
-        f"{k} {recorded.get(k, '?')} -> {current.get(k, '?')}" for k in keys if recorded.get(k) != current.get(k)
-    ]
-    # provenance only where both sides know it (records from before it was kept say nothing)
-    changes += [
+    """Human-readable differences, e.g. 'transformers 5.23.0 -> 5.24.0', of what both sides know:
+    a record from before a key was kept (peft, the provenance keys) says nothing about it."""
+    keys = [k for k in ("python", *TRACKED, *PROVENANCE) if k != "perfsuite"]
+    return [
         f"{k} {recorded[k]} -> {current[k]}"
-        for k in PROVENANCE
+        for k in keys
         if k in recorded and k in current and recorded[k] != current[k]
     ]
-    return changes

@@ -80,6 +80,7 @@ def test_a_different_checkpoint_or_setting_is_reported_like_a_version_change():
         "nf4_compute_dtype fp32 -> fp16",
     ]
     assert environment_changes({"transformers": "5.24.0"}, current) == []  # an older record: nothing known
+    assert environment_changes({"torch": "2.13.0"}, {"torch": "2.13.0", "peft": "0.21.2"}) == []  # no "peft ? ->"
 
 
 def test_records_store_what_produced_them(tmp_path):

@@ -102,8 +102,8 @@ def test_a_busy_re_measure_neither_confirms_nor_clears_a_judged_latency_failure(
     def measure(self, *args, **kwargs):
         result = real(self, *args, **kwargs)
         calls.append(result)
-        if len(calls) == 2:  # the re-measure: passes spread far beyond busy_spread
-            samples = [s * (3 if i % 2 else 1) for i, s in enumerate(result.latency_samples)]
+        if len(calls) == 2:  # the re-measure: passes spread far beyond busy_spread (1.0 in the unit tier)
+            samples = [s * (6 if i % 2 else 1) for i, s in enumerate(result.latency_samples)]
             result = dataclasses.replace(result, latency_samples=samples)
         return result
 
