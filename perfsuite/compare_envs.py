@@ -136,12 +136,10 @@ def folder_size(folder: Path) -> int:
 
 
 def installed_version(package: str) -> str | None:
-    from importlib import metadata
+    from .environment import versions_of
 
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
+    version = versions_of([package])[package]
+    return None if version == "absent" else version
 
 
 def version_side(package: str, version: str, progress=print) -> tuple[Side, str]:

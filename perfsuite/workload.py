@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.formatting import EncodedRow, PairFormatter
-from .data.loader import LoadReport, load_arena_csv
+from .data.loader import ArenaRow, LoadReport, load_arena_csv
 from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer
 from .fileio import file_fingerprint
 from .matrix import TierSettings, Variant
@@ -58,9 +58,9 @@ class Workload:
         self._encoded: dict[str, EncodedRows] = {}
         self._resolved: dict[str, ResolvedVariant] = {}
         self._fingerprint: str | None = None
-        self._rows: list | None = None
+        self._rows: list[ArenaRow] | None = None
 
-    def rows(self) -> list:
+    def rows(self) -> list[ArenaRow]:
         """The file's usable rows, read once; DataError (file-level) or ValueError (none usable)."""
         if self._rows is None:
             rows, report = load_arena_csv(self.data_path, limit=self.settings.rows)
