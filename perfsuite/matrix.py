@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import fnmatch
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .declared import ModelDeclaration
 from .machine import DeviceCaps
-from .models.specs import SPECS
+from .models.modelspec import ModelSpec
+from .models.specs import SPECS, get_spec
 from .names import UnsafeName, safe_name
 
 if sys.version_info >= (3, 11):
@@ -159,6 +162,22 @@ class Matrix:
     variants: tuple[Variant, ...]
     exclusions: tuple[Exclusion, ...] = ()
     relative: tuple[RelativeBound, ...] = ()
+    # A user matrix's [[models]]: name -> spec as this tier runs it (a CPU tier's miniature)
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
+    declarations: tuple[ModelDeclaration, ...] = ()
+
+    def spec(self, model: str) -> ModelSpec:
+        """The spec a variant's model name stands for here: declared in this matrix, or built in."""
+        return self.models[model] if model in self.models else get_spec(model)
+
+    @property
+    def is_user_matrix(self) -> bool:
+        return bool(self.declarations)
+
+    @property
+    def default_baselines(self) -> Path | None:
+        """Where a user matrix keeps its baselines unless told: `baselines/` beside its TOML."""
+        return Path(self.source).parent / "baselines" if self.is_user_matrix else None
 
     def excluded(self, variant: Variant) -> str | None:
         for ex in self.exclusions:
@@ -263,7 +282,99 @@ def _bounds_for(variant_id: str, dtype: str, data: dict[str, Any], source: str) 
     return bounds
 
 
+MODEL_FIELDS = ("name", "config", "checkpoint", "adapter", "tokenizer")
+
+
+def parse_models(entries: Any, source: str) -> tuple[ModelDeclaration, ...]:
+    """`[[models]]` tables into declarations, paths relative to the matrix file's folder."""
+    if not isinstance(entries, list):
+        raise MatrixError(f"{source}: models must be [[models]] tables")
+    base = Path(source).parent
+    out: list[ModelDeclaration] = []
+    for i, entry in enumerate(entries):
+        where = f"{source}: [[models]] #{i + 1}"
+        if not isinstance(entry, dict):
+            raise MatrixError(f"{where}: must be a table")
+        unknown = sorted(set(entry) - set(MODEL_FIELDS))
+        if unknown:
+            raise MatrixError(f"{where}: unknown field(s) {unknown}; allowed: {', '.join(MODEL_FIELDS)}")
+        for key in ("name", "config"):
+            if not isinstance(entry.get(key), str) or not entry[key]:
+                raise MatrixError(f"{where}: field {key}: required (a string)")
+        name = entry["name"]
+        where = f"{source}: [[models]] {name!r}"
+        try:
+            safe_name(name, "field name")
+        except UnsafeName as exc:
+            raise MatrixError(f"{where}: {exc}") from None
+        if name in SPECS:
+            raise MatrixError(f"{where}: field name: {name!r} is a built-in model; choose another name")
+        if any(d.name == name for d in out):
+            raise MatrixError(f"{where}: field name: declared twice")
+        paths: dict[str, Path | None] = {}
+        for key in MODEL_FIELDS[1:]:
+            value = entry.get(key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise MatrixError(f"{where}: field {key}: must be a path (a string)")
+            paths[key] = base / value if value else None
+        _check_model_paths(where, paths)
+        out.append(ModelDeclaration(name, source=source, **paths))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def _check_model_paths(where: str, paths: dict[str, Path | None]) -> None:
+    """Local files only, and an adapter only as safetensors (a pickle can run code when loaded)."""
+    config, checkpoint, adapter, tokenizer = (paths[k] for k in MODEL_FIELDS[1:])
+    if config is not None and not config.is_file():
+        raise MatrixError(f"{where}: field config: {config} is not a file")
+    if checkpoint is not None and not (checkpoint / "config.json").is_file():
+        raise MatrixError(f"{where}: field checkpoint: {checkpoint} is not a folder with a config.json")
+    if adapter is not None:
+        if not (adapter / "adapter_config.json").is_file():
+            raise MatrixError(f"{where}: field adapter: {adapter} is not a folder with an adapter_config.json")
+        if not (adapter / "adapter_model.safetensors").is_file():
+            pickle = " (it has adapter_model.bin, a pickle: re-save it with safe_serialization=True)"
+            has_bin = (adapter / "adapter_model.bin").is_file()
+            raise MatrixError(
+                f"{where}: field adapter: no adapter_model.safetensors in {adapter}{pickle if has_bin else ''}"
+            )
+    if tokenizer is not None and not tokenizer.is_file():
+        raise MatrixError(f"{where}: field tokenizer: {tokenizer} is not a file (a tokenizer.json)")
+
+
+def with_defaults(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """A user matrix (one with [[models]]) over the bundled tier of its device: it states only
+    what differs. [tier], [axes] and [bounds] keys override; [[overrides]] and [[exclude]] add to
+    the bundled ones; [[relative]] is the user's own (the bundled ones name the tiny models).
+    The model axis defaults to the declared models, the tier name to the file's name."""
+    tier = data.get("tier", {})
+    if not isinstance(tier, dict):
+        raise MatrixError(f"{source}: [tier] must be a table")
+    device = tier.get("device", "cpu")
+    if device not in ("cpu", "cuda"):
+        raise MatrixError(f'{source}: tier.device must be "cpu" or "cuda", got {device!r}')
+    base = _read_toml(MATRIX_DIR / ("cpu.toml" if device == "cpu" else "gpu.toml"))
+    models = data.get("models")
+    names = [m.get("name") for m in models if isinstance(m, dict)] if isinstance(models, list) else []
+    merged = dict(data)
+    merged["tier"] = {**base["tier"], "name": Path(source).stem, **tier}
+    merged["axes"] = {**base["axes"], "model": names, **data.get("axes", {})}
+    bounds = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.get("bounds", {}).items()}
+    for key, value in data.get("bounds", {}).items():
+        bounds[key] = (
+            {**bounds[key], **value} if isinstance(value, dict) and isinstance(bounds.get(key), dict) else value
+        )
+    merged["bounds"] = bounds
+    for key in ("overrides", "exclude"):
+        merged[key] = list(base.get(key, [])) + list(data.get(key, []))
+    merged["relative"] = list(data.get("relative", []))
+    return merged
+
+
 def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
+    declarations = parse_models(data["models"], source) if "models" in data else ()
+    if declarations:
+        data = with_defaults(data, source)
     try:
         tier = dict(data["tier"])
         axes = data["axes"]
@@ -281,7 +392,17 @@ def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
         settings = TierSettings(**tier)
     except TypeError as exc:
         raise MatrixError(f"{source}: bad [tier] field ({exc})") from None
-    models = _check_values(source, "axes.model", axes.get("model"), tuple(SPECS))
+    declared = tuple(d.name for d in declarations)
+    models = axes.get("model")
+    if isinstance(models, list):
+        unknown = [m for m in models if m not in SPECS and m not in declared]
+        if unknown:
+            raise MatrixError(
+                f"{source}: axes.model names {', '.join(map(repr, unknown))}, which this matrix does not declare "
+                f"in [[models]] (declared: {', '.join(declared) or 'none'}) and which is not built in "
+                f"({', '.join(sorted(SPECS))})"
+            )
+    models = _check_values(source, "axes.model", models, tuple(SPECS) + declared)
     dtypes = _check_values(source, "axes.dtype", axes.get("dtype"), DTYPES)
     attns = _check_values(source, "axes.attention", axes.get("attention"), ATTENTIONS)
     paddings = _check_values(source, "axes.padding", axes.get("padding"), PADDINGS)
@@ -298,7 +419,7 @@ def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
             raise MatrixError(f"{source}: every [[exclude]] needs 'match' and a non-empty 'reason'")
         exclusions.append(Exclusion(str(entry["match"]), str(entry["reason"])))
     relative = _relative_bounds(data.get("relative", []), variants, source)
-    return Matrix(source, settings, tuple(variants), tuple(exclusions), relative)
+    return Matrix(source, settings, tuple(variants), tuple(exclusions), relative, declarations=declarations)
 
 
 def _ratio(entry: dict[str, Any], key: str, where: str) -> float | None:
@@ -347,18 +468,50 @@ def _relative_bounds(entries: list[Any], variants: list[Variant], source: str) -
     return tuple(out)
 
 
-def load_matrix(name_or_path: str) -> Matrix:
-    """Load a bundled matrix by tier name ("cpu", "gpu") or a TOML path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = MATRIX_DIR / f"{name_or_path}.toml"
+def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise MatrixError(f"{path}: no such matrix file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: invalid TOML ({exc})") from None
-    return parse_matrix(data, str(path))
+    except UnicodeDecodeError as exc:
+        raise MatrixError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def matrix_path(name_or_path: str) -> Path:
+    """A bundled tier's file for a bare name ("cpu", "gpu"), else the path as given."""
+    path = Path(name_or_path)
+    return MATRIX_DIR / f"{name_or_path}.toml" if not path.suffix else path
+
+
+def load_matrix(name_or_path: str) -> Matrix:
+    """Load a bundled matrix by tier name ("cpu", "gpu") or a TOML path; a user matrix's
+    [[models]] are read here (config.json, tokenizer) into the specs this tier runs."""
+    from .declared import declared_spec
+    from .models.config_json import ModelConfigError
+
+    path = matrix_path(name_or_path)
+    matrix = parse_matrix(_read_toml(path), str(path))
+    if not matrix.declarations:
+        return matrix
+    models = {}
+    for declaration in matrix.declarations:
+        try:
+            models[declaration.name] = declared_spec(declaration, matrix.settings.device, matrix.settings.max_length)
+        except ModelConfigError as exc:
+            raise MatrixError(f"{path}: [[models]] {declaration.name!r}: {exc}") from None
+    return replace(matrix, models=models)
+
+
+def default_baselines(name_or_path: str) -> Path | None:
+    """`baselines/` beside a user matrix's TOML (one with [[models]]), None for any other matrix."""
+    path = matrix_path(name_or_path)
+    try:
+        data = _read_toml(path)
+    except MatrixError:
+        return None  # load_matrix reports it
+    return path.parent / "baselines" if data.get("models") else None
 
 
 def variant_notes(variant: Variant, caps: DeviceCaps) -> list[str]:

@@ -26,9 +26,9 @@ from .model import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_b
 
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("layers", ("layers",)),
-    ("width (hidden, MLP)", ("hidden", "intermediate")),
+    ("width (hidden, MLP)", ("hidden", "intermediate", "mlp_matrices")),
     ("heads x head_dim (attention term)", ("heads", "kv_heads", "head_dim")),
-    ("sliding window", ("sliding_window",)),
+    ("sliding window", ("sliding_window", "sliding_share")),
     ("attention implementation", ("attention",)),
     ("softcapping (passes over eager scores)", ("softcapping",)),
     ("weights / compute dtype", ("dtype", "compute_dtype")),

@@ -15,29 +15,27 @@ FlopCounterMode sees the same matmuls for eager attention; tests cross-check it 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from ..matrix import QUANTIZED, compute_dtype
+from ..models.shape import shape_of
 from ..models.specs import ModelSpec
 
 
 def linear_params_per_layer(spec: ModelSpec) -> int:
-    """Weights of one decoder layer's matmuls: q, k, v, o and the gated MLP (gate, up, down)."""
-    c = spec.config
-    hidden, inter = c["hidden_size"], c["intermediate_size"]
-    q = c["num_attention_heads"] * spec.head_dim
-    kv = c["num_key_value_heads"] * spec.head_dim
-    return hidden * q + 2 * hidden * kv + q * hidden + 3 * hidden * inter
+    """Weights of one decoder layer's matrices (q, k, v, o and the MLP), read from the built model."""
+    return shape_of(spec).layer_matrix_params
 
 
 def forward_flops(spec: ModelSpec, batch_shapes: Iterable[tuple[int, int]]) -> int:
     """FLOPs (2 per multiply-add) of one forward over batches of (batch, seq_len)."""
-    c = spec.config
-    layers = c["num_hidden_layers"]
-    per_token = 2 * layers * linear_params_per_layer(spec) + 2 * c["hidden_size"] * spec.num_labels
-    score_width = c["num_attention_heads"] * spec.head_dim
+    shape = shape_of(spec)
+    layers = shape.layers
+    per_token = 2 * layers * shape.layer_matrix_params + 2 * shape.hidden * spec.num_labels
+    score_width = shape.heads * shape.head_dim
     total = 0
     for batch, seq in batch_shapes:
         attention = 2 * 2 * layers * score_width * seq * seq  # Q K^T and (scores) V
@@ -77,30 +75,40 @@ class CostConfig:
     dtype: str  # weights: fp32 | bf16 | fp16 | nf4 | int8
     attention: str
     compute_dtype: str  # what the matmuls run in (nf4/int8: the bitsandbytes compute dtype)
+    sliding_share: float = 1.0  # share of the layers with the sliding window (Gemma-2: every other one)
+    mlp_matrices: float = 3.0  # MLP weights in units of hidden x intermediate: 3 gated, 2 plain
 
     @classmethod
     def for_model(cls, spec: ModelSpec, dtype: str, attention: str, quantized_compute: str = "fp16") -> CostConfig:
-        c = spec.config
+        shape = shape_of(spec)
         return cls(
-            layers=c["num_hidden_layers"],
-            hidden=c["hidden_size"],
-            intermediate=c["intermediate_size"],
-            heads=c["num_attention_heads"],
-            kv_heads=c["num_key_value_heads"],
-            head_dim=spec.head_dim,
-            softcapping=spec.softcapping,
-            sliding_window=c.get("sliding_window") if spec.architecture in ("gemma2", "mistral") else None,
+            layers=shape.layers,
+            hidden=shape.hidden,
+            intermediate=shape.intermediate,
+            heads=shape.heads,
+            kv_heads=shape.kv_heads,
+            head_dim=shape.head_dim,
+            softcapping=shape.attn_softcap is not None,
+            sliding_window=shape.sliding_window,
             num_labels=spec.num_labels,
-            vocab=c["vocab_size"],
+            vocab=shape.vocab,
             dtype=dtype,
             attention=attention,
             compute_dtype=compute_dtype(dtype, quantized_compute),
+            sliding_share=shape.sliding_share,
+            mlp_matrices=round(shape.mlp_matrices, 6),
         )
 
     @property
     def linear_params(self) -> int:
         q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        return self.hidden * q + 2 * self.hidden * kv + q * self.hidden + 3 * self.hidden * self.intermediate
+        mlp = self.mlp_matrices * self.hidden * self.intermediate
+        return round(self.hidden * q + 2 * self.hidden * kv + q * self.hidden + mlp)
+
+    def windowed(self, layer: int) -> bool:
+        """Whether `layer` has the sliding window: `sliding_share` of the layers, spread evenly."""
+        share = self.sliding_share
+        return math.floor((layer + 1) * share) > math.floor(layer * share)
 
 
 def _attended_pairs(cfg: CostConfig, seq: int, window: int | None) -> float:
@@ -118,7 +126,7 @@ def memory_bytes(cfg: CostConfig, batch: int, seq: int) -> float:
     a = ACT_BYTES[cfg.compute_dtype]
     weights = cfg.layers * cfg.linear_params * WEIGHT_BYTES[cfg.dtype] + cfg.vocab * cfg.hidden * a
     scores = 2 * batch * cfg.heads * seq * seq * 4 if cfg.attention == "eager" else 0
-    mlp = batch * seq * (3 * cfg.intermediate + 4 * cfg.hidden) * a
+    mlp = batch * seq * (cfg.mlp_matrices * cfg.intermediate + 4 * cfg.hidden) * a
     return weights + max(scores, mlp)
 
 
@@ -136,8 +144,8 @@ def component_work(cfg: CostConfig, batch: int, seq: int) -> dict[str, tuple[flo
     attn_flops = score_bytes = qkvo_bytes = 0.0
     q_width = cfg.heads * cfg.head_dim
     for layer in range(cfg.layers):
-        # Gemma-2 and Mistral: a sliding window on every (Mistral) or every other (Gemma-2) layer
-        window = cfg.sliding_window if cfg.sliding_window and (cfg.softcapping is False or layer % 2 == 0) else None
+        # Mistral: a sliding window on every layer; Gemma-2 on every other one
+        window = cfg.sliding_window if cfg.sliding_window and cfg.windowed(layer) else None
         pairs = _attended_pairs(cfg, seq, window)
         attn_flops += 4 * batch * q_width * pairs
         qkvo_bytes += tokens * (2 * q_width + 2 * cfg.kv_heads * cfg.head_dim) * a

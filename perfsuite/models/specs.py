@@ -1,7 +1,10 @@
-"""ModelSpec registry: the real full-size configs, written in, and their tiny miniatures.
+"""The built-in models: full-size configs shipped as config.json files, and their tiny miniatures.
 
-Full-size configs are copied from the models' config.json (no download). The tiny
-miniatures keep what drives the Gemma-2 vs Llama-3 speed difference, scaled down:
+The full-size configs are the architecture fields of the models' config.json
+(``perfsuite/models/builtin/<name>.json``, no download), read by the same code as a user's
+own (``config_json.spec_from_config``). The hand-made tiny miniatures (trained weights ship
+for them) predate the automatic rules of ``shrink.py`` (which reproduce their shapes) and
+keep what drives the Gemma-2 vs Llama-3 speed difference, scaled down:
 
 | property                  | gemma-2-9b   | llama-3-8b | tiny-gemma2 | tiny-llama3 |
 |---------------------------|--------------|------------|-------------|-------------|
@@ -21,145 +24,40 @@ Layer ratio 4:3 = 1.33 stands for 42:32 = 1.31.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from pathlib import Path
 
-ARCHITECTURES = {
-    "gemma2": ("Gemma2Config", "Gemma2ForSequenceClassification"),
-    "llama": ("LlamaConfig", "LlamaForSequenceClassification"),
-    "mistral": ("MistralConfig", "MistralForSequenceClassification"),
-    "qwen2": ("Qwen2Config", "Qwen2ForSequenceClassification"),
-}
+from .config_json import ModelConfigError, spec_from_config
+from .modelspec import ModelSpec
+
+BUILTIN_DIR = Path(__file__).with_name("builtin")
+ARCHITECTURES = ("gemma2", "llama", "mistral", "qwen2")  # the model types of the built-in models
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named model: its architecture, its config fields, and whether it is a miniature."""
-
-    name: str
-    architecture: str
-    config: dict[str, Any]
-    tiny: bool
-    full_size_of: str | None = None  # for a miniature: the full-size spec it scales down
-    notes: str = ""
-    num_labels: int = 3
-    seed: int = 1234
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def softcapping(self) -> bool:
-        return bool(self.config.get("attn_logit_softcapping"))
-
-    @property
-    def default_attention(self) -> str:
-        """What the competition's code ran (and training uses): eager for Gemma-2, whose
-        softcapping sdpa cannot do, sdpa otherwise."""
-        return "eager" if self.softcapping else "sdpa"
-
-    @property
-    def head_dim(self) -> int:
-        return int(self.config.get("head_dim") or self.config["hidden_size"] // self.config["num_attention_heads"])
-
-    def build_config(self, pad_token_id: int | None = None):
-        """The transformers config object (real config class, v5 API)."""
-        import transformers
-
-        config_cls_name, _ = ARCHITECTURES[self.architecture]
-        config_cls = getattr(transformers, config_cls_name)
-        fields = dict(self.config)
-        fields["num_labels"] = self.num_labels
-        if pad_token_id is not None:
-            fields["pad_token_id"] = pad_token_id
-        return config_cls(**fields)
-
-    def model_class(self):
-        import transformers
-
-        return getattr(transformers, ARCHITECTURES[self.architecture][1])
-
-    def fingerprint(self) -> str:
-        """Stable hash of what defines the weights of a seeded miniature."""
-        blob = json.dumps([self.architecture, self.config, self.num_labels, self.seed], sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+def _builtin(name: str) -> ModelSpec:
+    spec = spec_from_config(BUILTIN_DIR / f"{name}.json", name, verify=False)
+    return ModelSpec(spec.name, spec.architecture, spec.config, tiny=False, notes=spec.notes.split(":")[0])
 
 
-_GEMMA2_9B = dict(
-    vocab_size=256000,
-    hidden_size=3584,
-    intermediate_size=14336,
-    num_hidden_layers=42,
-    num_attention_heads=16,
-    num_key_value_heads=8,
-    head_dim=256,
-    hidden_activation="gelu_pytorch_tanh",
-    max_position_embeddings=8192,
-    rms_norm_eps=1e-6,
-    rope_theta=10000.0,
-    attn_logit_softcapping=50.0,
-    final_logit_softcapping=30.0,
-    query_pre_attn_scalar=256,
-    sliding_window=4096,
-    tie_word_embeddings=True,
-)
-_LLAMA3_8B = dict(
-    vocab_size=128256,
-    hidden_size=4096,
-    intermediate_size=14336,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    head_dim=128,
-    hidden_act="silu",
-    max_position_embeddings=8192,
-    rms_norm_eps=1e-5,
-    rope_theta=500000.0,
-    tie_word_embeddings=False,
-)
-_MISTRAL_7B = dict(
-    vocab_size=32000,
-    hidden_size=4096,
-    intermediate_size=14336,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    head_dim=128,
-    hidden_act="silu",
-    max_position_embeddings=32768,
-    rms_norm_eps=1e-5,
-    rope_theta=10000.0,
-    sliding_window=4096,
-    tie_word_embeddings=False,
-)
-_QWEN2_7B = dict(
-    vocab_size=152064,
-    hidden_size=3584,
-    intermediate_size=18944,
-    num_hidden_layers=28,
-    num_attention_heads=28,
-    num_key_value_heads=4,
-    hidden_act="silu",
-    max_position_embeddings=32768,
-    rms_norm_eps=1e-6,
-    rope_theta=1000000.0,
-    tie_word_embeddings=False,
-)
+_GEMMA2_9B = _builtin("gemma2-9b")
+_LLAMA3_8B = _builtin("llama3-8b")
+_MISTRAL_7B = _builtin("mistral-7b")
+_QWEN2_7B = _builtin("qwen2-7b")
 
 _TINY_COMMON = dict(hidden_size=64, intermediate_size=256, max_position_embeddings=4096)
 
 SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("gemma2-9b", "gemma2", _GEMMA2_9B, tiny=False, notes="google/gemma-2-9b"),
-        ModelSpec("llama3-8b", "llama", _LLAMA3_8B, tiny=False, notes="meta-llama/Meta-Llama-3-8B"),
-        ModelSpec("mistral-7b", "mistral", _MISTRAL_7B, tiny=False, notes="mistralai/Mistral-7B-v0.1"),
-        ModelSpec("qwen2-7b", "qwen2", _QWEN2_7B, tiny=False, notes="Qwen/Qwen2-7B"),
+        _GEMMA2_9B,
+        _LLAMA3_8B,
+        _MISTRAL_7B,
+        _QWEN2_7B,
         ModelSpec(
             "tiny-gemma2",
             "gemma2",
             dict(
-                _GEMMA2_9B,
+                _GEMMA2_9B.config,
                 **_TINY_COMMON,
                 vocab_size=32000,
                 num_hidden_layers=4,
@@ -180,7 +78,7 @@ SPECS: dict[str, ModelSpec] = {
             "tiny-llama3",
             "llama",
             dict(
-                _LLAMA3_8B,
+                _LLAMA3_8B.config,
                 **_TINY_COMMON,
                 vocab_size=16032,
                 num_hidden_layers=3,
@@ -195,7 +93,7 @@ SPECS: dict[str, ModelSpec] = {
             "tiny-mistral",
             "mistral",
             dict(
-                _MISTRAL_7B,
+                _MISTRAL_7B.config,
                 **_TINY_COMMON,
                 vocab_size=4000,
                 num_hidden_layers=3,
@@ -216,3 +114,22 @@ def get_spec(name: str) -> ModelSpec:
         return SPECS[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(SPECS))}") from None
+
+
+@lru_cache(maxsize=64)
+def _from_file(path: Path) -> ModelSpec:
+    return spec_from_config(path)
+
+
+def resolve_model(name_or_path: str) -> ModelSpec:
+    """A built-in model by name, or the full-size model a config.json path declares (explain, budget)."""
+    if name_or_path in SPECS:
+        return SPECS[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.is_file() or path.is_dir():
+        if path.is_dir():
+            path = path / "config.json"
+        return _from_file(path.resolve())
+    raise ModelConfigError(
+        f"unknown model {name_or_path!r}: give a config.json path or one of {', '.join(sorted(SPECS))}"
+    )

@@ -5,20 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
+from perfsuite.models.shape import shape_of
 from perfsuite.models.specs import SPECS, get_spec
 
 
 def test_tiny_gemma2_vs_llama3_keeps_the_speed_relevant_ratios():
     tg, tl = get_spec("tiny-gemma2"), get_spec("tiny-llama3")
     fg, fl = get_spec("gemma2-9b"), get_spec("llama3-8b")
-    assert tg.head_dim / tl.head_dim == fg.head_dim / fl.head_dim == 2
+    assert shape_of(tg).head_dim / shape_of(tl).head_dim == shape_of(fg).head_dim / shape_of(fl).head_dim == 2
 
     def gqa(spec):
         return spec.config["num_attention_heads"] / spec.config["num_key_value_heads"]
 
     assert (gqa(tg), gqa(tl)) == (gqa(fg), gqa(fl))
     # Score work per layer (heads x head_dim) is equal in both pairs.
-    assert tg.config["num_attention_heads"] * tg.head_dim == tl.config["num_attention_heads"] * tl.head_dim
+    assert tg.config["num_attention_heads"] * shape_of(tg).head_dim == tl.config["num_attention_heads"] * shape_of(tl).head_dim
     layer_ratio = tg.config["num_hidden_layers"] / tl.config["num_hidden_layers"]
     assert layer_ratio == pytest.approx(fg.config["num_hidden_layers"] / fl.config["num_hidden_layers"], rel=0.02)
     assert tg.config["vocab_size"] / tl.config["vocab_size"] == pytest.approx(

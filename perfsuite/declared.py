@@ -1,0 +1,78 @@
+"""A user matrix's `[[models]]`: declarations read into specs - full size on GPU tiers,
+shrunk to automatic miniatures on CPU tiers (models/shrink.py).
+
+Kept apart from matrix.py (which only parses): this reads config.json and tokenizer files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .models.config_json import ModelConfigError, spec_from_config
+from .models.modelspec import ModelSpec
+
+TRAINED_SUBDIR = "trained"  # beside a declared config.json: scripts/train_tiny.py writes <name>/ here
+
+
+@dataclass(frozen=True)
+class ModelDeclaration:
+    """One `[[models]]` table: paths already resolved against the matrix file's folder."""
+
+    name: str
+    config: Path
+    checkpoint: Path | None = None
+    adapter: Path | None = None
+    tokenizer: Path | None = None
+    source: str = ""  # the matrix file, for messages
+
+
+def first_token_id(value: object) -> int | None:
+    """A config's eos_token_id may be one id or a list (Llama-3.1); the first one ends a row."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def tokenizer_ids(spec: ModelSpec, path: Path) -> tuple[int, int, int]:
+    """(vocabulary size, eos id, pad id) of a declared tokenizer.json, the ids from the config.json."""
+    from tokenizers import Tokenizer
+
+    try:
+        backend = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises its own Exception type for a malformed file
+        raise ModelConfigError(f"{path}: not a tokenizer.json ({exc})") from None
+    size = backend.get_vocab_size(with_added_tokens=True)
+    eos = first_token_id(spec.config.get("eos_token_id"))
+    where = spec.source or spec.name
+    if eos is None or not 0 <= eos < size:
+        raise ModelConfigError(
+            f"{where}: field eos_token_id: {spec.config.get('eos_token_id')!r} is not an id of {path} "
+            f"({size} tokens); every row ends with it"
+        )
+    pad = first_token_id(spec.config.get("pad_token_id"))
+    return size, eos, pad if pad is not None and 0 <= pad < size else eos
+
+
+def declared_spec(declaration: ModelDeclaration, device: str, max_length: int) -> ModelSpec:
+    """The spec a tier runs: the config at full size on a GPU tier, its miniature on a CPU tier."""
+    full = spec_from_config(
+        declaration.config,
+        declaration.name,
+        checkpoint=declaration.checkpoint,
+        adapter=declaration.adapter,
+        tokenizer=declaration.tokenizer,
+    )
+    full = replace(full, trained_dir=declaration.config.parent / TRAINED_SUBDIR)
+    if device != "cpu":
+        return full
+    from .models.shrink import miniature
+
+    if declaration.tokenizer is not None:
+        vocab, eos, _ = tokenizer_ids(full, declaration.tokenizer)
+    else:
+        from .data.tokenizer import load_tiny_tokenizer
+
+        tiny = load_tiny_tokenizer()
+        vocab, eos = tiny.backend.get_vocab_size(with_added_tokens=True), tiny.eos_id  # type: ignore[attr-defined]
+    return miniature(full, vocab_size=vocab, max_length=max_length, eos_id=eos)
