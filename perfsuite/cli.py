@@ -470,7 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         _common(sub.add_parser(name, help=help_text))
     _selftest_parser(sub.add_parser("selftest", help="measure the suite's false-alarm and detection rates here"))
     explain = sub.add_parser("explain", help="why model A is slower than B on a device, factor by factor")
-    explain.add_argument("models", nargs=2, metavar="MODEL", help="e.g. gemma2-9b llama3-8b")
+    explain.add_argument(
+        "models", nargs=2, metavar="MODEL", help="a built-in name or a config.json path, e.g. gemma2-9b llama3-8b"
+    )
     explain.add_argument(
         "--attention-a", default=None, choices=ATTENTIONS, help="default: eager for Gemma-2 (softcapping), else sdpa"
     )
@@ -479,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("--dtype-b", default=None, choices=DTYPES, help="B's dtype (default: --dtype)")
     _model_args(explain)
     budget = sub.add_parser("budget", help="does a config score N rows on G devices within a time limit")
-    budget.add_argument("model")
+    budget.add_argument("model", help="a built-in name (gemma2-9b ...) or a config.json path")
     budget.add_argument(
         "--attention", default=None, choices=ATTENTIONS, help="default: eager for Gemma-2 (softcapping), else sdpa"
     )

@@ -54,6 +54,13 @@ class Worker:
         )
         return {"versions": package_versions(), "perfsuite": os.path.dirname(perfsuite.__file__)}
 
+    def spec_of(self, model: str) -> Any:
+        """The matrix's own spec for a model name (declared models); a revision from before
+        [[models]] knows only the built-in ones."""
+        from perfsuite.models.specs import get_spec
+
+        return getattr(self.session.matrix, "spec", get_spec)(model)
+
     def variant_for(self, variant_id: str) -> Any:
         for variant in self.session.matrix.variants:
             if variant.id == variant_id:
@@ -63,15 +70,13 @@ class Worker:
     def tokenize(self, request: dict[str, Any]) -> dict[str, Any]:
         """Read and encode the rows in the zygote, resolve the weights and import the model's
         modules (transformers imports them lazily, ~3 s), so each child starts with them."""
-        from perfsuite.models.specs import get_spec
-
         variant = self.variant_for(request["variant"])
         reason = self.session.skip_reason(variant)
         if reason:
             return {"skip": reason}
         tokenizer = self.session.workload(variant)[0]
         self.session.checkpoint(variant, tokenizer.pad_id)
-        get_spec(variant.model).model_class()
+        self.spec_of(variant.model).model_class()
         for module in ("transformers.modeling_utils", "transformers.integrations.sdpa_attention", "safetensors.torch"):
             with contextlib.suppress(ImportError):
                 importlib.import_module(module)
@@ -85,7 +90,6 @@ class Worker:
             from perfsuite.cost.model import forward_flops
         except ImportError:  # a revision from before the cost package
             from perfsuite.costmodel import forward_flops
-        from perfsuite.models.specs import get_spec
 
         self.variant = self.variant_for(request["variant"])
         self.prepared = self.session.prepare(self.variant)
@@ -101,7 +105,7 @@ class Worker:
                 "batches": work.batches,
                 "real_tokens": work.real_tokens,
                 "processed_tokens": work.processed_tokens,
-                "flops": forward_flops(get_spec(self.variant.model), shapes),
+                "flops": forward_flops(self.spec_of(self.variant.model), shapes),
             },
             "probs": probs.tolist(),
             "labels": [r.label for r in rows],

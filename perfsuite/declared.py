@@ -75,4 +75,16 @@ def declared_spec(declaration: ModelDeclaration, device: str, max_length: int) -
 
         tiny = load_tiny_tokenizer()
         vocab, eos = tiny.backend.get_vocab_size(with_added_tokens=True), tiny.eos_id  # type: ignore[attr-defined]
-    return miniature(full, vocab_size=vocab, max_length=max_length, eos_id=eos)
+    tiny = miniature(full, vocab_size=vocab, max_length=max_length, eos_id=eos)
+    unused = [f"{k} {v}" for k, v in (("checkpoint", full.checkpoint), ("adapter", full.adapter)) if v is not None]
+    return replace(tiny, extra={**tiny.extra, "unused_on_cpu": unused})
+
+
+def miniature_notes(spec: ModelSpec) -> list[str]:
+    """What the report says beside a declared model's variant on a CPU tier: it ran a miniature."""
+    if not spec.tiny or spec.source is None:
+        return []
+    notes = [f"automatic miniature of {spec.source} (docs/models.md rules)"]
+    unused = spec.extra.get("unused_on_cpu", ())
+    notes += [f"{u}: used on GPU tiers only, the miniature has other shapes" for u in unused]
+    return notes

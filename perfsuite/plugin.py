@@ -22,6 +22,12 @@ _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 
 
 def add_data_options(group) -> None:
+    group.addoption(
+        "--perfsuite-matrix",
+        default=None,
+        metavar="PATH.toml",
+        help="run this matrix (e.g. your own [[models]]) with the cases perfsuite supplies; no test module needed",
+    )
     group.addoption("--perfsuite-data", default=None, help="Kaggle-format CSV to run on (default: bundled sample)")
     group.addoption("--perfsuite-select", default=None, help="globs over variant ids, e.g. 'tiny-llama3-*,*-sorted'")
     group.addoption(
@@ -59,17 +65,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_report_options(group)
 
 
+USER_MATRIX = "--perfsuite-matrix"  # a test module's PERFSUITE_MATRIX: the path given on the command line
+CASES_MODULE = Path(__file__).with_name("matrix_cases.py")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SESSIONS] = {}
+    path = config.getoption("perfsuite_matrix")
+    if path:
+        if not Path(path).is_file():
+            raise pytest.UsageError(f"--perfsuite-matrix {path}: no such matrix file")
+        # The supplied cases join the collection; with no path on the command line they replace
+        # the default (testpaths or the working folder): the user asked for this matrix only.
+        if config.args_source != pytest.Config.ArgsSource.ARGS:
+            config.args[:] = []
+        config.args.append(str(CASES_MODULE))
+
+
+def matrix_source(config: pytest.Config, matrix_name: str) -> str:
+    """The matrix a test module names: a bundled tier, a TOML path, or the --perfsuite-matrix one."""
+    if matrix_name != USER_MATRIX:
+        return matrix_name
+    path = config.getoption("perfsuite_matrix")
+    if not path:
+        raise pytest.UsageError(f"{CASES_MODULE.name} runs the matrix given by --perfsuite-matrix PATH.toml")
+    return str(path)
 
 
 def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
     sessions = config.stash[_SESSIONS]
     if matrix_name not in sessions:
-        root = Path(config.getoption("perfsuite_baselines") or Path(config.rootpath) / "baselines")
+        try:
+            matrix = load_matrix(matrix_source(config, matrix_name))
+        except MatrixError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        given = config.getoption("perfsuite_baselines")
+        root = Path(given or matrix.default_baselines or Path(config.rootpath) / "baselines")
         try:
             sessions[matrix_name] = PerfSession(
-                load_matrix(matrix_name),
+                matrix,
                 baseline_root=root,
                 data_path=config.getoption("perfsuite_data"),
                 rebaseline=config.getoption("perfsuite_rebaseline") and not config.option.collectonly,
@@ -154,9 +188,9 @@ def assert_outcome(outcome: Outcome) -> None:
 def _case_variant(item: pytest.Item) -> tuple[str, str] | None:
     """(matrix name, a variant id) of a perf case, or None for other tests."""
     params = getattr(getattr(item, "callspec", None), "params", {})
-    if "perf_variant" in params:
+    if isinstance(params.get("perf_variant"), tuple):
         return params["perf_variant"][0], params["perf_variant"][1].id
-    if "perf_pair" in params:
+    if isinstance(params.get("perf_pair"), tuple):  # not NOTSET: a matrix with no relative bound
         return params["perf_pair"][0], params["perf_pair"][1].variant.id
     return None
 
@@ -192,10 +226,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is None or item.get_closest_marker("skip") is None:
             continue
-        if "perf_variant" in callspec.params:
+        if isinstance(callspec.params.get("perf_variant"), tuple):
             name, variant = callspec.params["perf_variant"]
             perf_session(session.config, name).add_skipped(variant)
-        if "perf_pair" in callspec.params:
+        if isinstance(callspec.params.get("perf_pair"), tuple):  # not NOTSET (no relative bound)
             name, bound = callspec.params["perf_pair"]
             perf_session(session.config, name).add_skipped_pair(bound)
 

@@ -27,7 +27,7 @@ from .data.formatting import EncodedRow
 from .matrix import TierSettings, Variant
 from .metrics import symmetrize_tta
 from .models.factory import attach_adapter, load_model, shape_only_model, weight_bytes
-from .models.specs import get_spec
+from .models.specs import ModelSpec, get_spec
 
 
 class Sampler(Protocol):
@@ -285,6 +285,7 @@ class PreparedVariant:
     load_seconds: float
     scored: bool
     adapter: Path | None
+    spec: ModelSpec | None = None
 
     @property
     def all_batches(self) -> list[Batch]:
@@ -306,9 +307,12 @@ def prepare_variant(
     checkpoint: Path | None,
     swapped_rows: Sequence[EncodedRow] | None = None,
     adapter: Path | None = None,
+    spec: ModelSpec | None = None,
 ) -> PreparedVariant:
-    """Load the model (shape-only random weights on the device without a checkpoint) and batch the rows."""
-    spec = get_spec(variant.model)
+    """Load the model (shape-only random weights on the device without a checkpoint) and batch the rows.
+
+    `spec`: the model as the matrix declares it (default: the built-in model of that name)."""
+    spec = spec or get_spec(variant.model)
     device = "cuda" if settings.device == "cuda" else "cpu"
     _prepare_torch(settings, variant.attention)
     if device == "cuda":
@@ -336,6 +340,7 @@ def prepare_variant(
         load_s,
         scored=checkpoint is not None,
         adapter=adapter,
+        spec=spec,
     )
     for hook in HOOKS.after_prepare:
         hook(prepared)
@@ -351,6 +356,7 @@ def run_variant(
     sampler: Sampler = perf_counter_sampler,
     swapped_rows: Sequence[EncodedRow] | None = None,
     adapter: Path | None = None,
+    spec: ModelSpec | None = None,
 ) -> RunResult:
     """Load the variant's model, warm up, sample pass times, and collect outputs.
 
@@ -360,7 +366,7 @@ def run_variant(
     augmentation: both are run in every pass and the predictions symmetrised. `adapter`
     is a local LoRA folder applied unmerged on top of the weights.
     """
-    prepared = prepare_variant(variant, settings, rows, pad_id, checkpoint, swapped_rows, adapter)
+    prepared = prepare_variant(variant, settings, rows, pad_id, checkpoint, swapped_rows, adapter, spec)
     device, all_batches = prepared.device, prepared.all_batches
     work = count_work(all_batches)
     one_pass = prepared.one_pass
@@ -402,7 +408,7 @@ def run_variant(
         load_seconds=prepared.load_seconds,
         warmup_seconds=warm_s,
         scored=prepared.scored,
-        flops=forward_flops(get_spec(variant.model), [tuple(b.input_ids.shape) for b in all_batches]),
+        flops=forward_flops(prepared.spec or get_spec(variant.model), [tuple(b.input_ids.shape) for b in all_batches]),
         adapter=adapter,
         probe_samples=list(probe.samples),
         other_cpu_share=load.share,

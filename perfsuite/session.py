@@ -18,6 +18,7 @@ from .data.formatting import EncodedRow
 from .data.loader import LoadReport
 from .data.sample import SAMPLE_PATH
 from .data.tokenizer import TextTokenizer
+from .declared import miniature_notes
 from .environment import git_commit, package_versions
 from .fileio import weights_identity
 from .judge import StoredRecords, judge
@@ -80,7 +81,7 @@ class PerfSession:
         self.data_path = Path(data_path) if data_path else SAMPLE_PATH
         self.rebaseline = rebaseline
         self.strict = strict
-        self.data = Workload(self.data_path, self.settings, cache_dir)
+        self.data = Workload(self.data_path, self.settings, cache_dir, matrix.spec)
         self.probe = SupportProbe(cache_dir)  # what the installed libraries accept, asked once
         self.predictor = Predictor(self.store.root, self.store.machine_key, self.settings, self.resolve)
         self.outcomes: list[Outcome] = []
@@ -116,7 +117,8 @@ class PerfSession:
         return self.resolve(variant).checkpoint
 
     def skip_reason(self, variant: Variant) -> str | None:
-        return skip_reason(variant, self.settings, self.caps, self.probe) or self.matrix.excluded(variant)
+        spec = self.matrix.spec(variant.model)
+        return skip_reason(variant, self.settings, self.caps, self.probe, spec) or self.matrix.excluded(variant)
 
     def add_skipped(self, variant: Variant) -> Outcome:
         """Record a variant that was collected but cannot run here, so the report still lists it."""
@@ -222,8 +224,9 @@ class PerfSession:
         if result.adapter is not None:
             outcome.notes.append(f"LoRA adapter {result.adapter} (unmerged)")
         if not result.scored:
-            env_var = checkpoint_env_var(resolved.spec)
-            outcome.notes.append(f"shape-only weights: log-loss needs a real checkpoint (set {env_var})")
+            how = "`checkpoint` in its [[models]]" if resolved.spec.source else checkpoint_env_var(resolved.spec)
+            outcome.notes.append(f"shape-only weights: log-loss needs a real checkpoint (set {how})")
+        outcome.notes.extend(miniature_notes(resolved.spec))
         self.outcomes.append(outcome)
         return outcome
 
@@ -271,6 +274,7 @@ class PerfSession:
             sampler,
             swapped,
             resolved.adapter,
+            resolved.spec,
         )
 
     def prepare(self, variant: Variant, settings: TierSettings | None = None) -> PreparedVariant:
@@ -278,7 +282,7 @@ class PerfSession:
         r = self.resolve(variant)
         e = r.encoded
         return runner.prepare_variant(
-            variant, settings or self.settings, e.rows, r.pad_id, r.checkpoint, e.swapped, r.adapter
+            variant, settings or self.settings, e.rows, r.pad_id, r.checkpoint, e.swapped, r.adapter, r.spec
         )
 
     def length_summary(self) -> list[str]:

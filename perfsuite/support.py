@@ -12,12 +12,13 @@ import importlib.util
 from .hardware import hardware_reason
 from .machine import DeviceCaps
 from .matrix import TierSettings, Variant
+from .models.modelspec import ModelSpec
 from .models.specs import get_spec
 from .probe import SupportProbe, default_probe
 
 
 def implementation_reason(
-    model: str, dtype: str, attention: str, caps: DeviceCaps, probe: SupportProbe | None = None
+    model: ModelSpec, dtype: str, attention: str, caps: DeviceCaps, probe: SupportProbe | None = None
 ) -> str | None:
     """Why this model cannot run in this dtype with this attention on `caps`, or None."""
     reason = hardware_reason(dtype, attention, caps)
@@ -27,7 +28,7 @@ def implementation_reason(
         # A datasheet device assumed to have flash-attn: transformers here cannot be asked
         # without it, so the hardware rules answer alone.
         return None
-    return (probe or default_probe()).attention(get_spec(model), attention, dtype)
+    return (probe or default_probe()).attention(model, attention, dtype)
 
 
 # Attention kernels whose interface cannot express a model's attention-logit softcapping. A
@@ -38,12 +39,11 @@ NO_SOFTCAP_INPUT = {
 }
 
 
-def semantic_reason(model: str, attention: str) -> str | None:
-    """Why `attention` would compute a different model than `model` (no run needed), or None."""
-    spec = get_spec(model)
+def semantic_reason(spec: ModelSpec, attention: str) -> str | None:
+    """Why `attention` would compute a different model than `spec` (no run needed), or None."""
     if spec.softcapping and attention in NO_SOFTCAP_INPUT:
         return (
-            f"{model} caps attention logits at {spec.config['attn_logit_softcapping']:g} and "
+            f"{spec.name} caps attention logits at {spec.config['attn_logit_softcapping']:g} and "
             f"{NO_SOFTCAP_INPUT[attention]}: {attention} computes a different model "
             "(transformers 4.48-5.20 accept it and drop the softcapping silently)"
         )
@@ -51,16 +51,20 @@ def semantic_reason(model: str, attention: str) -> str | None:
 
 
 def skip_reason(
-    variant: Variant, settings: TierSettings, caps: DeviceCaps, probe: SupportProbe | None = None
+    variant: Variant,
+    settings: TierSettings,
+    caps: DeviceCaps,
+    probe: SupportProbe | None = None,
+    spec: ModelSpec | None = None,
 ) -> str | None:
-    """Why `variant` cannot run on this tier and machine, or None."""
-    spec = get_spec(variant.model)
+    """Why `variant` cannot run on this tier and machine, or None (`spec`: as the matrix declares it)."""
+    spec = spec or get_spec(variant.model)
     if settings.device == "cuda" and not caps.has_cuda:
         return "GPU tier: this machine has no CUDA device"
     if settings.device == "cpu" and not spec.tiny:
         return f"{spec.name} is full-size; the CPU tier runs tiny miniatures only"
     probe = probe or default_probe()
-    reason = implementation_reason(variant.model, variant.dtype, variant.attention, caps, probe)
+    reason = implementation_reason(spec, variant.dtype, variant.attention, caps, probe)
     if reason:
         return reason
     if settings.device == "cuda" and not _cuda_here():

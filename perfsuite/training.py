@@ -23,7 +23,7 @@ import torch
 from .data.formatting import EncodedRow, PairFormatter
 from .data.loader import load_arena_csv
 from .data.sample import generate_rows, render_csv
-from .data.tokenizer import load_tiny_tokenizer
+from .data.tokenizer import TextTokenizer, load_tiny_tokenizer
 from .models.specs import ModelSpec
 
 TRAINED_DIR = Path(__file__).with_name("models") / "trained"
@@ -81,13 +81,15 @@ class TrainConfig:
         return self.train_seed * 1000 + epoch_index
 
 
-def encoded_rows(n: int, seed: int, max_length: int, scale: float = 1.0) -> list[EncodedRow]:
-    """Generated rows, through the same loader and formatter a perf run uses."""
+def encoded_rows(
+    n: int, seed: int, max_length: int, scale: float = 1.0, tokenizer: TextTokenizer | None = None
+) -> list[EncodedRow]:
+    """Generated rows, through the same loader and formatter a perf run uses (default: the tiny BPE)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rows.csv"
         path.write_text(render_csv(generate_rows(n, seed, scale)), encoding="utf-8")
         rows, _ = load_arena_csv(path)
-    return PairFormatter(load_tiny_tokenizer(), max_length).encode_all(rows)
+    return PairFormatter(tokenizer or load_tiny_tokenizer(), max_length).encode_all(rows)
 
 
 def _batches(rows: list[EncodedRow], batch_size: int, pad_id: int, rng: random.Random | None):
@@ -129,14 +131,16 @@ def _warmup_cosine(warmup: int, steps: int):
     return factor
 
 
-def train(spec: ModelSpec, cfg: TrainConfig = TrainConfig(), log=print):
-    """Train `spec`'s miniature from its seeded initialisation; returns (model, report)."""
+def train(spec: ModelSpec, cfg: TrainConfig = TrainConfig(), log=print, tokenizer: TextTokenizer | None = None):
+    """Train `spec`'s miniature from its seeded initialisation; returns (model, report).
+
+    `tokenizer`: the one its rows are encoded with in a run (a declared tokenizer.json; default the tiny BPE)."""
     if not spec.tiny:
         raise ValueError(f"{spec.name} is full-size; only the tiny miniatures are trained here")
     torch.manual_seed(spec.seed)
     torch.set_num_threads(cfg.threads)
-    tokenizer = load_tiny_tokenizer()
-    heldout = encoded_rows(cfg.heldout_rows, cfg.heldout_seed, cfg.heldout_max_length)
+    tokenizer = tokenizer or load_tiny_tokenizer()
+    heldout = encoded_rows(cfg.heldout_rows, cfg.heldout_seed, cfg.heldout_max_length, tokenizer=tokenizer)
     attention = spec.default_attention
     config = spec.build_config(pad_token_id=tokenizer.pad_id)
     model = spec.model_class()._from_config(config, dtype=torch.float32, attn_implementation=attention)
@@ -150,7 +154,7 @@ def train(spec: ModelSpec, cfg: TrainConfig = TrainConfig(), log=print):
         steps = stage.epochs * math.ceil(stage.rows / cfg.batch_size)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(cfg.warmup_steps, steps))
         for epoch in range(stage.epochs):
-            train_rows = encoded_rows(stage.rows, cfg.epoch_seed(epoch_index), stage.max_length, stage.scale)
+            train_rows = encoded_rows(stage.rows, cfg.epoch_seed(epoch_index), stage.max_length, stage.scale, tokenizer)
             epoch_index += 1
             model.train()
             total, count = 0.0, 0
@@ -189,10 +193,11 @@ def train(spec: ModelSpec, cfg: TrainConfig = TrainConfig(), log=print):
 
 
 def save_trained(model, spec: ModelSpec, report: dict, folder: Path = TRAINED_DIR) -> Path:
-    """The state dict as safetensors (metadata: spec fingerprint) and the training report."""
+    """The state dict as safetensors (metadata: spec fingerprint) and the training report
+    (under a declared model's own trained/ folder, beside its config.json)."""
     from safetensors.torch import save_file
 
-    target = folder / spec.name
+    target = (spec.trained_dir or folder) / spec.name
     target.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(target / WEIGHTS_FILE), metadata={"spec_fingerprint": spec.fingerprint()})
@@ -205,7 +210,7 @@ def trained_weights(spec: ModelSpec, folder: Path = TRAINED_DIR) -> Path | None:
 
     Weights made for another version of the spec (other shapes) are an error naming the file.
     """
-    path = folder / spec.name / WEIGHTS_FILE
+    path = (spec.trained_dir or folder) / spec.name / WEIGHTS_FILE
     if not path.is_file():
         return None
     from safetensors import safe_open

@@ -7,13 +7,14 @@ runner, instead of each layer looking the spec and the weights up again by name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .data.formatting import EncodedRow, PairFormatter
 from .data.loader import ArenaRow, LoadReport, load_arena_csv
-from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer
+from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer, load_tokenizer_file
 from .fileio import file_fingerprint
 from .matrix import TierSettings, Variant
 from .models.factory import adapter_for, checkpoint_for, tiny_checkpoint
@@ -50,8 +51,16 @@ class ResolvedVariant:
 class Workload:
     """The rows of one data file under one tier's settings, encoded once per tokenizer."""
 
-    def __init__(self, data_path: Path, settings: TierSettings, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_path: Path,
+        settings: TierSettings,
+        cache_dir: Path | None = None,
+        specs: Callable[[str], ModelSpec] = get_spec,
+    ) -> None:
+        """`specs`: model name -> spec, the matrix's own (declared models first, then built-in)."""
         self.data_path = data_path
+        self.specs = specs
         self.settings = settings
         self.cache_dir = cache_dir
         self.load_report: LoadReport | None = None
@@ -79,18 +88,32 @@ class Workload:
 
     @staticmethod
     def tokenizer_key(spec: ModelSpec) -> str:
-        """Which tokenizer encodes a model's rows: a local checkpoint's own, else the shipped tiny BPE."""
+        """Which tokenizer encodes a model's rows: a local checkpoint's own, else a declared
+        tokenizer.json (which also sized a miniature's vocabulary), else the shipped tiny BPE."""
         folder = None if spec.tiny else checkpoint_for(spec)
-        return str(folder) if folder else TINY_BPE
+        if folder:
+            return str(folder)
+        return str(spec.tokenizer) if spec.tokenizer else TINY_BPE
+
+    @staticmethod
+    def load_tokenizer(key: str, spec: ModelSpec) -> TextTokenizer:
+        if key == TINY_BPE:
+            return load_tiny_tokenizer()
+        if spec.tokenizer is not None and key == str(spec.tokenizer):
+            from .declared import tokenizer_ids
+
+            _, eos, pad = tokenizer_ids(spec, spec.tokenizer)
+            return load_tokenizer_file(spec.tokenizer, eos_id=eos, pad_id=pad)
+        return load_local_hf_tokenizer(Path(key))
 
     def encoded(self, spec: ModelSpec) -> EncodedRows:
         """Tokenised, truncated rows for the spec's tokenizer (prepared once per tokenizer).
 
-        The shipped tiny BPE's ids fit every vocabulary in the registry.
+        The shipped tiny BPE's ids fit every built-in vocabulary and every automatic miniature's.
         """
         key = self.tokenizer_key(spec)
         if key not in self._encoded:
-            tokenizer = load_tiny_tokenizer() if key == TINY_BPE else load_local_hf_tokenizer(Path(key))
+            tokenizer = self.load_tokenizer(key, spec)
             rows = self.rows()
             formatter = PairFormatter(tokenizer, self.settings.max_length)
             swapped = formatter.encode_all([r.swapped() for r in rows]) if self.settings.tta else None
@@ -104,7 +127,7 @@ class Workload:
     def resolve(self, variant: Variant) -> ResolvedVariant:
         """The variant's spec, rows and weights (a miniature's checkpoint is made here if not cached)."""
         if variant.id not in self._resolved:
-            spec = get_spec(variant.model)
+            spec = self.specs(variant.model)
             encoded = self.encoded(spec)
             checkpoint = self.checkpoint(spec, encoded.tokenizer.pad_id)
             adapter = adapter_for(spec)

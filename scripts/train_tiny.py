@@ -1,10 +1,18 @@
-"""Train the tiny miniatures as 3-class preference classifiers and write the shipped weights.
+"""Train tiny miniatures as 3-class preference classifiers: the shipped ones, or your own model's.
 
 Seeded and CPU-only: the same seed and library versions give the same weights and held-out
 log-loss. `--check` retrains without writing and compares with the shipped training.json
 (to 1e-3). Each model trains in its own single-threaded process, `--jobs` at a time
 (default 2: tiny-gemma2, the slowest at about 25 minutes, beside the other two).
+
+Your own model: `--config path/config.json` shrinks it by the miniature rules (docs/models.md)
+for a CPU tier with `--max-length` (default the bundled CPU tier's) and writes the weights to
+`trained/<name>/` beside the config.json, where a matrix declaring that config finds them.
+`--matrix my.toml --model NAME` trains a model exactly as that matrix declares it.
+
 Usage: python scripts/train_tiny.py [--check] [--jobs N] [tiny-llama3 tiny-gemma2 ...]
+       python scripts/train_tiny.py --config models/my-qwen/config.json [--name my-qwen] [--tokenizer tok.json]
+       python scripts/train_tiny.py --matrix my.toml --model my-qwen
 """
 
 from __future__ import annotations
@@ -13,8 +21,9 @@ import argparse
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
-from perfsuite.models.specs import SPECS
+from perfsuite.models.specs import SPECS, ModelSpec
 from perfsuite.training import REPORT_FILE, TRAINED_DIR, TrainConfig, save_trained, train
 
 
@@ -27,12 +36,64 @@ def train_one(name: str, check: bool) -> dict:
     return report
 
 
+def declared_miniature(args: argparse.Namespace) -> ModelSpec:
+    """The miniature a --config or --matrix/--model names (MatrixError / ModelConfigError on bad input)."""
+    from perfsuite.declared import ModelDeclaration, declared_spec
+    from perfsuite.matrix import MatrixError, load_matrix
+
+    if args.matrix:
+        matrix = load_matrix(args.matrix)
+        if matrix.settings.device != "cpu":
+            raise MatrixError(f"{args.matrix}: a {matrix.settings.device} tier runs full-size models; nothing to train")
+        if args.model not in matrix.models:
+            declared = ", ".join(matrix.models) or "none"
+            raise MatrixError(f"{args.matrix}: --model {args.model!r} is not declared in its [[models]] ({declared})")
+        return matrix.models[args.model]
+    config = Path(args.config)
+    tokenizer = Path(args.tokenizer) if args.tokenizer else None
+    name = args.name or (config.parent.name if config.name == "config.json" else config.stem)
+    max_length = args.max_length or load_matrix("cpu").settings.max_length
+    return declared_spec(ModelDeclaration(name, config, tokenizer=tokenizer), "cpu", max_length)
+
+
+def train_declared(args: argparse.Namespace) -> int:
+    from perfsuite.matrix import MatrixError
+    from perfsuite.models.config_json import ModelConfigError
+    from perfsuite.workload import Workload
+
+    try:
+        spec = declared_miniature(args)
+    except (MatrixError, ModelConfigError) as exc:
+        print(f"train_tiny: {exc}", file=sys.stderr)
+        return 2
+    tokenizer = Workload.load_tokenizer(Workload.tokenizer_key(spec), spec)
+    print(f"{spec.name}: miniature {json.dumps(spec.extra.get('shrunk', {}))}", flush=True)
+    model, report = train(spec, TrainConfig(), log=lambda line: print(line, flush=True), tokenizer=tokenizer)
+    if args.check:
+        print(f"{spec.name}: held-out {report['heldout']} (not written: --check)")
+        return 0
+    folder = save_trained(model, spec, report)
+    print(f"{spec.name}: held-out {report['heldout']} in {report['seconds']} s -> {folder}", flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="*", help="miniatures to train (default: all tiny ones)")
+    parser.add_argument("models", nargs="*", help="shipped miniatures to train (default: all tiny ones)")
     parser.add_argument("--check", action="store_true", help="retrain and compare with the shipped report")
     parser.add_argument("--jobs", type=int, default=2, help="models trained at once, one process each")
+    own = parser.add_argument_group("your own model")
+    own.add_argument("--config", default=None, help="a config.json to shrink and train")
+    own.add_argument("--name", default=None, help="its model name (default: the config's folder name)")
+    own.add_argument("--tokenizer", default=None, help="a tokenizer.json its rows are encoded with")
+    own.add_argument("--max-length", type=int, default=None, help="the CPU tier's max_length (default: bundled)")
+    own.add_argument("--matrix", default=None, help="a matrix TOML declaring the model (with --model)")
+    own.add_argument("--model", default=None, help="the declared model of --matrix to train")
     args = parser.parse_args(argv)
+    if args.config or args.matrix:
+        if args.models or (args.matrix and not args.model) or (args.config and args.matrix):
+            parser.error("give --config PATH, or --matrix PATH --model NAME, and no shipped model names")
+        return train_declared(args)
     tiny = [n for n, s in SPECS.items() if s.tiny]
     unknown = sorted(set(args.models) - set(tiny))
     if unknown:

@@ -19,7 +19,8 @@ from ..batching import padded_shapes
 from ..distributed import shard_rows
 from ..fileio import console_width
 from ..matrix import PADDINGS
-from ..models.specs import get_spec
+from ..models.modelspec import ModelSpec
+from ..models.specs import resolve_model
 from ..support import implementation_reason, semantic_reason
 from .devices import DeviceSpec
 from .model import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_bytes, predict
@@ -51,22 +52,31 @@ class Setup:
     batch_size: int = 4
     max_length: int = 2048
 
+    @property
+    def spec(self) -> ModelSpec:
+        """`model` is a built-in name or a config.json path (resolved once per path)."""
+        return resolve_model(self.model)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
     def config(self) -> CostConfig:
-        return CostConfig.for_model(get_spec(self.model), self.dtype, self.attention, "fp16")
+        return CostConfig.for_model(self.spec, self.dtype, self.attention, "fp16")
 
     def label(self) -> str:
-        return f"{self.model} {self.dtype} {self.attention} {self.padding}"
+        return f"{self.name} {self.dtype} {self.attention} {self.padding}"
 
 
 def default_attention(model: str) -> str:
     """The attention a model name gets when the command line names none."""
-    return get_spec(model).default_attention
+    return resolve_model(model).default_attention
 
 
 def check_setup(setup: Setup, device: DeviceSpec) -> None:
     """Hardware rules for `device` (FlashAttention-2 needs sm80+ ...) and what the installed transformers accepts."""
-    reason = implementation_reason(setup.model, setup.dtype, setup.attention, device.caps())
-    reason = reason or semantic_reason(setup.model, setup.attention)
+    reason = implementation_reason(setup.spec, setup.dtype, setup.attention, device.caps())
+    reason = reason or semantic_reason(setup.spec, setup.attention)
     if reason:
         raise ExplainError(reason)
 
@@ -151,7 +161,7 @@ def memory_problem(setup: Setup, device: DeviceSpec, lengths: Sequence[int]) -> 
     if peak <= 0.92 * device.memory_bytes:
         return None
     return (
-        f"{setup.model} {setup.dtype} needs ~{peak / 2**30:.1f} GiB at its largest batch on {device.name}, which has "
+        f"{setup.name} {setup.dtype} needs ~{peak / 2**30:.1f} GiB at its largest batch on {device.name}, which has "
         f"{device.memory_bytes / 2**30:.0f} GiB: it does not fit, so there is no time to compare"
     )
 
@@ -254,7 +264,7 @@ def render_explain(
             raise ExplainError(problem)
     pred_a, pred_b, factors = decompose(a, b, device, lengths)
     per_k = 1000 / len(lengths)
-    notes = [f"{s.model} {s.dtype}: {device.emulated[s.dtype]}" for s in (a, b) if s.dtype in device.emulated]
+    notes = [f"{s.name} {s.dtype}: {device.emulated[s.dtype]}" for s in (a, b) if s.dtype in device.emulated]
     console = Console(width=console_width(140), record=True)
     with console.capture() as cap:
         console.print(
@@ -262,7 +272,7 @@ def render_explain(
             f"max_length {a.max_length}, batch {a.batch_size}; rows from {lengths_source}; {device_source}"
         )
         t = Table(title="predicted seconds per 1,000 rows, by component", header_style="bold")
-        for h in ("component", a.model, b.model, "what it is"):
+        for h in ("component", a.name, b.name, "what it is"):
             t.add_column(h, overflow="fold")
         for c in COMPONENTS:
             t.add_row(c, f"{pred_a.seconds[c] * per_k:,.1f}", f"{pred_b.seconds[c] * per_k:,.1f}", COMPONENT_NOTES[c])
@@ -271,7 +281,7 @@ def render_explain(
         for note in dict.fromkeys(notes):
             console.print(f"note: {note}")
         f = Table(
-            title=f"why {a.model} / {b.model} = {pred_a.total / pred_b.total:.2f}x "
+            title=f"why {a.name} / {b.name} = {pred_a.total / pred_b.total:.2f}x "
             "(each step's share over every order of the steps - Shapley values; the factors multiply to the total)"
         )
         for h in ("step", "change", "factor"):

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..baselines import BaselineStore, RebaselineLock
 from ..batching import padded_shapes
 from ..matrix import Variant
-from ..models.specs import get_spec
+from ..models.specs import SPECS, get_spec
 from ..names import inside, safe_name
 from .devices import DEVICES, EFFICIENCY_FIELDS, DeviceSpec, with_efficiency
 from .model import CostConfig, predict
@@ -74,6 +74,9 @@ def observations(store: BaselineStore, quantized_compute: str) -> tuple[list[Obs
             skipped.append(f"{record.variant}.json: not the bundled sample without TTA ({s.get('data')})")
             continue
         model, dtype, attention, padding = Variant.split_id(record.variant)
+        if model not in SPECS:
+            skipped.append(f"{record.variant}.json: {model} is not a built-in model (a user matrix's own)")
+            continue
         spec = get_spec(model)
         lengths = sample_lengths(s["max_length"], s["rows"])
         shapes = tuple(padded_shapes(lengths, s["batch_size"], padding, s["max_length"]))

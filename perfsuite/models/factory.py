@@ -40,6 +40,9 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
     folder = cache_dir / "tiny" / name
     if (folder / "config.json").is_file():
         return folder
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Writing model shards" once per miniature buries the report
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     config = spec.build_config(pad_token_id=pad_token_id)
     if trained is not None:
@@ -272,20 +275,20 @@ def _configured_folder(variable: str, required_file: str) -> Path | None:
 
 
 def checkpoint_for(spec: ModelSpec) -> Path | None:
-    """The user's local checkpoint folder for a full-size model, if configured (never the hub)."""
-    return _configured_folder(checkpoint_env_var(spec), "config.json")
+    """The user's local checkpoint folder for a full-size model: declared in its [[models]], else
+    from the environment variable (never the hub)."""
+    return spec.checkpoint or _configured_folder(checkpoint_env_var(spec), "config.json")
 
 
 def adapter_for(spec: ModelSpec) -> Path | None:
     """The user's local LoRA adapter folder for a model, if configured: safetensors weights only
     (an adapter_model.bin is a pickle, and loading a pickle can run code)."""
-    folder = _configured_folder(adapter_env_var(spec), "adapter_config.json")
+    folder = spec.adapter or _configured_folder(adapter_env_var(spec), "adapter_config.json")
     if folder is not None and not (folder / "adapter_model.safetensors").is_file():
         pickle = " (it has adapter_model.bin, a pickle: re-save it with safe_serialization=True)"
         has_bin = (folder / "adapter_model.bin").is_file()
-        raise FileNotFoundError(
-            f"{adapter_env_var(spec)}={folder}: no adapter_model.safetensors{pickle if has_bin else ''}"
-        )
+        where = f"{adapter_env_var(spec)}={folder}" if spec.adapter is None else f"{spec.name} adapter {folder}"
+        raise FileNotFoundError(f"{where}: no adapter_model.safetensors{pickle if has_bin else ''}")
     return folder
 
 

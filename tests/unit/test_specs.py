@@ -19,7 +19,10 @@ def test_tiny_gemma2_vs_llama3_keeps_the_speed_relevant_ratios():
 
     assert (gqa(tg), gqa(tl)) == (gqa(fg), gqa(fl))
     # Score work per layer (heads x head_dim) is equal in both pairs.
-    assert tg.config["num_attention_heads"] * shape_of(tg).head_dim == tl.config["num_attention_heads"] * shape_of(tl).head_dim
+    assert (
+        tg.config["num_attention_heads"] * shape_of(tg).head_dim
+        == tl.config["num_attention_heads"] * shape_of(tl).head_dim
+    )
     layer_ratio = tg.config["num_hidden_layers"] / tl.config["num_hidden_layers"]
     assert layer_ratio == pytest.approx(fg.config["num_hidden_layers"] / fl.config["num_hidden_layers"], rel=0.02)
     assert tg.config["vocab_size"] / tl.config["vocab_size"] == pytest.approx(
