@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .baselines import baselines_root
-from .matrix import ATTENTIONS, DTYPES, PADDINGS, WORKLOAD_FIELDS, MatrixError, load_matrix
+from .matrix import ATTENTIONS, DTYPES, PADDINGS, WORKLOAD_FIELDS, MatrixError, default_baselines, load_matrix
 
 BASELINES_HELP = (
     "baseline root (default: baselines/ of the project around the working folder, found like pytest's rootdir)"
@@ -535,7 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--force", action="store_true", help="write the fit even if it is worse than the stored one")
     args = parser.parse_args(argv)
     if getattr(args, "baselines", "unset") is None:
-        args.baselines = str(baselines_root(None))
+        beside = default_baselines(args.matrix) if isinstance(getattr(args, "matrix", None), str) else None
+        args.baselines = str(beside or baselines_root(None))  # a user matrix keeps its own beside it
     try:
         if args.command in ("explain", "budget", "fit"):
             return {"explain": _explain, "budget": _budget, "fit": _fit}[args.command](args)

@@ -84,7 +84,11 @@ def miniature_notes(spec: ModelSpec) -> list[str]:
     """What the report says beside a declared model's variant on a CPU tier: it ran a miniature."""
     if not spec.tiny or spec.source is None:
         return []
-    notes = [f"automatic miniature of {spec.source} (docs/models.md rules)"]
+    from .training import trained_weights
+
+    trained = trained_weights(spec)
+    weights = f"trained weights {trained}" if trained else "seeded random weights (train: scripts/train_tiny.py)"
+    notes = [f"automatic miniature of {spec.source} (docs/models.md rules), {weights}"]
     unused = spec.extra.get("unused_on_cpu", ())
     notes += [f"{u}: used on GPU tiers only, the miniature has other shapes" for u in unused]
     return notes

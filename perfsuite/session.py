@@ -33,7 +33,7 @@ from .records import Latency, MachineRecord, PortableRecord, Quality
 from .report import RunReport
 from .runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
 from .stats import ratio_interval
-from .support import skip_reason
+from .support import semantic_reason, skip_reason
 from .workload import ResolvedVariant, Workload
 
 
@@ -226,6 +226,9 @@ class PerfSession:
         if not result.scored:
             how = "`checkpoint` in its [[models]]" if resolved.spec.source else checkpoint_env_var(resolved.spec)
             outcome.notes.append(f"shape-only weights: log-loss needs a real checkpoint (set {how})")
+            different = semantic_reason(resolved.spec, variant.attention)
+            if different:  # no reference can show it without real weights: say it in words
+                outcome.notes.append(f"not this model: {different}")
         outcome.notes.extend(miniature_notes(resolved.spec))
         self.outcomes.append(outcome)
         return outcome

@@ -336,11 +336,15 @@ def test_declared_tokenizer_needs_an_eos_id_it_has(project):
 
 
 def test_cli_run_and_rebaseline_keep_a_user_matrix_baselines_beside_it(project, monkeypatch, capsys):
-    monkeypatch.chdir(project)
-    assert main(["rebaseline", "--matrix", "my.toml"]) == 0
+    elsewhere = project / "work"
+    (elsewhere / "baselines").mkdir(parents=True)
+    (elsewhere / "pyproject.toml").write_text("")  # a project around the working folder: not where they go
+    monkeypatch.chdir(elsewhere)
+    assert main(["rebaseline", "--matrix", str(project / "my.toml")]) == 0
     recorded = sorted(p.relative_to(project).as_posix() for p in (project / "baselines").rglob("*.json"))
     assert "baselines/portable/my/my-qwen-fp32-sdpa-sorted.json" in recorded
-    assert main(["run", "--matrix", "my.toml"]) == 0
+    assert not any((elsewhere / "baselines").iterdir())
+    assert main(["run", "--matrix", str(project / "my.toml")]) == 0
     out = capsys.readouterr().out
     assert "my-qwen-fp32-sdpa-sorted" in out and "automatic miniature of" in out
 
