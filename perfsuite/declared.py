@@ -81,14 +81,24 @@ def declared_spec(declaration: ModelDeclaration, device: str, max_length: int) -
 
 
 def miniature_notes(spec: ModelSpec) -> list[str]:
-    """What the report says beside a declared model's variant on a CPU tier: it ran a miniature."""
+    """The short note beside a declared model's variant on a CPU tier (details: miniature_summary)."""
     if not spec.tiny or spec.source is None:
         return []
     from .training import trained_weights
 
-    trained = trained_weights(spec)
-    weights = f"trained weights {trained}" if trained else "seeded random weights (train: scripts/train_tiny.py)"
-    notes = [f"automatic miniature of {spec.source} (docs/models.md rules), {weights}"]
+    notes = [f"automatic miniature, {'trained' if trained_weights(spec) else 'seeded random'} weights"]
     unused = spec.extra.get("unused_on_cpu", ())
     notes += [f"{u}: used on GPU tiers only, the miniature has other shapes" for u in unused]
     return notes
+
+
+def miniature_summary(spec: ModelSpec) -> str | None:
+    """One line per declared model, before the table: what the rules changed and which weights it ran."""
+    if not spec.tiny or spec.source is None:
+        return None
+    from .training import trained_weights
+
+    trained = trained_weights(spec)
+    weights = f"trained weights {trained}" if trained else "seeded random weights (train: scripts/train_tiny.py)"
+    shrunk = ", ".join(f"{k} {a}->{b}" for k, (a, b) in spec.extra.get("shrunk", {}).items() if not k.endswith("_id"))
+    return f"{spec.name}: automatic miniature of {spec.source} (docs/models.md): {shrunk}; {weights}"

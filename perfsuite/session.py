@@ -18,7 +18,7 @@ from .data.formatting import EncodedRow
 from .data.loader import LoadReport
 from .data.sample import SAMPLE_PATH
 from .data.tokenizer import TextTokenizer
-from .declared import miniature_notes
+from .declared import miniature_notes, miniature_summary
 from .environment import git_commit, package_versions
 from .fileio import weights_identity
 from .judge import StoredRecords, judge
@@ -136,6 +136,7 @@ class PerfSession:
         order = {v.id: i for i, v in enumerate(self.matrix.variants)}
         preamble = [self.load_report.summary()] if self.load_report is not None else []
         preamble += self.length_summary()
+        preamble += [line for spec in self.matrix.models.values() if (line := miniature_summary(spec))]
         footer = list(self.finish_note)
         return RunReport(
             self.settings.name,

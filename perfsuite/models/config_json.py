@@ -92,7 +92,8 @@ def check_model_type(path: Path, data: dict[str, Any]) -> str:
         raise ModelConfigError(
             f"{path}: field model_type: {model_type!r} has no AutoModelForSequenceClassification class in {_release()}"
         )
-    if model_type not in supported_model_types() or data.get("is_encoder_decoder"):
+    encoder_decoder = data.get("is_encoder_decoder", getattr(CONFIG_MAPPING[model_type](), "is_encoder_decoder", False))
+    if model_type not in supported_model_types() or encoder_decoder:
         raise ModelConfigError(
             f"{path}: field model_type: {model_type!r} is not a decoder-only model "
             "(perfsuite scores decoder sequence classifiers: the last token's hidden state)"

@@ -107,6 +107,7 @@ def test_aliased_fields_are_accepted_through_the_config_class_attribute_map(tmp_
     [
         ("not-a-model", "is not known to transformers"),
         ("bert", "is not a decoder-only model"),
+        ("plbart", "is not a decoder-only model"),  # causal-LM and classifier classes, but encoder-decoder
         ("t5", "has no AutoModelForSequenceClassification|is not a decoder-only model"),
     ],
 )
@@ -384,3 +385,18 @@ def test_pytest_perfsuite_matrix_runs_a_user_matrix_with_no_test_module(project,
     second = pytester.runpytest_subprocess(*args)
     second.assert_outcomes(passed=1, skipped=1)
     second.stdout.fnmatch_lines(["*my-qwen-fp32-sdpa-sorted*pass*"])
+
+
+def test_shipped_examples_load_and_the_trained_example_weights_fit_their_miniature():
+    from perfsuite.training import trained_weights
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    cpu = load_matrix(str(root / "my-model" / "matrix.toml"))
+    assert trained_weights(cpu.spec("my-qwen")) is not None  # fingerprint checked: not stale
+    gpu = load_matrix(str(root / "gpu-models" / "matrix.toml"))
+    assert {name: spec.architecture for name, spec in gpu.models.items()} == {
+        "qwen2-0.5b": "qwen2",
+        "phi3-mini": "phi3",
+        "gemma2-2b": "gemma2",
+    }
+    assert not any(spec.tiny for spec in gpu.models.values())
