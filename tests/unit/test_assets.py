@@ -52,3 +52,27 @@ def test_scaled_rows_are_shorter_and_the_rule_reads_length_ratios():
         return preference_score(resp[0]) - preference_score(resp[1])
 
     assert diff(3000, 800, 0.15) == pytest.approx(diff(3000, 800, 1.0))
+
+
+def test_every_data_file_of_the_package_is_declared_package_data():
+    """A data file missing from [tool.setuptools.package-data] is absent from the wheel: the
+    installed package (tox, users) would fail where the checkout works."""
+    import fnmatch
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["perfsuite"]
+    package = root / "perfsuite"
+    data = [
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]
+    missing = [f for f in data if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]
+    assert data and not missing, missing
