@@ -77,6 +77,7 @@ class CostConfig:
     compute_dtype: str  # what the matmuls run in (nf4/int8: the bitsandbytes compute dtype)
     sliding_share: float = 1.0  # share of the layers with the sliding window (Gemma-2: every other one)
     mlp_matrices: float = 3.0  # MLP weights in units of hidden x intermediate: 3 gated, 2 plain
+    stored_ratio: float = 1.0  # weights stored / weights a token meets (a mixture of experts stores them all)
 
     @classmethod
     def for_model(cls, spec: ModelSpec, dtype: str, attention: str, quantized_compute: str = "fp16") -> CostConfig:
@@ -96,7 +97,8 @@ class CostConfig:
             attention=attention,
             compute_dtype=compute_dtype(dtype, quantized_compute),
             sliding_share=shape.sliding_share,
-            mlp_matrices=round(shape.mlp_matrices, 6),
+            mlp_matrices=shape.mlp_matrices,
+            stored_ratio=round(shape.stored_matrix_params / shape.layer_matrix_params, 6),
         )
 
     @property
@@ -124,7 +126,8 @@ def memory_bytes(cfg: CostConfig, batch: int, seq: int) -> float:
     """Rough peak device memory of a forward: weights, embeddings in the compute dtype, the
     largest transient (eager's fp32 score matrices of one layer, twice; or the MLP activations)."""
     a = ACT_BYTES[cfg.compute_dtype]
-    weights = cfg.layers * cfg.linear_params * WEIGHT_BYTES[cfg.dtype] + cfg.vocab * cfg.hidden * a
+    stored = cfg.layers * cfg.linear_params * cfg.stored_ratio
+    weights = stored * WEIGHT_BYTES[cfg.dtype] + cfg.vocab * cfg.hidden * a
     scores = 2 * batch * cfg.heads * seq * seq * 4 if cfg.attention == "eager" else 0
     mlp = batch * seq * (cfg.mlp_matrices * cfg.intermediate + 4 * cfg.hidden) * a
     return weights + max(scores, mlp)
@@ -137,10 +140,9 @@ def component_work(cfg: CostConfig, batch: int, seq: int) -> dict[str, tuple[flo
     tokens = batch * seq
     weights = cfg.layers * cfg.linear_params
     linear_flops = 2 * tokens * (weights + cfg.hidden * cfg.num_labels)
-    linear_bytes = (
-        weights * WEIGHT_BYTES[cfg.dtype] + tokens * cfg.layers * (10 * cfg.hidden + 4 * cfg.intermediate) * a
-    )
-    dequant_bytes = weights * 2 * a if cfg.dtype in QUANTIZED else 0.0
+    stored = weights * cfg.stored_ratio  # a batch's tokens reach (nearly) every expert: all are read
+    linear_bytes = stored * WEIGHT_BYTES[cfg.dtype] + tokens * cfg.layers * (10 * cfg.hidden + 4 * cfg.intermediate) * a
+    dequant_bytes = stored * 2 * a if cfg.dtype in QUANTIZED else 0.0
     attn_flops = score_bytes = qkvo_bytes = 0.0
     q_width = cfg.heads * cfg.head_dim
     for layer in range(cfg.layers):

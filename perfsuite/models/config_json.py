@@ -40,8 +40,6 @@ NOT_ARCHITECTURE = frozenset(
 # What the work count and the miniature rules cannot do without (aliases such as GPT-2's
 # n_embd are accepted through the config class's attribute_map).
 REQUIRED_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
-# A mixture of experts runs a few experts per token; the work count assumes every matrix runs.
-MOE_FIELDS = ("num_local_experts", "num_experts", "n_routed_experts")
 
 
 def read_config_json(path: Path) -> dict[str, Any]:
@@ -98,12 +96,6 @@ def check_model_type(path: Path, data: dict[str, Any]) -> str:
             f"{path}: field model_type: {model_type!r} is not a decoder-only model "
             "(perfsuite scores decoder sequence classifiers: the last token's hidden state)"
         )
-    for key in MOE_FIELDS:
-        if isinstance(data.get(key), int) and data[key] > 1:
-            raise ModelConfigError(
-                f"{path}: field {key}: {model_type!r} is a mixture of experts ({data[key]} experts); perfsuite's "
-                "work count and miniature rules are for dense decoders, where every matrix runs on every token"
-            )
     return model_type
 
 

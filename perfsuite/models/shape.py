@@ -25,7 +25,8 @@ class ModelShape:
     attn_softcap: float | None
     sliding_window: int | None
     tied_embeddings: bool
-    layer_matrix_params: int  # weights of one decoder layer's matrices, averaged over the layers
+    layer_matrix_params: int  # weights one token meets in a decoder layer (routed experts: top-k of them)
+    stored_matrix_params: int = 0  # weights a decoder layer stores (every expert); = layer_matrix_params if dense
     sliding_share: float = 1.0  # share of the layers that use the sliding window (config.layer_types)
 
     @property
@@ -53,6 +54,29 @@ def decoder_layers(model, count: int):
     raise ValueError(f"{type(model).__name__}: no list of {count} decoder layers found")
 
 
+EXPERT_COUNT_FIELDS = ("num_local_experts", "num_experts", "n_routed_experts")
+
+
+def layer_matrices(stack, config) -> tuple[float, int]:
+    """(weights a token meets, weights stored) over the decoder layers' matrices.
+
+    A mixture of experts routes each token to `num_experts_per_tok` of its routed experts, so
+    their weights (fused 3-D tensors or lists of linears under `experts`) count at top-k / experts
+    per token; shared experts, routers and attention count in full. Dense layers of a sparse model
+    (Qwen2-MoE's mlp_only_layers, DeepSeek's first dense layers) are counted as they are built."""
+    experts = next((int(v) for f in EXPERT_COUNT_FIELDS if isinstance(v := getattr(config, f, None), int) and v > 1), 0)
+    top_k = getattr(config, "num_experts_per_tok", None) or 1
+    share = min(1.0, top_k / experts) if experts else 1.0
+    active, stored = 0.0, 0
+    for name, p in stack.named_parameters():
+        if p.ndim < 2:
+            continue  # norms and biases: not matrices
+        routed = experts and ".experts." in f".{name}" and "shared_expert" not in name
+        active += p.numel() * (share if routed else 1.0)
+        stored += p.numel()
+    return active, stored
+
+
 def built_head_dim(layer) -> int | None:
     """The head_dim the model really uses (some model types derive it and ignore the config's)."""
     for module in layer.modules():
@@ -78,7 +102,7 @@ def shape_of(spec: ModelSpec) -> ModelShape:
         model, config = meta_model(spec)
         layers = int(config.num_hidden_layers)
         stack = decoder_layers(model, layers)
-        matrices = sum(p.numel() for p in stack.parameters() if p.ndim == 2)
+        active, stored = layer_matrices(stack, config)
         heads = int(config.num_attention_heads)
         hidden = int(config.hidden_size)
         head_dim = built_head_dim(stack[0]) or getattr(config, "head_dim", None) or hidden // heads
@@ -99,7 +123,8 @@ def shape_of(spec: ModelSpec) -> ModelShape:
             attn_softcap=float(softcap) if softcap else None,
             sliding_window=int(window) if window else None,
             tied_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
-            layer_matrix_params=round(matrices / layers),
+            layer_matrix_params=round(active / layers),
+            stored_matrix_params=round(stored / layers),
             sliding_share=share,
         )
     return _SHAPES[key]

@@ -15,6 +15,8 @@ properties that decide speed and behaviour, and makes everything else small:
 | sliding_window             | window / full max_length kept at the tier's max_length (4096 at 2048 -> 2048 at 1024) |
 | per-layer lists, max_window_layers | the first layers' entries, every kind kept; scaled with the layers |
 | query_pre_attn_scalar      | scaled with head_dim                                                  |
+| moe / shared expert widths | as intermediate_size; expert count and top-k kept             |
+| first_k_dense_replace ...  | dense-layer counts scaled with the layers                             |
 | *_token_id beyond vocab    | the tokenizer's end-of-sequence id                                    |
 | everything else            | kept: softcapping values, rope theta and scaling, tied embeddings, activations, norms |
 
@@ -122,6 +124,13 @@ def miniature(
     out["head_dim"] = tiny_head_dim
     if inter is not None:
         out[key("intermediate_size")] = max(HIDDEN, math.ceil(HIDDEN * inter / hidden / HIDDEN) * HIDDEN)
+    for name in ("moe_intermediate_size", "shared_expert_intermediate_size"):  # experts: as the MLP
+        if isinstance(data.get(name), int) and data[name] > 0:
+            out[name] = max(HIDDEN, math.ceil(HIDDEN * data[name] / hidden / HIDDEN) * HIDDEN)
+    if isinstance(data.get("first_k_dense_replace"), int) and data["first_k_dense_replace"] > 0:
+        out["first_k_dense_replace"] = min(n, max(1, _round(data["first_k_dense_replace"] * n / layers)))
+    if isinstance(data.get("mlp_only_layers"), list) and data["mlp_only_layers"]:
+        out["mlp_only_layers"] = sorted({min(n - 1, int(i * n / layers)) for i in data["mlp_only_layers"]})
     out[key("vocab_size")] = math.ceil(vocab_size / 8) * 8
     window = data.get("sliding_window")
     if isinstance(window, int) and not isinstance(window, bool) and window > 0:

@@ -117,10 +117,33 @@ def test_unsupported_model_type_is_refused_naming_it(tmp_path, model_type, why):
         spec_from_config(path)
 
 
-def test_mixture_of_experts_is_refused_naming_the_field(tmp_path):
-    path = write_config(tmp_path / "m", {**QWEN_05B, "model_type": "mixtral", "num_local_experts": 8})
-    with pytest.raises(ModelConfigError, match=r"field num_local_experts: 'mixtral' is a mixture of experts"):
-        spec_from_config(path)
+def test_mixture_of_experts_counts_the_top_k_experts_a_token_meets(tmp_path):
+    from perfsuite.cost.model import CostConfig, forward_flops
+
+    mixtral = {
+        "model_type": "mixtral",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "num_local_experts": 8,
+        "num_experts_per_tok": 2,
+        "vocab_size": 32000,
+    }
+    spec = spec_from_config(write_config(tmp_path / "mixtral", mixtral))
+    shape = shape_of(spec)
+    attention = 4096 * 4096 * 2 + 2 * 4096 * 1024
+    expert = 3 * 4096 * 14336
+    assert shape.layer_matrix_params == attention + 8 * 4096 + 2 * expert  # router + 2 of 8 experts
+    assert shape.stored_matrix_params == attention + 8 * 4096 + 8 * expert
+    cost = CostConfig.for_model(spec, "fp16", "sdpa")
+    assert cost.linear_params == shape.layer_matrix_params and cost.stored_ratio > 3
+    dense = shape_of(get_spec("mistral-7b"))  # Mixtral is Mistral with 8 experts, 2 per token
+    assert forward_flops(spec, [(1, 100)]) > forward_flops(get_spec("mistral-7b"), [(1, 100)])
+    assert shape.layer_matrix_params < 2.1 * dense.layer_matrix_params
+    tiny = shape_of(shrink(spec))
+    assert tiny.stored_matrix_params > tiny.layer_matrix_params  # the miniature keeps 8 experts, top-2
 
 
 def test_remote_code_only_model_type_says_no_remote_code_runs(tmp_path):
