@@ -423,3 +423,31 @@ def test_shipped_examples_load_and_the_trained_example_weights_fit_their_miniatu
         "gemma2-2b": "gemma2",
     }
     assert not any(spec.tiny for spec in gpu.models.values())
+
+
+def test_compare_runs_a_declared_model_on_both_sides(project):
+    import sys
+
+    from perfsuite.compare import CompareSettings, Comparison
+    from perfsuite.compare_envs import python_side, this_side
+
+    matrix = load_matrix(str(project / "my.toml"))
+    settings = CompareSettings(passes=2, min_pairs=2, max_pairs=2)
+    comparison = Comparison(matrix, this_side(), python_side(sys.executable), settings, progress=lambda _t: None)
+    (result,) = comparison.run(matrix.variants)
+    assert result.variant.id == "my-qwen-fp32-sdpa-sorted" and len(result.pairs) == 2
+    assert result.work_diff == [] and result.predictions["max_abs_dp"] == 0.0
+
+
+def test_train_script_names_a_model_the_matrix_does_not_declare(project, capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_tiny.py"
+    module_spec = importlib.util.spec_from_file_location("train_tiny", path)
+    script = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(script)
+    assert script.main(["--matrix", str(project / "my.toml"), "--model", "nope"]) == 2
+    assert "--model 'nope' is not declared in its [[models]] (my-qwen)" in capsys.readouterr().err
+    write_config(project / "bad", "{")
+    assert script.main(["--config", str(project / "bad" / "config.json")]) == 2
+    assert "not JSON" in capsys.readouterr().err
