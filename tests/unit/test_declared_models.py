@@ -423,6 +423,11 @@ def test_shipped_examples_load_and_the_trained_example_weights_fit_their_miniatu
         "gemma2-2b": "gemma2",
     }
     assert not any(spec.tiny for spec in gpu.models.values())
+    moe = load_matrix(str(root / "gpu-models" / "moe.toml")).spec("qwen1.5-moe")
+    shape = shape_of(moe)  # Qwen1.5-MoE-A2.7B: 14.3B parameters, 2.7B active (embeddings included)
+    embeddings = 2 * shape.vocab * shape.hidden
+    assert (shape.layers * shape.stored_matrix_params + embeddings) / 1e9 == pytest.approx(14.3, abs=0.1)
+    assert (shape.layers * shape.layer_matrix_params + embeddings) / 1e9 == pytest.approx(2.7, abs=0.1)
 
 
 def test_compare_runs_a_declared_model_on_both_sides(project):
