@@ -98,3 +98,12 @@ def console_width(default: int = 200) -> int:
     import shutil
 
     return shutil.get_terminal_size((default, 24)).columns
+
+
+def adapter_problem(folder: Path) -> str | None:
+    """Why a LoRA adapter folder cannot be loaded safely, or None: only safetensors weights
+    (an adapter_model.bin is a pickle, and loading a pickle can run code)."""
+    if (folder / "adapter_model.safetensors").is_file():
+        return None
+    pickle = " (it has adapter_model.bin, a pickle: re-save it with safe_serialization=True)"
+    return f"no adapter_model.safetensors{pickle if (folder / 'adapter_model.bin').is_file() else ''}"

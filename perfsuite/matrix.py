@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .declared import ModelDeclaration
+from .fileio import adapter_problem
 from .machine import DeviceCaps
 from .models.modelspec import ModelSpec
 from .models.specs import SPECS, get_spec
@@ -332,12 +333,9 @@ def _check_model_paths(where: str, paths: dict[str, Path | None]) -> None:
     if adapter is not None:
         if not (adapter / "adapter_config.json").is_file():
             raise MatrixError(f"{where}: field adapter: {adapter} is not a folder with an adapter_config.json")
-        if not (adapter / "adapter_model.safetensors").is_file():
-            pickle = " (it has adapter_model.bin, a pickle: re-save it with safe_serialization=True)"
-            has_bin = (adapter / "adapter_model.bin").is_file()
-            raise MatrixError(
-                f"{where}: field adapter: no adapter_model.safetensors in {adapter}{pickle if has_bin else ''}"
-            )
+        problem = adapter_problem(adapter)
+        if problem:
+            raise MatrixError(f"{where}: field adapter: {problem} in {adapter}")
     if tokenizer is not None and not tokenizer.is_file():
         raise MatrixError(f"{where}: field tokenizer: {tokenizer} is not a file (a tokenizer.json)")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..fileio import default_cache_dir, file_digest
+from ..fileio import adapter_problem, default_cache_dir, file_digest
 from ..matrix import QUANTIZED, compute_dtype
 from .specs import ModelSpec
 
@@ -284,11 +284,10 @@ def adapter_for(spec: ModelSpec) -> Path | None:
     """The user's local LoRA adapter folder for a model, if configured: safetensors weights only
     (an adapter_model.bin is a pickle, and loading a pickle can run code)."""
     folder = spec.adapter or _configured_folder(adapter_env_var(spec), "adapter_config.json")
-    if folder is not None and not (folder / "adapter_model.safetensors").is_file():
-        pickle = " (it has adapter_model.bin, a pickle: re-save it with safe_serialization=True)"
-        has_bin = (folder / "adapter_model.bin").is_file()
+    problem = adapter_problem(folder) if folder is not None else None
+    if problem:
         where = f"{adapter_env_var(spec)}={folder}" if spec.adapter is None else f"{spec.name} adapter {folder}"
-        raise FileNotFoundError(f"{where}: no adapter_model.safetensors{pickle if has_bin else ''}")
+        raise FileNotFoundError(f"{where}: {problem}")
     return folder
 
 
