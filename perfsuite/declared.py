@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .data.tokenizer import BpeTokenizer, load_tiny_tokenizer
 from .models.config_json import ModelConfigError, spec_from_config
 from .models.modelspec import ModelSpec
 
@@ -34,8 +35,9 @@ def first_token_id(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def tokenizer_ids(spec: ModelSpec, path: Path) -> tuple[int, int, int]:
-    """(vocabulary size, eos id, pad id) of a declared tokenizer.json, the ids from the config.json."""
+def declared_tokenizer(spec: ModelSpec, path: Path) -> BpeTokenizer:
+    """A declared tokenizer.json, read once, with its eos and pad ids from the config.json
+    (checked to be ids of that tokenizer)."""
     from tokenizers import Tokenizer
 
     try:
@@ -51,7 +53,7 @@ def tokenizer_ids(spec: ModelSpec, path: Path) -> tuple[int, int, int]:
             f"({size} tokens); every row ends with it"
         )
     pad = first_token_id(spec.config.get("pad_token_id"))
-    return size, eos, pad if pad is not None and 0 <= pad < size else eos
+    return BpeTokenizer(path.name, backend, pad if pad is not None and 0 <= pad < size else eos, eos)
 
 
 def declared_spec(declaration: ModelDeclaration, device: str, max_length: int) -> ModelSpec:
@@ -69,12 +71,10 @@ def declared_spec(declaration: ModelDeclaration, device: str, max_length: int) -
     from .models.shrink import miniature
 
     if declaration.tokenizer is not None:
-        vocab, eos, _ = tokenizer_ids(full, declaration.tokenizer)
+        tokenizer = declared_tokenizer(full, declaration.tokenizer)
     else:
-        from .data.tokenizer import load_tiny_tokenizer
-
-        tiny = load_tiny_tokenizer()
-        vocab, eos = tiny.backend.get_vocab_size(with_added_tokens=True), tiny.eos_id  # type: ignore[attr-defined]
+        tokenizer = load_tiny_tokenizer()
+    vocab, eos = tokenizer.backend.get_vocab_size(with_added_tokens=True), tokenizer.eos_id  # type: ignore[attr-defined]
     tiny = miniature(full, vocab_size=vocab, max_length=max_length, eos_id=eos)
     unused = [f"{k} {v}" for k, v in (("checkpoint", full.checkpoint), ("adapter", full.adapter)) if v is not None]
     return replace(tiny, extra={**tiny.extra, "unused_on_cpu": unused})

@@ -14,7 +14,7 @@ from typing import Any
 
 from .data.formatting import EncodedRow, PairFormatter
 from .data.loader import ArenaRow, LoadReport, load_arena_csv
-from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer, load_tokenizer_file
+from .data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer
 from .fileio import file_fingerprint
 from .matrix import TierSettings, Variant
 from .models.factory import adapter_for, checkpoint_for, tiny_checkpoint
@@ -100,10 +100,9 @@ class Workload:
         if key == TINY_BPE:
             return load_tiny_tokenizer()
         if spec.tokenizer is not None and key == str(spec.tokenizer):
-            from .declared import tokenizer_ids
+            from .declared import declared_tokenizer
 
-            _, eos, pad = tokenizer_ids(spec, spec.tokenizer)
-            return load_tokenizer_file(spec.tokenizer, eos_id=eos, pad_id=pad)
+            return declared_tokenizer(spec, spec.tokenizer)
         return load_local_hf_tokenizer(Path(key))
 
     def encoded(self, spec: ModelSpec) -> EncodedRows:

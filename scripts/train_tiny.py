@@ -40,6 +40,7 @@ def declared_miniature(args: argparse.Namespace) -> ModelSpec:
     """The miniature a --config or --matrix/--model names (MatrixError / ModelConfigError on bad input)."""
     from perfsuite.declared import ModelDeclaration, declared_spec
     from perfsuite.matrix import MatrixError, load_matrix
+    from perfsuite.models.config_json import default_name
 
     if args.matrix:
         matrix = load_matrix(args.matrix)
@@ -51,7 +52,7 @@ def declared_miniature(args: argparse.Namespace) -> ModelSpec:
         return matrix.models[args.model]
     config = Path(args.config)
     tokenizer = Path(args.tokenizer) if args.tokenizer else None
-    name = args.name or (config.parent.name if config.name == "config.json" else config.stem)
+    name = args.name or default_name(config)
     max_length = args.max_length or load_matrix("cpu").settings.max_length
     return declared_spec(ModelDeclaration(name, config, tokenizer=tokenizer), "cpu", max_length)
 

@@ -69,13 +69,6 @@ def load_tiny_tokenizer(path: Path = TOKENIZER_PATH) -> BpeTokenizer:
     return BpeTokenizer("tiny-bpe", backend, backend.token_to_id(PAD), backend.token_to_id(EOS))
 
 
-def load_tokenizer_file(path: Path, eos_id: int, pad_id: int) -> BpeTokenizer:
-    """A user's tokenizer.json (declared in [[models]]); its eos and pad ids come from the model's config."""
-    from tokenizers import Tokenizer
-
-    return BpeTokenizer(path.name, Tokenizer.from_file(str(path)), pad_id, eos_id)
-
-
 @dataclass
 class HFTokenizer:
     """A local transformers tokenizer (GPU tier, real checkpoints)."""
