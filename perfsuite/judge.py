@@ -9,6 +9,7 @@ the others were not.
 
 from __future__ import annotations
 
+import os
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,6 +32,9 @@ from .matrix import Bounds, TierSettings
 from .measurement import Measurement
 from .records import MachineRecord, PortableRecord
 
+# The busy signals' seam: "quiet" judges latency whatever the load, "busy" never does. For
+# tests (a unit test must pass beside other work) and benchmarks; unset in production.
+BUSY_ENV = "PERFSUITE_BUSY_SIGNALS"
 COMPARABLE_SETTINGS = ("data", "tokenizer", "rows", "batch_size", "max_length", "padding_side", "tta")
 REBASELINE = "record one with `tox -e rebaseline`"
 
@@ -64,6 +68,13 @@ def busy_reason(measurement: Measurement, machine: MachineRecord, settings: Tier
     variant moves none of them; another process on the cores moves the first, and mostly the
     others.
     """
+    stub = os.environ.get(BUSY_ENV, "")
+    if stub == "quiet":
+        return None
+    if stub == "busy":
+        return f"undecided: machine busy ({BUSY_ENV}=busy)"
+    if stub:
+        raise ValueError(f"{BUSY_ENV}={stub!r}: expected 'quiet' or 'busy' (or unset)")
     lat = measurement.latency
     if lat.other_cpu_share is not None and lat.other_cpu_share > settings.busy_other_cpu:
         return (

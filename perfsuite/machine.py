@@ -3,6 +3,9 @@
 The key holds only what changes speed: GPU name and compute capability, or CPU model,
 family/model numbers and usable cores. Library versions are recorded beside each value,
 not in the key, so a report can say "recorded with transformers X, now Y".
+
+`PERFSUITE_MACHINE_KEY` replaces the detected key: a runner whose CPU string changes between
+boots can keep one key, and the tests prove they pass on a machine whose key has no records.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import os
 import platform
 import re
 from dataclasses import dataclass
+
+KEY_ENV = "PERFSUITE_MACHINE_KEY"
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,15 @@ class DeviceCaps:
         return True
 
     def machine_key(self) -> str:
+        """The folder this machine's records live in: `PERFSUITE_MACHINE_KEY`, else detected."""
+        override = os.environ.get(KEY_ENV)
+        if override:
+            from .names import safe_name
+
+            return safe_name(override, KEY_ENV)
+        return self.detected_key()
+
+    def detected_key(self) -> str:
         if self.device_type == "cuda":
             cc = "".join(map(str, self.compute_capability or (0, 0)))
             return f"cuda-{_slug(self.name)}-sm{cc}"

@@ -83,5 +83,47 @@ def tiny_matrix_path(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Miniature checkpoints go to one per-test-session folder, never the user's cache."""
+    """Miniature checkpoints go to one per-test-session folder, never the user's cache; the busy
+    signals' seam is set only by the tests that stub them (the machine key's override stays: a
+    run under a foreign key is how the suite proves it passes on a machine with no records)."""
     monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path_factory.getbasetemp() / "perfsuite-cache"))
+    monkeypatch.delenv("PERFSUITE_BUSY_SIGNALS", raising=False)
+
+
+def gfm_tables(text: str) -> list[list[list[str]]]:
+    """Every table in `text` as GitHub-flavoured Markdown renders it: rows of cell texts (header first).
+
+    Parsed by a real GFM table parser (markdown-it-py's table rule): a table whose header and
+    delimiter rows disagree renders as a paragraph, so it is simply not in the list."""
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables: list[list[list[str]]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.tables[-1].append([])
+            elif tag in ("th", "td"):
+                self.cell = []
+            elif tag == "br" and self.cell is not None:
+                self.cell.append("\n")
+
+        def handle_endtag(self, tag):
+            if tag in ("th", "td") and self.cell is not None:
+                self.tables[-1][-1].append("".join(self.cell))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Cells()
+    parser.feed(MarkdownIt("commonmark").enable("table").render(text))
+    return parser.tables

@@ -21,6 +21,7 @@ from ..batching import padded_shapes
 from ..matrix import Variant
 from ..models.specs import SPECS, get_spec
 from ..names import inside, safe_name
+from . import devices
 from .devices import DEVICES, EFFICIENCY_FIELDS, DeviceSpec, with_efficiency
 from .model import CostConfig, predict
 
@@ -300,8 +301,8 @@ def fitted_device(key: str, root: Path = Path("baselines")) -> tuple[DeviceSpec,
 
     if key == "cpu":
         device, source = load_machine_fit(root, detect("cpu").machine_key())
-        if device:
-            return device, source
+        if device:  # the fit holds speeds, not this machine's memory: the same check as uncalibrated
+            return replace(device, memory_bytes=float(devices.total_memory())), source
         return get_device("cpu"), f"calibrated now, default efficiency factors: {source}"
     device = get_device(key)
     machines = sorted(p.parent.name for p in root.glob(f"cuda-*/{FIT_FILE}")) if root.is_dir() else []

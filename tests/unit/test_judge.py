@@ -208,3 +208,19 @@ def test_reference_failure_in_the_reference_dtype_says_the_path_computes_another
     assert reference_diagnosis("tiny-llama3-nf4-sdpa-sorted").startswith("predictions moved beyond the nf4 margins")
     assert reference_diagnosis("tiny-llama3-fp32-eager-static").startswith("predictions moved")
     assert reference_diagnosis("not-a-variant-id").startswith("predictions moved")
+
+
+def test_the_busy_seam_stubs_the_signals_whatever_they_read(monkeypatch):
+    """Tests and benchmarks set the busy signals through PERFSUITE_BUSY_SIGNALS; unset, the real rules."""
+    import pytest
+
+    slow = _measurement(samples=(0.5,) * 5)
+    busy = replace(slow, latency=replace(slow.latency, other_cpu_share=0.9))
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "quiet")
+    assert judge(busy, _both(), Bounds(), TIER).failed[0].kind == "latency"  # judged, and 5x slower
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "busy")
+    quiet = judge(_measurement(), _both(), Bounds(), TIER)
+    assert "latency: not judged - undecided: machine busy (PERFSUITE_BUSY_SIGNALS=busy)" in quiet.judged_summary()
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "calm")
+    with pytest.raises(ValueError, match="PERFSUITE_BUSY_SIGNALS='calm'"):
+        judge(_measurement(), _both(), Bounds(), TIER)
