@@ -23,7 +23,7 @@ from ..models.modelspec import ModelSpec
 from ..models.specs import resolve_model
 from ..support import implementation_reason, semantic_reason
 from .devices import DeviceSpec
-from .model import COMPONENT_NOTES, COMPONENTS, CostConfig, Prediction, memory_bytes, predict
+from .model import COMPONENT_NOTES, COMPONENTS, INT8_NOTE, CostConfig, Prediction, memory_bytes, predict
 
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("layers", ("layers",)),
@@ -152,12 +152,17 @@ def decompose(
     return predict(cfg_a, device, shapes), predict(cfg_b, device, shapes), factors
 
 
+def peak_memory(setup: Setup, lengths: Sequence[int]) -> float:
+    """Predicted peak bytes of `setup` at its largest batch."""
+    shapes = shapes_for(setup, lengths)[0]
+    return max((memory_bytes(setup.config(), b, s) for b, s in shapes), default=0.0)
+
+
 def memory_problem(setup: Setup, device: DeviceSpec, lengths: Sequence[int]) -> str | None:
     """Why `setup` does not fit the device's memory at its largest batch, or None."""
     if device.memory_bytes <= 0:
-        return None  # a fitted CPU spec carries no memory size: nothing to check against
-    shapes = shapes_for(setup, lengths)[0]
-    peak = max((memory_bytes(setup.config(), b, s) for b, s in shapes), default=0.0)
+        return None  # a device of unknown memory: nothing to check against
+    peak = peak_memory(setup, lengths)
     if peak <= 0.92 * device.memory_bytes:
         return None
     return (
@@ -166,12 +171,39 @@ def memory_problem(setup: Setup, device: DeviceSpec, lengths: Sequence[int]) -> 
     )
 
 
+# What the competition's teams ran on 16 GB T4s: 4-bit bitsandbytes weights, fp16 compute.
+RECIPE_DTYPE = "nf4"
+
+
+def fit_default_dtype(
+    sides: Sequence[tuple[Setup, bool]], device: DeviceSpec, lengths: Sequence[int]
+) -> tuple[list[Setup], str | None]:
+    """Sides whose dtype was the default and does not fit the card get the competition recipe.
+
+    `sides`: each setup and whether its dtype was defaulted (not typed). Returns the setups to
+    explain and the line that says what was changed and why (None: nothing was)."""
+    out, problems = [], []
+    for setup, defaulted in sides:
+        problem = memory_problem(setup, device, lengths) if defaulted and setup.dtype != RECIPE_DTYPE else None
+        if problem:
+            problems.append(problem.split(": it does not fit")[0])
+            setup = replace(setup, dtype=RECIPE_DTYPE)
+        out.append(setup)
+    if not problems:
+        return out, None
+    note = (
+        f"the default dtype does not fit ({'; '.join(problems)}), so this answers with the competition recipe: "
+        f"{RECIPE_DTYPE} weights (4-bit bitsandbytes), fp16 compute - pass --dtype to choose"
+    )
+    return out, note
+
+
 def what_ifs(a: Setup, device: DeviceSpec, lengths: Sequence[int]) -> list[tuple[str, float | None, str]]:
     """A's predicted time under one change each, as a ratio to A as given (None: cannot run)."""
     base = predict_setup(a, device, lengths).total
     rows: list[tuple[str, float | None, str]] = []
     options = [("padding", p) for p in PADDINGS]
-    options += [("dtype", d) for d in ("fp16", "bf16", "nf4", "fp32")]
+    options += [("dtype", d) for d in ("fp16", "bf16", "nf4", "int8", "fp32")]
     options += [("attention", t) for t in ("eager", "sdpa", "flash_attention_2")]
     for field, value in options:
         if getattr(a, field) == value:
@@ -180,8 +212,14 @@ def what_ifs(a: Setup, device: DeviceSpec, lengths: Sequence[int]) -> list[tuple
         try:
             ratio: float | None = predict_setup(alt, device, lengths).total / base
             note = device.emulated.get(value, "")
+            if value == "int8":
+                note = INT8_NOTE
         except ExplainError as exc:
             ratio, note = None, str(exc)
+        else:
+            problem = memory_problem(alt, device, lengths)
+            if problem:
+                note = f"DOES NOT FIT: {problem.split(': it does not fit')[0]}" + (f"; {note}" if note else "")
         rows.append((f"{field} {value}", ratio, note))
     return rows
 
@@ -253,8 +291,15 @@ def cheapest_fix(
 
 
 def render_explain(
-    a: Setup, b: Setup, device: DeviceSpec, device_source: str, lengths: Sequence[int], lengths_source: str
+    a: Setup,
+    b: Setup,
+    device: DeviceSpec,
+    device_source: str,
+    lengths: Sequence[int],
+    lengths_source: str,
+    first_line: str | None = None,
 ) -> str:
+    """The explanation; `first_line` (what was chosen for the user, e.g. the recipe that fits) leads it."""
     from rich.console import Console
     from rich.table import Table
 
@@ -265,8 +310,11 @@ def render_explain(
     pred_a, pred_b, factors = decompose(a, b, device, lengths)
     per_k = 1000 / len(lengths)
     notes = [f"{s.name} {s.dtype}: {device.emulated[s.dtype]}" for s in (a, b) if s.dtype in device.emulated]
+    notes += [f"{s.name} int8: {INT8_NOTE}" for s in (a, b) if s.dtype == "int8"]
     console = Console(width=console_width(140), record=True)
     with console.capture() as cap:
+        if first_line:
+            console.print(f"[bold]{first_line}[/bold]")
         console.print(
             f"[bold]{a.label()}[/bold] vs [bold]{b.label()}[/bold] on {device.name}: "
             f"max_length {a.max_length}, batch {a.batch_size}; rows from {lengths_source}; {device_source}"
@@ -293,7 +341,8 @@ def render_explain(
         for h in ("change", "predicted ratio", "note"):
             w.add_column(h, overflow="fold")
         for label, ratio, note in what_ifs(a, device, lengths):
-            w.add_row(label, "cannot run" if ratio is None else f"{ratio:.2f}x", note)
+            oom = " (OOM)" if note.startswith("DOES NOT FIT") else ""
+            w.add_row(label, "cannot run" if ratio is None else f"{ratio:.2f}x{oom}", note)
         console.print(w)
     return cap.get()
 
@@ -345,6 +394,8 @@ def render_budget(
             f"[{style}]{verdict}[/{style}]; {memory}{'' if p.fits_memory else ' - OUT OF MEMORY'}"
         )
         console.print(f"interval: {interval.basis}")
+        if setup.dtype == "int8":
+            console.print(f"note: {INT8_NOTE}")
         t = Table(title="single changes, cheapest first", header_style="bold")
         for h in ("change", "projected", "verdict", "cost"):
             t.add_column(h, overflow="fold")

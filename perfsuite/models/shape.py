@@ -8,7 +8,10 @@ a plain one (GPT-2: fc, proj), a fused qkv - without a rule per architecture.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from .modelspec import ModelSpec
 
@@ -95,36 +98,74 @@ def meta_model(spec: ModelSpec):
         return spec.model_class()._from_config(config), config
 
 
+SHAPE_FORMAT = 1  # bump when ModelShape's fields or how they are read change
+
+
+def _cache_path(spec: ModelSpec) -> Path:
+    """Where a spec's shape is kept between processes: it depends on the config and on the
+    transformers release that builds the model (its classes decide which matrices exist)."""
+    from importlib.metadata import version
+
+    from ..fileio import default_cache_dir
+
+    release = version("transformers")
+    name = f"{spec.fingerprint()}-tf{release}-v{SHAPE_FORMAT}.json"
+    return default_cache_dir() / "shapes" / name
+
+
+def _cached(path: Path) -> ModelShape | None:
+    try:
+        return ModelShape(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):  # absent, unreadable or of another layout: build it again
+        return None
+
+
 def shape_of(spec: ModelSpec) -> ModelShape:
-    """The spec's shape, built once per process and spec fingerprint."""
+    """The spec's shape, built once per spec fingerprint and transformers release, then cached
+    on disk: building on the meta device imports the model's transformers module and takes
+    seconds, which `explain` and `budget` would otherwise pay on every call."""
     key = (spec.name, spec.fingerprint())
     if key not in _SHAPES:
-        model, config = meta_model(spec)
-        layers = int(config.num_hidden_layers)
-        stack = decoder_layers(model, layers)
-        active, stored = layer_matrices(stack, config)
-        heads = int(config.num_attention_heads)
-        hidden = int(config.hidden_size)
-        head_dim = built_head_dim(stack[0]) or getattr(config, "head_dim", None) or hidden // heads
-        window = getattr(config, "sliding_window", None)
-        if getattr(config, "use_sliding_window", True) is False:
-            window = None
-        softcap = getattr(config, "attn_logit_softcapping", None)
-        types = getattr(config, "layer_types", None)
-        share = sum(t == "sliding_attention" for t in types) / len(types) if window and types else 1.0
-        _SHAPES[key] = ModelShape(
-            layers=layers,
-            hidden=hidden,
-            intermediate=int(getattr(config, "intermediate_size", None) or 4 * hidden),
-            heads=heads,
-            kv_heads=int(getattr(config, "num_key_value_heads", None) or heads),
-            head_dim=int(head_dim),
-            vocab=int(config.vocab_size),
-            attn_softcap=float(softcap) if softcap else None,
-            sliding_window=int(window) if window else None,
-            tied_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
-            layer_matrix_params=round(active / layers),
-            stored_matrix_params=round(stored / layers),
-            sliding_share=share,
-        )
+        path = _cache_path(spec)
+        cached = _cached(path)
+        if cached is not None:
+            _SHAPES[key] = cached
+            return cached
+        _SHAPES[key] = _read_shape(spec)
+        with contextlib.suppress(OSError):  # a read-only cache costs time, not correctness
+            from ..fileio import atomic_write_text
+
+            atomic_write_text(path, json.dumps(asdict(_SHAPES[key]), sort_keys=True) + "\n")
     return _SHAPES[key]
+
+
+def _read_shape(spec: ModelSpec) -> ModelShape:
+    """The shape read from the model built on the meta device."""
+    model, config = meta_model(spec)
+    layers = int(config.num_hidden_layers)
+    stack = decoder_layers(model, layers)
+    active, stored = layer_matrices(stack, config)
+    heads = int(config.num_attention_heads)
+    hidden = int(config.hidden_size)
+    head_dim = built_head_dim(stack[0]) or getattr(config, "head_dim", None) or hidden // heads
+    window = getattr(config, "sliding_window", None)
+    if getattr(config, "use_sliding_window", True) is False:
+        window = None
+    softcap = getattr(config, "attn_logit_softcapping", None)
+    types = getattr(config, "layer_types", None)
+    share = sum(t == "sliding_attention" for t in types) / len(types) if window and types else 1.0
+    return ModelShape(
+        layers=layers,
+        hidden=hidden,
+        intermediate=int(getattr(config, "intermediate_size", None) or 4 * hidden),
+        heads=heads,
+        kv_heads=int(getattr(config, "num_key_value_heads", None) or heads),
+        head_dim=int(head_dim),
+        vocab=int(config.vocab_size),
+        attn_softcap=float(softcap) if softcap else None,
+        sliding_window=int(window) if window else None,
+        tied_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
+        layer_matrix_params=round(active / layers),
+        stored_matrix_params=round(stored / layers),
+        sliding_share=share,
+    )

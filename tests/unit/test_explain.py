@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -259,3 +260,61 @@ def test_cli_budget_inside_the_interval_is_uncertain_and_exit_1(capsys):
             break
     else:
         pytest.fail(f"no limit between 2 and 6 h fell inside the interval: {out_text[:400]}")
+
+
+def test_the_seed_question_as_typed_answers_with_the_recipe_that_fits_and_says_so(capsys):
+    """`explain gemma2-9b llama3-8b --device t4`: fp16 (the default) does not fit a 16 GB T4."""
+    assert main(["explain", "gemma2-9b", "llama3-8b", "--device", "t4"]) == 0
+    out = capsys.readouterr().out
+    first = " ".join(out.split("\n\n")[0].split())
+    assert first.startswith("the default dtype does not fit (gemma2-9b fp16 needs ~")
+    assert "competition recipe: nf4 weights (4-bit bitsandbytes), fp16 compute" in first
+    assert "gemma2-9b nf4 eager sorted vs llama3-8b nf4 sdpa sorted" in " ".join(out.split())
+
+
+def test_a_typed_dtype_that_does_not_fit_is_still_refused_not_replaced(capsys):
+    assert main(["explain", "gemma2-9b", "llama3-8b", "--device", "t4", "--dtype", "fp16"]) == 2
+    assert "does not fit" in capsys.readouterr().err
+
+
+def test_what_ifs_mark_the_options_that_do_not_fit_memory():
+    rows = {label: (ratio, note) for label, ratio, note in what_ifs(Setup("gemma2-9b", "nf4", "eager"), T4, LENGTHS)}
+    assert rows["dtype fp16"][1].startswith("DOES NOT FIT: gemma2-9b fp16 needs ~")
+    assert not rows["padding static"][1].startswith("DOES NOT FIT")
+
+
+def test_int8_is_projected_apart_from_nf4_and_says_how(capsys):
+    from perfsuite.cost.model import INT8_OUTLIER_FACTOR
+
+    hours = {}
+    for dtype in ("nf4", "int8"):
+        assert main(["budget", "gemma2-9b", "--dtype", dtype, "--device", "t4", "--limit", "99h"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        hours[dtype] = float(out.split("projected ")[1].split(" h")[0])
+    assert hours["int8"] > 1.5 * hours["nf4"] and INT8_OUTLIER_FACTOR > 1
+    assert "LLM.int8's outlier path modelled as x2.11" in out
+
+
+def test_no_output_cites_a_document_users_do_not_have(capsys):
+    for argv in (["explain", "tiny-gemma2", "tiny-llama3", "--device", "t4", "--dtype", "bf16"], ["budget", "--help"]):
+        with contextlib.suppress(SystemExit):
+            main(argv)
+        captured = capsys.readouterr()
+        assert "REFERENCE" not in captured.out + captured.err
+
+
+def test_a_models_shape_is_read_once_then_from_the_cache(monkeypatch, tmp_path):
+    from perfsuite.models import shape
+    from perfsuite.models.specs import get_spec
+
+    monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path))
+    monkeypatch.setattr(shape, "_SHAPES", {})
+    first = shape.shape_of(get_spec("llama3-8b"))
+    monkeypatch.setattr(shape, "_SHAPES", {})  # a new process: only the disk cache is left
+
+    def no_build(spec):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(shape, "meta_model", no_build)
+    assert shape.shape_of(get_spec("llama3-8b")) == first
+    assert len(list((tmp_path / "shapes").glob("*.json"))) == 1
