@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .fileio import atomic_write_text
-from .names import inside, safe_name
+from .names import UnsafeName, inside, safe_name
 from .records import PORTABLE, SCHEMA, MachineRecord, PortableRecord, RecordError, split_v1
 
 DEFAULT_BASELINES = Path("baselines")
@@ -269,6 +269,8 @@ def migrate_v1(root: str | Path, portable_quality: Callable[[str, str], bool]) -
     only then is anything written. Returns what it did, one line per file.
     """
     root = Path(root)
+    if not root.is_dir():
+        raise BaselineError(f"{root}: no such baselines folder")
     portable: dict[Path, tuple[PortableRecord, Path]] = {}
     machine: dict[Path, MachineRecord] = {}
     for path in sorted(root.glob("*/*/*.json")):
@@ -282,10 +284,12 @@ def migrate_v1(root: str | Path, portable_quality: Callable[[str, str], bool]) -
         if not isinstance(data, dict) or data.get("schema") == SCHEMA:
             continue
         try:
-            p, m = split_v1(data, str(path), tier, portable_quality(tier, data.get("variant", "")))
-        except RecordError as exc:
+            p, m = split_v1(data, str(path), tier, portable_quality(tier, str(data.get("variant", ""))))
+            if m.machine_key != key:  # the machine half is written back in place: never another machine's
+                raise RecordError(f"{path}: field 'machine_key' {m.machine_key!r} is not its folder's key {key!r}")
+            target = inside(root, root / PORTABLE / safe_name(tier, f"{path}: tier folder") / f"{p.variant}.json")
+        except (RecordError, UnsafeName) as exc:
             raise BaselineError(str(exc)) from None
-        target = root / PORTABLE / tier / f"{p.variant}.json"
         if target in portable and not portable[target][0].same_values(p):
             raise BaselineError(
                 f"{path} and {portable[target][1]} disagree on {p.variant}'s portable figures; "
@@ -293,17 +297,14 @@ def migrate_v1(root: str | Path, portable_quality: Callable[[str, str], bool]) -
             )
         existing = target.exists() and target not in portable
         if existing:
-            current = PortableRecord.from_dict(json.loads(target.read_text(encoding="utf-8")), str(target))
-            if not current.same_values(p):
+            current = _read(target, PortableRecord.from_dict, p.variant)
+            if current is not None and not current.same_values(p):
                 raise BaselineError(f"{path} disagrees with the stored {target}; re-record before migrating")
         else:
             portable.setdefault(target, (p, path))
         machine[path] = m
-    done = []
-    for target, (record, source) in portable.items():
-        write_record(target, record.to_dict())
-        done.append(f"{target}: portable half of {source}")
-    for path, record in machine.items():
-        write_record(path, record.to_dict())
-        done.append(f"{path}: machine half, schema {SCHEMA}")
-    return done
+    files = [(target, record.to_dict()) for target, (record, _) in portable.items()]
+    files += [(path, record.to_dict()) for path, record in machine.items()]
+    commit_files(files)  # staged beside their targets first: a failure changes no record
+    done = [f"{target}: portable half of {source}" for target, (_, source) in portable.items()]
+    return done + [f"{path}: machine half, schema {SCHEMA}" for path in machine]

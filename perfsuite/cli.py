@@ -11,21 +11,42 @@ import sys
 from pathlib import Path
 
 from .baselines import baselines_root
-from .matrix import ATTENTIONS, DTYPES, PADDINGS, WORKLOAD_FIELDS, MatrixError, default_baselines, load_matrix
+from .matrix import (
+    ATTENTIONS,
+    DTYPES,
+    PADDINGS,
+    WORKLOAD_FIELDS,
+    MatrixError,
+    default_baselines,
+    load_matrix,
+    positive_int,
+)
 
 BASELINES_HELP = (
     "baseline root (default: baselines/ of the project around the working folder, found like pytest's rootdir)"
 )
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number above zero (a usage error, exit 2, otherwise)."""
+def at_least(low: int):
+    """argparse type: a whole number of at least `low`."""
+
+    def check(text: str) -> int:
+        value = positive_int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {low}")
+        return value
+
+    return check
+
+
+def positive_fraction(text: str) -> float:
+    """argparse type: a finite number above zero (0.05 is 5%)."""
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 (a fraction: 0.05 is 5%)")
     return value
 
 
@@ -60,7 +81,13 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
         print(f"no variant of {matrix.source} matches {args.select!r}", file=sys.stderr)
         return 2
     session = PerfSession(
-        matrix, args.baselines, args.data, rebaseline=rebaseline, workload=_workload(args), strict=args.strict
+        matrix,
+        args.baselines,
+        args.data,
+        rebaseline=rebaseline,
+        workload=_workload(args),
+        strict=args.strict,
+        rewrite_portable=getattr(args, "rewrite_portable", False),
     )
     try:
         session.data.rows()  # a file that cannot be used is one error (exit 2), not a failure per variant
@@ -148,11 +175,10 @@ def _compare(args: argparse.Namespace) -> int:
     variants = matrix.select(args.select)
     if not variants:
         raise MatrixError(f"no variant of {matrix.source} matches {args.select!r}")
+    if args.max_pairs < args.min_pairs:
+        raise ValueError(f"--max-pairs {args.max_pairs} is below --min-pairs {args.min_pairs}")
     settings = CompareSettings(
-        max_slowdown=args.max_slowdown,
-        passes=args.passes,
-        min_pairs=args.min_pairs,
-        max_pairs=max(args.max_pairs, args.min_pairs),
+        max_slowdown=args.max_slowdown, passes=args.passes, min_pairs=args.min_pairs, max_pairs=args.max_pairs
     )
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     with contextlib.ExitStack() as stack:
@@ -164,6 +190,7 @@ def _compare(args: argparse.Namespace) -> int:
             b = stack.enter_context(base_side(args.base, say))
         a = this_side()
         comparison = Comparison(matrix, a, b, settings, args.data, _workload(args), say)
+        comparison.check_sides()
         results = comparison.run(variants)
     print(render(results, (a, b), settings))
     folder = write_reports(results, (a, b), comparison.versions, settings, Path(args.report_dir))
@@ -261,8 +288,8 @@ def _selftest(args: argparse.Namespace) -> int:
 def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     from .selftest import DEFAULT_TARGET
 
-    parser.add_argument("--aa-runs", type=int, default=10, help="unchanged runs, each its own process")
-    parser.add_argument("--inject-runs", type=int, default=5, help="runs per injected regression")
+    parser.add_argument("--aa-runs", type=positive_int, default=10, help="unchanged runs, each its own process")
+    parser.add_argument("--inject-runs", type=positive_int, default=5, help="runs per injected regression")
     parser.add_argument("--sizes", default="0.10,0.25,0.50", help="slowdowns to inject, as fractions")
     parser.add_argument("--target", default=DEFAULT_TARGET, help="the variant made slower")
     parser.add_argument("-k", "--select", default=None, help="variants to run (default: those of the relative bounds)")
@@ -271,9 +298,11 @@ def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare", action="store_true", help="measure `perfsuite compare` instead (A/A and slowdowns of side B)"
     )
-    parser.add_argument("--passes", type=int, default=6, help="--compare: interleaved passes per process pair")
-    parser.add_argument("--min-pairs", type=int, default=6, help="--compare: process pairs before deciding")
-    parser.add_argument("--max-pairs", type=int, default=24, help="--compare: most process pairs while undecided")
+    parser.add_argument("--passes", type=positive_int, default=6, help="--compare: interleaved passes per process pair")
+    parser.add_argument("--min-pairs", type=at_least(3), default=6, help="--compare: process pairs before deciding")
+    parser.add_argument(
+        "--max-pairs", type=positive_int, default=24, help="--compare: most process pairs while undecided"
+    )
 
 
 # Measured 2026-11-27 on the 1,803 real arena battles (docs/validation.md).
@@ -329,16 +358,20 @@ def _device(args: argparse.Namespace):
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from .cost.explain import Setup, default_attention, render_explain
+    from .cost.explain import Setup, default_attention, fit_default_dtype, render_explain
 
     model_a, model_b = args.models
     common = dict(padding=args.padding, batch_size=args.batch_size, max_length=args.max_length)
-    dtype_a, dtype_b = args.dtype_a or args.dtype, args.dtype_b or args.dtype
+    dtype_a, dtype_b = args.dtype_a or args.dtype or "fp16", args.dtype_b or args.dtype or "fp16"
     a = Setup(model_a, dtype=dtype_a, attention=args.attention_a or default_attention(model_a), **common)
     b = Setup(model_b, dtype=dtype_b, attention=args.attention_b or default_attention(model_b), **common)
     device, source = _device(args)
     lengths, lengths_source = _lengths(args, args.max_length)
-    print(render_explain(a, b, device, source, lengths, lengths_source))
+    typed = args.dtype is not None
+    (a, b), first_line = fit_default_dtype(
+        [(a, not (typed or args.dtype_a)), (b, not (typed or args.dtype_b))], device, lengths
+    )
+    print(render_explain(a, b, device, source, lengths, lengths_source, first_line))
     return 0
 
 
@@ -348,7 +381,7 @@ def _budget(args: argparse.Namespace) -> int:
 
     setup = Setup(
         args.model,
-        args.dtype,
+        args.dtype or "fp16",
         args.attention or default_attention(args.model),
         args.padding,
         args.batch_size,
@@ -400,7 +433,12 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     from .cost.devices import DEVICES
 
     parser.add_argument("--device", default="t4", choices=["cpu", *DEVICES], help="datasheet GPU, or cpu (calibrated)")
-    parser.add_argument("--dtype", default="fp16", choices=DTYPES, help="weights (nf4/int8: fp16 compute)")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=DTYPES,
+        help="weights (nf4/int8: fp16 compute); default fp16 - for explain, nf4 where fp16 does not fit the card",
+    )
     parser.add_argument("--padding", default="sorted", choices=PADDINGS, help="padding strategy")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="rows per batch per device")
     parser.add_argument("--max-length", type=positive_int, default=2048, help="tokens kept per row")
@@ -467,7 +505,14 @@ def main(argv: list[str] | None = None) -> int:
         ("matrix", "list variants and whether they run here"),
         ("shard", "one variant over several devices; launch with torchrun --nproc_per_node N"),
     ):
-        _common(sub.add_parser(name, help=help_text))
+        parsed = sub.add_parser(name, help=help_text)
+        _common(parsed)
+        if name == "rebaseline":
+            parsed.add_argument(
+                "--rewrite-portable",
+                action="store_true",
+                help="also rewrite portable records whose values this run confirms (default: only changed and new)",
+            )
     _selftest_parser(sub.add_parser("selftest", help="measure the suite's false-alarm and detection rates here"))
     explain = sub.add_parser("explain", help="why model A is slower than B on a device, factor by factor")
     explain.add_argument(
@@ -500,10 +545,14 @@ def main(argv: list[str] | None = None) -> int:
     side.add_argument("--python", help="B = this interpreter (another venv that can import perfsuite)")
     side.add_argument("--pin", action="append", metavar="PKG==VER", help="B = this environment with these pins")
     side.add_argument("--base", metavar="GIT_REV", help="B = that revision of this repository (a git worktree)")
-    compare.add_argument("--max-slowdown", type=float, default=0.05, help="B slower than this fraction fails")
-    compare.add_argument("--passes", type=int, default=6, help="interleaved passes per process pair")
-    compare.add_argument("--min-pairs", type=int, default=6, help="process pairs before the first decision")
-    compare.add_argument("--max-pairs", type=int, default=24, help="most process pairs while undecided")
+    compare.add_argument(
+        "--max-slowdown", type=positive_fraction, default=0.05, help="B slower than this fraction fails"
+    )
+    compare.add_argument("--passes", type=positive_int, default=6, help="interleaved passes per process pair")
+    compare.add_argument(
+        "--min-pairs", type=at_least(3), default=6, help="process pairs before the first decision (an interval needs 3)"
+    )
+    compare.add_argument("--max-pairs", type=positive_int, default=24, help="most process pairs while undecided")
     bisect = sub.add_parser(
         "bisect",
         help="first release of a package between GOOD and BAD at which a variant changed (status, work, "
@@ -521,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     bisect.add_argument("--pre", action="store_true", help="include pre-releases")
     bisect.add_argument("--no-latency", action="store_true", help="judge status, work and predictions only (fast)")
-    bisect.add_argument("--max-slowdown", type=float, default=0.05, help="a latency change beyond this fraction")
+    bisect.add_argument(
+        "--max-slowdown", type=positive_fraction, default=0.05, help="a latency change beyond this fraction"
+    )
     bisect.add_argument("--report-dir", default="reports/perfsuite/bisect", help="where bisect.json goes")
     merge = sub.add_parser("merge", help="join the report.json files of a sharded run into one table")
     merge.add_argument("reports", nargs="+", help="report.json of each shard")
@@ -558,6 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     except (MatrixError, ValueError, FileNotFoundError, KeyError) as exc:  # CompareError is a ValueError
         print(f"perfsuite: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # cleanup (worktrees, workers, locks) already ran on the way out
+        print("perfsuite: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:  # a bug, not bad input: keep the traceback, print where
         return _internal_error(exc)
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from . import markdown
 from .fileio import console_width
 from .matrix import MATRIX_DIR, Matrix, Variant
 from .metrics import log_loss
@@ -249,6 +250,24 @@ class Comparison:
         source = Path(self.matrix.source)
         return source.stem if source.parent.resolve() == MATRIX_DIR.resolve() else str(source.resolve())
 
+    def check_sides(self) -> None:
+        """Each side's worker starts and answers `hello`, or CompareError (bad input, exit 2) says which
+        side cannot run and why: an interpreter without numpy or torch, a revision too old for the worker.
+        Without this such a side reads as a failed variant (exit 1), as if the code were slower."""
+        workers = [WorkerProcess(side, self.settings.timeout_s) for side in self.sides]  # they start together
+        try:
+            for w in workers:
+                try:
+                    hello = w.ask("hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
+                except WorkerDied as exc:
+                    raise CompareError(
+                        f"side {w.side.name} ({w.side.description}) cannot run the compare worker: {exc}"
+                    ) from None
+                self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
+        finally:
+            for w in workers:
+                w.close()
+
     def _start(self, variant: Variant) -> tuple[WorkerProcess, WorkerProcess] | dict[str, str]:
         """Both sides' workers, ready; or each side's status when one of them refuses the variant."""
         workers = tuple(WorkerProcess(side, self.settings.timeout_s) for side in self.sides)
@@ -413,10 +432,8 @@ def to_markdown(results: Sequence[VariantComparison], sides: Sequence[Side], set
         f"B/A pass-time ratio, {settings.confidence:.0%} interval over process pairs and passes; "
         f"slower/faster beyond {settings.max_slowdown:.0%}.",
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "---|" * len(HEADERS),
+        *markdown.table(HEADERS, [cells(c) for c in results]),
     ]
-    lines += ["| " + " | ".join(x.replace("|", "\\|") for x in cells(c)) + " |" for c in results]
     return "\n".join(lines) + "\n"
 
 

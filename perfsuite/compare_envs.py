@@ -154,7 +154,70 @@ def version_side(package: str, version: str, progress=print) -> tuple[Side, str]
 
 
 def _git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    # Its own session: a Ctrl-C at the terminal reaches perfsuite, not a `git worktree remove`
+    # half-way through (that once left a worktree behind).
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, start_new_session=True)
+
+
+WORKTREE_PREFIX = "perfsuite-base-"
+LOCK_REASON = re.compile(r"perfsuite compare pid (\d+)")
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C waits until the block is done, then interrupts as usual (cleanup is not cut short)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_worktree(root: Path, folder: Path) -> None:
+    """Remove one base worktree and its folder, whatever the keyboard does meanwhile."""
+    with _interrupts_deferred():
+        _git("worktree", "remove", "--force", "--force", str(folder), cwd=root)  # twice: it is locked
+        shutil.rmtree(folder, ignore_errors=True)
+        _git("worktree", "prune", cwd=root)
+
+
+def prune_stale_worktrees(root: Path) -> list[str]:
+    """Remove base worktrees that earlier compares left behind (killed, or interrupted twice).
+
+    A compare locks its worktree with its pid; one whose process is gone, or an unlocked one
+    (left by a perfsuite from before the lock), is stale. A running compare's is kept."""
+    listing = _git("worktree", "list", "--porcelain", cwd=root)
+    removed = []
+    for block in listing.stdout.split("\n\n"):
+        fields = dict(line.partition(" ")[::2] for line in block.splitlines() if line)
+        path = Path(fields.get("worktree", ""))
+        if not path.name.startswith(WORKTREE_PREFIX):
+            continue
+        owner = LOCK_REASON.fullmatch(fields.get("locked", ""))
+        if owner and _alive(int(owner.group(1))):
+            continue
+        remove_worktree(root, path)
+        removed.append(str(path))
+    return removed
 
 
 def repository_root(start: Path | None = None) -> Path:
@@ -183,12 +246,14 @@ def base_side(revision: str, progress=print) -> Iterator[Side]:
     if proc.returncode != 0:
         raise CompareError(f"--base {revision}: not a revision of {root}")
     sha = proc.stdout.strip()
-    folder = Path(tempfile.mkdtemp(prefix=f"perfsuite-base-{sha[:10]}-"))
-    added = _git("worktree", "add", "--detach", str(folder), sha, cwd=root)
-    if added.returncode != 0:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise CompareError(f"--base {revision}: git worktree add failed ({added.stderr.strip()})")
-    try:
+    for stale in prune_stale_worktrees(root):
+        progress(f"[compare] removed a stale base worktree an earlier compare left: {stale}")
+    folder = Path(tempfile.mkdtemp(prefix=f"{WORKTREE_PREFIX}{sha[:10]}-"))
+    reason = f"perfsuite compare pid {os.getpid()}"
+    try:  # from here on the folder is removed however this ends (a failed add, an error, Ctrl-C)
+        added = _git("worktree", "add", "--detach", "--lock", "--reason", reason, str(folder), sha, cwd=root)
+        if added.returncode != 0:
+            raise CompareError(f"--base {revision}: git worktree add failed ({added.stderr.strip()})")
         base_pins, our_pins = _pins(folder / "constraints" / "ci.txt"), _pins(root / "constraints" / "ci.txt")
         python = sys.executable
         if base_pins != our_pins and base_pins:
@@ -205,6 +270,4 @@ def base_side(revision: str, progress=print) -> Iterator[Side]:
             raise CompareError(f"--base {revision}: its perfsuite does not import from the worktree ({check.stderr})")
         yield Side("B", worker_argv(python), env, f"revision {revision} ({sha[:12]}), {python}")
     finally:
-        _git("worktree", "remove", "--force", str(folder), cwd=root)
-        shutil.rmtree(folder, ignore_errors=True)
-        _git("worktree", "prune", cwd=root)
+        remove_worktree(root, folder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import sys
+from argparse import ArgumentTypeError
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +41,17 @@ def compute_dtype(dtype: str, quantized_compute: str) -> str:
 
 
 WORKLOAD_FIELDS = ("rows", "batch_size", "max_length")  # tier settings a run may override
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number above zero (a usage error, exit 2, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 class MatrixError(ValueError):
@@ -369,6 +381,62 @@ def with_defaults(data: dict[str, Any], source: str) -> dict[str, Any]:
     return merged
 
 
+# [tier] fields that must be whole numbers of at least this; the rest of the numbers must be positive.
+_MIN_INT = {"warmup_rounds": 0}
+_FRACTIONS = ("relative_confidence", "busy_other_cpu")  # in (0, 1)
+_CHOICES = {
+    "device": ("cpu", "cuda"),
+    "padding_side": ("right", "left"),
+    "nf4_compute_dtype": ("fp32", "bf16", "fp16"),
+    "reference_dtype": ("fp32", "bf16", "fp16"),
+}
+
+
+def tier_settings(tier: dict[str, Any], source: str) -> TierSettings:
+    """[tier] as TierSettings, each field checked against its type: MatrixError naming the field.
+
+    A TOML says `rows = "16"` or `rows = -5` as easily as `rows = 16`; caught here, not as a
+    TypeError mid-run or a complaint about the data file."""
+    import math
+    import typing
+
+    hints = typing.get_type_hints(TierSettings)
+    unknown = sorted(set(tier) - set(hints))
+    if unknown:
+        raise MatrixError(f"{source}: unknown [tier] field(s) {', '.join(unknown)}; known: {', '.join(hints)}")
+    for name, value in tier.items():
+        kind, where = hints[name], f"{source}: [tier] {name} = {value!r}"
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise MatrixError(f"{where}: must be true or false")
+        elif kind in (int, int | None):
+            if value is None and kind is not int:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < _MIN_INT.get(name, 1):
+                raise MatrixError(f"{where}: must be a whole number of at least {_MIN_INT.get(name, 1)}")
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise MatrixError(f"{where}: must be a positive number")
+            if name in _FRACTIONS and value >= 1:
+                raise MatrixError(f"{where}: must lie between 0 and 1")
+        elif kind is str:
+            if not isinstance(value, str):
+                raise MatrixError(f"{where}: must be a string")
+            if name in _CHOICES and value not in _CHOICES[name]:
+                raise MatrixError(f"{where}: must be one of {', '.join(_CHOICES[name])}")
+        elif not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise MatrixError(f"{where}: must be a list of strings")
+    for name in ("name", "device", "markers", "rows", "batch_size", "max_length"):
+        if name not in tier:
+            raise MatrixError(f"{source}: [tier] lacks {name}")
+    settings = TierSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in tier.items()})
+    if settings.max_rounds < settings.min_rounds:
+        raise MatrixError(
+            f"{source}: [tier] max_rounds {settings.max_rounds} is below min_rounds {settings.min_rounds}"
+        )
+    return settings
+
+
 def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
     declarations = parse_models(data["models"], source) if "models" in data else ()
     if declarations:
@@ -378,18 +446,14 @@ def parse_matrix(data: dict[str, Any], source: str) -> Matrix:
         axes = data["axes"]
     except KeyError as exc:
         raise MatrixError(f"{source}: missing section [{exc.args[0]}]") from None
-    tier["markers"] = tuple(tier.get("markers", ()))
-    if "portable_quality_dtypes" in tier:
-        field = "tier.portable_quality_dtypes"
-        tier["portable_quality_dtypes"] = tuple(_check_values(source, field, tier["portable_quality_dtypes"], DTYPES))
+    tier.setdefault("markers", [])
+    settings = tier_settings(tier, source)
+    if settings.portable_quality_dtypes:
+        _check_values(source, "tier.portable_quality_dtypes", list(settings.portable_quality_dtypes), DTYPES)
     try:
-        safe_name(tier.get("name", ""), "[tier] name")
+        safe_name(settings.name, "[tier] name")
     except UnsafeName as exc:
         raise MatrixError(f"{source}: {exc}") from None
-    try:
-        settings = TierSettings(**tier)
-    except TypeError as exc:
-        raise MatrixError(f"{source}: bad [tier] field ({exc})") from None
     declared = tuple(d.name for d in declarations)
     models = axes.get("model")
     if isinstance(models, list):

@@ -13,7 +13,7 @@ import pytest
 
 from .baselines import BaselineError
 from .checks import Verdict
-from .matrix import WORKLOAD_FIELDS, MatrixError, load_matrix, parse_shard, shard_assignment
+from .matrix import WORKLOAD_FIELDS, MatrixError, load_matrix, parse_shard, positive_int, shard_assignment
 from .outcomes import Outcome, PairOutcome
 from .runner import perf_counter_sampler
 from .session import PerfSession
@@ -38,7 +38,10 @@ def add_data_options(group) -> None:
     )
     for field in WORKLOAD_FIELDS:
         group.addoption(
-            f"--perfsuite-{field.replace('_', '-')}", type=int, default=None, help=f"override the tier's {field}"
+            f"--perfsuite-{field.replace('_', '-')}",
+            type=positive_int,
+            default=None,
+            help=f"override the tier's {field}",
         )
 
 
@@ -46,6 +49,12 @@ def add_baseline_options(group) -> None:
     group.addoption("--perfsuite-baselines", default=None, help="baseline root folder (default: <rootdir>/baselines)")
     group.addoption(
         "--perfsuite-rebaseline", action="store_true", help="record this machine's baselines instead of checking"
+    )
+    group.addoption(
+        "--perfsuite-rewrite-portable",
+        action="store_true",
+        help="with --perfsuite-rebaseline: rewrite portable records whose values are confirmed too (default: "
+        "only changed and new ones are written)",
     )
     group.addoption(
         "--perfsuite-strict",
@@ -108,6 +117,7 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
                 data_path=config.getoption("perfsuite_data"),
                 rebaseline=config.getoption("perfsuite_rebaseline") and not config.option.collectonly,
                 strict=config.getoption("perfsuite_strict"),
+                rewrite_portable=config.getoption("perfsuite_rewrite_portable"),
                 workload={k: config.getoption(f"perfsuite_{k}") for k in WORKLOAD_FIELDS},
             )
         except BaselineError as exc:  # e.g. another rebaseline of this machine holds its lock

@@ -20,10 +20,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .names import UnsafeName, safe_name
+
 SCHEMA = 2
 PORTABLE = "portable"  # the folder beside the machine keys that holds the portable records
 # Deterministic work of one pass, compared exactly: token counts, analytic FLOPs, weight bytes.
 WORK_COUNTERS = ("rows", "batches", "real_tokens", "processed_tokens", "flops", "weight_bytes")
+
+
+# Two runs' portable quality is "the same" within this: fp32 log-loss differed by at most 1.2e-7
+# between the AMD EPYC and the Intel Xeon (docs/bounds.md), far inside any bound judged on it.
+QUALITY_SAME_ABS = 1e-6
 
 
 class RecordError(ValueError):
@@ -135,6 +142,32 @@ class PortableRecord:
         """Equal in what is judged (work, quality, settings), whatever recorded them when."""
         return (self.work, self.quality, self.settings) == (other.work, other.quality, other.settings)
 
+    def changes_from(self, stored: PortableRecord) -> list[str]:
+        """What a new measurement changes in the stored record's values ([] : it confirms them).
+
+        Work, settings and tolerances compare exactly; quality within QUALITY_SAME_ABS. Who
+        recorded it, when, and with which versions are not values: a second runner that
+        measures the same figures leaves the file alone instead of rewriting every record."""
+        out = [
+            f"{part}.{key} {old.get(key)!r} -> {new.get(key)!r}"
+            for part, old, new in (
+                ("work", stored.work, self.work),
+                ("settings", stored.settings, self.settings),
+                ("tolerances", stored.tolerances, self.tolerances),
+            )
+            for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)
+        ]
+        old_q, new_q = stored.quality, self.quality
+        if (old_q is None) != (new_q is None):
+            out.append(f"quality {old_q and old_q.to_dict()} -> {new_q and new_q.to_dict()}")
+        elif old_q is not None and new_q is not None:
+            for key in ("log_loss", "accuracy"):
+                a, b = getattr(old_q, key), getattr(new_q, key)
+                if (a is None) != (b is None) or (a is not None and abs(a - b) > QUALITY_SAME_ABS):
+                    out.append(f"quality.{key} {a!r} -> {b!r}")
+        return out
+
     @classmethod
     def from_dict(cls, data: Any, where: str) -> PortableRecord:
         _check_header(data, where, "portable")
@@ -227,11 +260,24 @@ def split_v1(
     missing = [k for k in ("variant", "machine_key", "work", "latency", "quality", "settings") if k not in data]
     if missing:
         raise RecordError(f"{where}: schema-1 record lacks {', '.join(missing)}")
+    for name in ("variant", "machine_key"):  # both become file and folder names
+        try:
+            safe_name(_need(data, name, str, where), f"{where}: field {name!r}:")
+        except UnsafeName as exc:
+            raise RecordError(str(exc)) from None
     quality = Quality.from_dict(data["quality"], where)
-    env = dict(data.get("environment", {}))
-    settings, tolerances = dict(data["settings"]), dict(data.get("tolerances", {}))
+    env = dict(_need(data, "environment", dict, where)) if "environment" in data else {}
+    settings = dict(_need(data, "settings", dict, where))
+    tolerances = dict(_need(data, "tolerances", dict, where)) if "tolerances" in data else {}
     stamp = str(data.get("recorded_at", ""))
-    work = {k: int(data["work"][k]) for k in WORK_COUNTERS if k in data["work"]}
+    counters = _need(data, "work", dict, where)
+    work = {}
+    for key in WORK_COUNTERS:
+        if key in counters:
+            value = counters[key]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise RecordError(f"{where}: work.{key} must be an integer, got {value!r}")
+            work[key] = value
     portable_env = {k: v for k, v in env.items() if k != "device"}
     portable = PortableRecord(
         data["variant"],

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import markdown
 from .fileio import atomic_write_text, console_width, finite_or_none
 from .outcomes import Outcome, PairOutcome
 
@@ -98,11 +99,6 @@ def _rich_table(
         for line in footer:
             console.print(line, markup=False)
     return cap.get()
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in rows]
 
 
 def _tally(outcomes: Sequence[Outcome]) -> str:
@@ -226,14 +222,14 @@ def to_json(
 
 
 def to_markdown(outcomes: Sequence[Outcome], machine_key: str, relative: Sequence[PairOutcome] = ()) -> str:
-    lines = [f"### perfsuite on `{machine_key}`", "", *_md_table(HEADERS, [row_cells(o) for o in outcomes])]
+    lines = [f"### perfsuite on `{machine_key}`", "", *markdown.table(HEADERS, [row_cells(o) for o in outcomes])]
     lines += ["", _tally(outcomes)]
     warning = coverage_line(outcomes, machine_key)
     if warning:
         lines += ["", f"**{warning}**"]
     if relative:
         lines += ["", "#### Relative bounds (interleaved in this run)", ""]
-        lines += _md_table(RELATIVE_HEADERS, [relative_cells(o) for o in relative])
+        lines += markdown.table(RELATIVE_HEADERS, [relative_cells(o) for o in relative])
     return "\n".join(lines) + "\n"
 
 
@@ -317,16 +313,47 @@ def render_ratios(outcomes: Sequence[Outcome], model_a: str, model_b: str) -> st
     return "\n".join(lines)
 
 
+def _non_finite(value: Any, where: str) -> str | None:
+    """The first field under `value` holding NaN or +-Infinity (not strict JSON), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}")
+        if found:
+            return found
+    return None
+
+
 def _read_report(path: Path) -> dict[str, Any]:
+    """A shard's report.json, checked field by field: ValueError naming the file and field otherwise."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable report.json ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not a perfsuite report.json (nested too deeply)") from None
     if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
         raise ValueError(f"{path}: not a perfsuite report.json (no 'variants' list)")
-    for i, entry in enumerate([*data["variants"], *data.get("relative", [])]):
+    if not isinstance(data.get("relative", []), list):
+        raise ValueError(f"{path}: field 'relative' must be a list")
+    if not isinstance(data.get("machine_key", ""), str):
+        raise ValueError(f"{path}: field 'machine_key' must be a string")
+    entries = [("variants", i, e) for i, e in enumerate(data["variants"])]
+    entries += [("relative", i, e) for i, e in enumerate(data.get("relative", []))]
+    for table, i, entry in entries:
+        where = f"{path}: {table}[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("cells"), list):
-            raise ValueError(f"{path}: entry {i + 1} has no 'cells' (written by a perfsuite before merge existed)")
+            raise ValueError(f"{where} has no 'cells' (written by a perfsuite before merge existed)")
+        for name in ("variant", "status", *(("bound",) if table == "relative" else ())):
+            if not isinstance(entry.get(name), str):
+                got = "missing" if name not in entry else f"a {type(entry[name]).__name__}"
+                raise ValueError(f"{where}.{name} must be a string ({got})")
+        if not all(isinstance(cell, str) for cell in entry["cells"]):
+            raise ValueError(f"{where}.cells must be strings")
+        bad = _non_finite(entry, f"{table}[{i}]")
+        if bad:
+            raise ValueError(f"{path}: field {bad} is NaN or Infinity, which report.json never holds (strict JSON)")
     return data
 
 
@@ -363,17 +390,19 @@ def merge_reports(paths: Sequence[Path], folder: str | Path) -> tuple[str, Path,
     if rel_rows:
         text += _rich_table("relative bounds", (*RELATIVE_HEADERS, "machine"), rel_rows, (), None)
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {folder}: a file, not a folder (the merged report.json and report.md go in it)")
     merged = {
         "merged_from": [str(p) for p in paths],
         "counts": tally,
         "variants": [{**e, "machine_key": key} for e, key, _ in variants.values()],
         "relative": [{**e, "machine_key": key} for e, key, _ in relative.values()],
     }
-    atomic_write_text(folder / "report.json", json.dumps(merged, indent=2, default=str) + "\n")
-    md = ["### perfsuite (merged shards)", "", *_md_table(headers, [c for _, c in rows]), "", summary]
+    atomic_write_text(folder / "report.json", json.dumps(merged, indent=2, allow_nan=False) + "\n")
+    md = ["### perfsuite (merged shards)", "", *markdown.table(headers, [c for _, c in rows]), "", summary]
     if rel_rows:
         md += ["", "#### Relative bounds (interleaved, each on its shard's machine)", ""]
-        md += _md_table((*RELATIVE_HEADERS, "machine"), [c for _, c in rel_rows])
+        md += markdown.table((*RELATIVE_HEADERS, "machine"), [c for _, c in rel_rows])
     atomic_write_text(folder / "report.md", "\n".join(md) + "\n")
     failed = any(status == "fail" for status, _ in [*rows, *rel_rows])
     return text, folder, failed

@@ -65,14 +65,21 @@ class PerfSession:
         cache_dir: Path | None = None,
         workload: dict[str, int] | None = None,
         strict: bool = False,
+        rewrite_portable: bool = False,
     ) -> None:
         """`workload` overrides the tier's rows / batch_size / max_length (a sweep without a new TOML);
-        `strict` fails a variant on which nothing stored could be judged, instead of skipping it."""
+        `strict` fails a variant on which nothing stored could be judged, instead of skipping it;
+        `rewrite_portable`: a rebaseline rewrites portable records whose values it confirms too
+        (by default only changed and new ones are written)."""
         self.matrix = matrix
         unknown = set(workload or {}) - set(WORKLOAD_FIELDS)
         if unknown:
             raise ValueError(f"cannot override {sorted(unknown)}; only {', '.join(WORKLOAD_FIELDS)}")
-        self.settings = replace(matrix.settings, **{k: v for k, v in (workload or {}).items() if v})
+        overrides = {k: v for k, v in (workload or {}).items() if v is not None}  # None: the tier's own
+        for key, value in overrides.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} override {value!r}: must be a whole number of at least 1")
+        self.settings = replace(matrix.settings, **overrides)
         self.caps = caps or detect(matrix.settings.device)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
         if rebaseline:
@@ -80,6 +87,8 @@ class PerfSession:
         self.finish_note: list[str] = []
         self.data_path = Path(data_path) if data_path else SAMPLE_PATH
         self.rebaseline = rebaseline
+        self.rewrite_portable = rewrite_portable
+        self.portable_states: dict[str, str] = {}  # variant id -> new / confirmed / changed (...), in a rebaseline
         self.strict = strict
         self.data = Workload(self.data_path, self.settings, cache_dir, matrix.spec)
         self.probe = SupportProbe(cache_dir)  # what the installed libraries accept, asked once
@@ -169,9 +178,14 @@ class PerfSession:
         else:
             written = self.store.commit()
             recorded = sum(o.verdict.status == "recorded" for o in self.outcomes)
+            states = [s.split(" ")[0] for s in self.portable_states.values()]
+            confirmed = "rewritten as asked" if self.rewrite_portable else "left as they were"
             self.finish_note = [
                 f"recorded {recorded} baselines ({len(written)} files, committed together) under "
-                f"{self.store.folder} and {self.store.portable_folder}"
+                f"{self.store.folder} and {self.store.portable_folder}",
+                f"portable records: {states.count('changed')} changed, {states.count('new')} new, "
+                f"{states.count('confirmed')} confirmed ({confirmed})",
+                *(f"  changed: {v}: {s}" for v, s in self.portable_states.items() if s.startswith("changed")),
             ]
         return self.finish_note
 
@@ -374,12 +388,27 @@ class PerfSession:
             if guard.failed:  # never store a baseline of a broken run
                 return Outcome(variant, guard, measurement, stored.machine)
             portable, machine = self.records_for(variant, measurement)
-            self.store.stage(portable, machine)  # written together by finish(), or not at all
+            state = self.portable_state(stored, portable)
+            self.portable_states[variant.id] = state
+            keep = state == "confirmed" and not self.rewrite_portable
+            self.store.stage(None if keep else portable, machine)  # written together by finish(), or not at all
             # what a recording judges: the baseline-free kinds (the rest is being written, not read)
             judged = [c for c in guard.coverage if c.kind in BASELINE_FREE]
             recorded = Verdict("recorded", guard.checks, baseline_path=stored.machine_path, coverage=judged)
-            return Outcome(variant, recorded, measurement, stored.machine)
+            outcome = Outcome(variant, recorded, measurement, stored.machine)
+            outcome.notes.append(f"portable record {state}" + (" (left as it was)" if keep else ""))
+            return outcome
         return Outcome(variant, judge(measurement, stored, variant.bounds, self.settings, self.strict), measurement)
+
+    @staticmethod
+    def portable_state(stored: StoredRecords, portable: PortableRecord) -> str:
+        """new / confirmed / changed (what): the measured portable record against the stored one."""
+        if stored.error is not None:
+            return "changed (the stored records were unreadable)"
+        if stored.portable is None:
+            return "new"
+        changes = portable.changes_from(stored.portable)
+        return f"changed ({'; '.join(changes)})" if changes else "confirmed"
 
     def records_for(self, variant: Variant, measurement: Measurement) -> tuple[PortableRecord, MachineRecord]:
         """A measurement as the tier's portable record and this machine's record."""

@@ -140,7 +140,7 @@ class Workload:
         s = self.settings
         return {
             "data": self.fingerprint,
-            "rows": s.rows,
+            "rows": len(self.rows()),  # what ran: fewer than asked where the file is shorter (its summary says so)
             "batch_size": s.batch_size,
             "max_length": s.max_length,
             "padding_side": s.padding_side,

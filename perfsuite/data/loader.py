@@ -66,6 +66,12 @@ class LoadReport:
     rows_read: int = 0
     skipped: list[SkippedRow] = field(default_factory=list)
     repairs: Counter[str] = field(default_factory=Counter)
+    rows_asked: int | None = None  # the limit a run asked for (the tier's rows)
+
+    @property
+    def short(self) -> bool:
+        """The file ran out before the rows asked for: the run uses fewer, and says so."""
+        return self.rows_asked is not None and self.rows_kept < self.rows_asked
 
     @property
     def rows_kept(self) -> int:
@@ -80,6 +86,11 @@ class LoadReport:
             f"{self.path}: {self.rows_read} rows read, {self.rows_kept} kept, "
             f"{self.rows_repaired} values repaired, {len(self.skipped)} skipped"
         ]
+        if self.short:
+            lines.append(
+                f"  WARNING: rows {self.rows_asked} asked ([tier] rows or --rows), but the file has only "
+                f"{self.rows_kept} usable rows: running {self.rows_kept}"
+            )
         reasons = Counter(s.reason.split(":")[0] for s in self.skipped)
         lines += [f"  skipped ({count}): {reason}" for reason, count in reasons.most_common()]
         lines += [f"    {s.describe()}" for s in self.skipped[:SHOWN_SKIPS]]
@@ -195,7 +206,7 @@ def _file_problem(exc: csv.Error) -> str:
 def load_arena_csv(path: str | Path, limit: int | None = None) -> tuple[list[ArenaRow], LoadReport]:
     """Read a Kaggle-format CSV; raise DataError naming the file and line if it cannot be used at all."""
     path = Path(path)
-    report = LoadReport(path=str(path))
+    report = LoadReport(path=str(path), rows_asked=limit)
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
     rows: list[ArenaRow] = []

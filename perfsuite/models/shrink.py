@@ -41,6 +41,12 @@ HIDDEN = 64
 LAYER_DIVISOR = 10.5
 HEAD_DIM_DIVISOR = 4
 MIN_HEAD_DIM = 8
+# A miniature stays one: the largest real decoders (Llama-3.1-405B: 126 layers, 128 : 8 heads;
+# Falcon-7B: 71 : 1) shrink well inside these. A config beyond them is refused before anything is
+# built or written (a 100,000-layer config once built 9,524 layers and 3.3 GB of weights).
+MAX_LAYERS = 24
+MAX_QUERY_GROUP = 128
+MAX_HEAD_DIM = 512
 FULL_MAX_LENGTH = 2048  # the Kaggle recipe's (and the GPU tier's) max_length a full-size window is relative to
 
 
@@ -115,6 +121,13 @@ def miniature(
     n = max(1, _round(layers / LAYER_DIVISOR))
     group = heads // kv_heads
     tiny_head_dim = max(MIN_HEAD_DIM, 2 * _round(head_dim / HEAD_DIM_DIVISOR / 2))
+    for name, value, limit, made in (
+        ("num_hidden_layers", n, MAX_LAYERS, f"{n} miniature layers"),
+        ("num_attention_heads", group, MAX_QUERY_GROUP, f"{group} query heads per kv head"),
+        ("head_dim", tiny_head_dim, MAX_HEAD_DIM, f"a miniature head_dim of {tiny_head_dim}"),
+    ):
+        if value > limit:
+            raise fail(name, f"{made} (at most {limit}): no real decoder is that large; is the config right?")
     out = dict(data)
     out[key("hidden_size")] = HIDDEN
     out[key("num_hidden_layers")] = n

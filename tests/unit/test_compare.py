@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -121,6 +122,9 @@ def test_base_revision_runs_from_a_worktree_that_is_removed_afterwards():
         folder = side.env["PYTHONPATH"]
         listed = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=root).stdout
         assert folder in listed and side.name == "B"
+        porcelain = subprocess.run(["git", "worktree", "list", "--porcelain"], capture_output=True, text=True, cwd=root)
+        block = next(b for b in porcelain.stdout.split("\n\n") if f"worktree {folder}" in b)
+        assert f"locked perfsuite compare pid {os.getpid()}" in block  # a later run's prune keeps it
     listed = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=root).stdout
     assert folder not in listed
 

@@ -170,3 +170,39 @@ def test_a_per_dtype_bound_that_is_not_a_table_names_the_field():
     }
     with pytest.raises(MatrixError, match=r"bounds\.ref_max_abs_dp_by_dtype must be a table"):
         parse_matrix(data, "x.toml")
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('rows = "16"', "[tier] rows = '16': must be a whole number of at least 1"),
+        ("rows = 0", "[tier] rows = 0: must be a whole number"),
+        ("batch_size = 2.5", "[tier] batch_size = 2.5: must be a whole number"),
+        ('markers = "cpu"', "[tier] markers = 'cpu': must be a list of strings"),
+        ("busy_other_cpu = 1.5", "[tier] busy_other_cpu = 1.5: must lie between 0 and 1"),
+        ('device = "tpu"', "[tier] device = 'tpu': must be one of cpu, cuda"),
+        ("confirm_latency = 1", "[tier] confirm_latency = 1: must be true or false"),
+        ("colour = 3", "unknown [tier] field(s) colour"),
+        ("max_rounds = 2", "[tier] max_rounds 2 is below min_rounds 5"),
+    ],
+)
+def test_every_tier_field_is_checked_against_its_type_naming_it(tmp_path, line, says):
+    from tests.conftest import write_matrix
+
+    path = write_matrix(tmp_path)
+    key = line.split(" =")[0]
+    lines = [x for x in path.read_text().splitlines() if not x.startswith(f"{key} =")]
+    lines.insert(lines.index("[tier]") + 1, line)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MatrixError) as exc:
+        load_matrix(str(path))
+    assert says in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_a_workload_override_of_zero_is_refused_not_dropped(tmp_path):
+    from perfsuite.session import PerfSession
+    from tests.conftest import write_matrix
+
+    matrix = load_matrix(str(write_matrix(tmp_path)))
+    with pytest.raises(ValueError, match="rows override 0: must be a whole number of at least 1"):
+        PerfSession(matrix, baseline_root=tmp_path / "bl", workload={"rows": 0})

@@ -73,3 +73,15 @@ def test_gpu_workflow_runs_a_pr_only_on_a_maintainers_label_behind_a_protected_e
     text = WORKFLOWS[1].read_text()
     assert "types: [labeled]" in text and "synchronize" not in text
     assert "github.event.label.name == 'gpu'" in text and "environment: gpu" in text
+
+
+def test_every_ci_job_takes_torch_from_the_cpu_index_and_keeps_the_pip_cache():
+    """A job that installs the package pulls torch; from PyPI that is the multi-GB CUDA build."""
+    import yaml
+
+    workflow = yaml.safe_load(WORKFLOWS[0].read_text())
+    assert workflow["env"]["PIP_EXTRA_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    for name, job in workflow["jobs"].items():
+        assert "PIP_EXTRA_INDEX_URL" not in job.get("env", {}), f"{name} overrides the CPU index"
+        caches = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache@")]
+        assert any("~/.cache/pip" in c["with"]["path"] for c in caches), f"{name} keeps no pip cache"
