@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from .baselines import BaselineError
-from .checks import Verdict
-from .matrix import WORKLOAD_FIELDS, MatrixError, load_matrix, parse_shard, positive_int, shard_assignment
-from .outcomes import Outcome, PairOutcome
-from .runner import perf_counter_sampler
-from .session import PerfSession
+from perfsuite.judge.checks import Verdict
+from perfsuite.matrix.shards import parse_shard, shard_assignment
+from perfsuite.matrix.tier import MatrixError, load_matrix
+from perfsuite.measure.runner import perf_counter_sampler
+from perfsuite.report.outcomes import Outcome, PairOutcome
+from perfsuite.session import PerfSession
+from perfsuite.store.baselines import BaselineError
+from perfsuite.variant import WORKLOAD_FIELDS, positive_int
 
 _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 

@@ -69,7 +69,7 @@ def install(scenario: Scenario) -> None:
 
     Called only in the selftest's child processes and compare workers.
     """
-    from .runner import HOOKS
+    from perfsuite.measure.runner import HOOKS
 
     if scenario.slowdown > 0:
 
@@ -90,8 +90,8 @@ def _kinds(verdict) -> dict[str, list[str]]:
 
 def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> None:
     """One selftest run: the selected variants and their relative bounds, results to `out`."""
-    from .matrix import load_matrix
-    from .session import PerfSession
+    from perfsuite.matrix.tier import load_matrix
+    from perfsuite.session import PerfSession
 
     install(scenario)
     matrix = load_matrix("cpu")
@@ -151,7 +151,7 @@ def render(summary: dict[str, Any], machine: str, select: str) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    from .fileio import console_width
+    from perfsuite.fileio import console_width
 
     table = Table(title=f"perfsuite selftest on {machine} ({select})", header_style="bold")
     for header in (
@@ -192,8 +192,8 @@ def selftest(
 
     A child that hangs is killed after `child_timeout_s` and counted as a failed run, named.
     """
-    from .machine import detect
-    from .matrix import load_matrix
+    from perfsuite.device.machine import detect
+    from perfsuite.matrix.tier import load_matrix
 
     matrix = load_matrix("cpu")
     if select is None:  # the target and what its relative bounds compare it with
@@ -208,7 +208,7 @@ def selftest(
     failures: list[str] = []
     plan = [(sc, aa_runs if not sc.injected else inject_runs) for sc in scenarios(target, sizes)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    from .progress import Progress
+    from perfsuite.progress import Progress
 
     todo = [(sc, i) for sc, count in plan for i in range(count)]
     with Progress(len(todo), "selftest runs") as progress:
@@ -240,7 +240,7 @@ def selftest(
         "failed_runs": failures,
         "runs": runs,
     }
-    from .fileio import atomic_write_text
+    from perfsuite.fileio import atomic_write_text
 
     atomic_write_text(out_dir / "selftest.json", json.dumps(report, indent=2) + "\n")
     print(render(summary, machine, select))
@@ -265,10 +265,11 @@ def compare_selftest(
     Side B is this checkout in a worker that installs the scenario (a busy-wait in `target`'s
     forward); every injected run also compares `untouched`, which B leaves alone.
     """
-    from .compare import CompareSettings, Comparison, Side
-    from .compare_envs import this_side
-    from .fileio import atomic_write_text
-    from .matrix import load_matrix
+    from perfsuite.compare.harness import Comparison
+    from perfsuite.compare.protocol import CompareSettings, Side
+    from perfsuite.compare.sides import this_side
+    from perfsuite.fileio import atomic_write_text
+    from perfsuite.matrix.tier import load_matrix
 
     settings = settings or CompareSettings()
     matrix = load_matrix("cpu")
@@ -334,7 +335,7 @@ if __name__ == "__main__":
         sys.argv[1] == "compare-worker"
     ):  # side B of the compare selftest: python -m perfsuite.selftest compare-worker SC
         install(Scenario(**json.loads(sys.argv[2])))
-        from .compare_worker import main as _serve
+        from perfsuite.compare.worker import main as _serve
 
         _serve()
     else:  # the child process: python -m perfsuite.selftest SCENARIO SELECT BASELINES OUT

@@ -10,31 +10,32 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from . import runner
-from .baselines import DEFAULT_BASELINES, BaselineError, BaselineStore
-from .checks import BASELINE_FREE, Verdict, check_prediction, check_relative, status_of
-from .cost.predictor import Predictor
-from .data.formatting import EncodedRow
-from .data.loader import LoadReport
-from .data.sample import SAMPLE_PATH
-from .data.tokenizer import TextTokenizer
-from .declared import miniature_notes, miniature_summary
-from .environment import git_commit, package_versions
-from .fileio import weights_identity
-from .judge import StoredRecords, judge
-from .machine import DeviceCaps, detect
-from .matrix import WORKLOAD_FIELDS, Matrix, RelativeBound, TierSettings, Variant, variant_notes
-from .measurement import Measurement
-from .metrics import compare_to_reference
-from .models.factory import checkpoint_env_var
-from .outcomes import Outcome, PairOutcome
-from .probe import SupportProbe
-from .records import Latency, MachineRecord, PortableRecord, Quality
-from .report import RunReport
-from .runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
-from .stats import ratio_interval
-from .support import semantic_reason, skip_reason
-from .workload import ResolvedVariant, Workload
+from perfsuite.cost.predictor import Predictor
+from perfsuite.data.formatting import EncodedRow
+from perfsuite.data.loader import LoadReport
+from perfsuite.data.sample import SAMPLE_PATH
+from perfsuite.data.tokenizer import TextTokenizer
+from perfsuite.device.environment import git_commit, package_versions
+from perfsuite.device.machine import DeviceCaps, detect
+from perfsuite.device.probe import SupportProbe
+from perfsuite.device.support import semantic_reason, skip_reason
+from perfsuite.fileio import weights_identity
+from perfsuite.judge.checks import BASELINE_FREE, Verdict, check_prediction, check_relative, status_of
+from perfsuite.judge.verdict import StoredRecords, judge
+from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
+from perfsuite.measure import runner
+from perfsuite.measure.measurement import Measurement
+from perfsuite.measure.runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
+from perfsuite.measure.workload import ResolvedVariant, Workload
+from perfsuite.models.declared import miniature_notes, miniature_summary
+from perfsuite.models.factory import checkpoint_env_var
+from perfsuite.report.outcomes import Outcome, PairOutcome
+from perfsuite.report.run_report import RunReport
+from perfsuite.stats.intervals import ratio_interval
+from perfsuite.stats.metrics import compare_to_reference
+from perfsuite.store.baselines import DEFAULT_BASELINES, BaselineError, BaselineStore
+from perfsuite.store.records import Latency, MachineRecord, PortableRecord, Quality
+from perfsuite.variant import WORKLOAD_FIELDS, TierSettings, Variant
 
 
 def _only_latency_failed(verdict: Verdict) -> bool:

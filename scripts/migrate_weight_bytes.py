@@ -45,9 +45,10 @@ print(json.dumps(out))
 
 
 def main() -> int:
-    from perfsuite.baselines import write_record
-    from perfsuite.compare_envs import version_side
-    from perfsuite.matrix import Variant, compute_dtype, load_matrix
+    from perfsuite.compare.sides import version_side
+    from perfsuite.matrix.tier import load_matrix
+    from perfsuite.store.baselines import write_record
+    from perfsuite.variant import Variant, compute_dtype
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baselines", default=str(ROOT / "baselines"))

@@ -34,10 +34,10 @@ def child(select: str, out: str) -> None:
     """Score each selected variant once (untimed) and write its probabilities and log-loss."""
     import torch
 
-    from perfsuite import runner
-    from perfsuite.matrix import load_matrix
-    from perfsuite.metrics import log_loss
+    from perfsuite.matrix.tier import load_matrix
+    from perfsuite.measure import runner
     from perfsuite.session import PerfSession
+    from perfsuite.stats.metrics import log_loss
 
     session = PerfSession(load_matrix("cpu"))
     import transformers
@@ -84,7 +84,7 @@ def main() -> int:
             env.update(ATEN_CPU_CAPABILITY=aten, ONEDNN_MAX_CPU_ISA=onednn)
         subprocess.run([python, __file__, "--child", args.select, str(out)], env=env, check=True)
         runs[cap] = json.loads(out.read_text(encoding="utf-8"))
-    from perfsuite.matrix import load_matrix
+    from perfsuite.matrix.tier import load_matrix
 
     bounds = {v.id: v.bounds for v in load_matrix("cpu").variants}
     per_dtype: dict[str, dict[str, float]] = {}

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from perfsuite.models.specs import SPECS, ModelSpec
-from perfsuite.training import REPORT_FILE, TRAINED_DIR, TrainConfig, save_trained, train
+from perfsuite.models.training import REPORT_FILE, TRAINED_DIR, TrainConfig, save_trained, train
 
 
 def train_one(name: str, check: bool) -> dict:
@@ -38,9 +38,9 @@ def train_one(name: str, check: bool) -> dict:
 
 def declared_miniature(args: argparse.Namespace) -> ModelSpec:
     """The miniature a --config or --matrix/--model names (MatrixError / ModelConfigError on bad input)."""
-    from perfsuite.declared import ModelDeclaration, declared_spec
-    from perfsuite.matrix import MatrixError, load_matrix
+    from perfsuite.matrix.tier import MatrixError, load_matrix
     from perfsuite.models.config_json import default_name
+    from perfsuite.models.declared import ModelDeclaration, declared_spec
 
     if args.matrix:
         matrix = load_matrix(args.matrix)
@@ -58,9 +58,9 @@ def declared_miniature(args: argparse.Namespace) -> ModelSpec:
 
 
 def train_declared(args: argparse.Namespace) -> int:
-    from perfsuite.matrix import MatrixError
+    from perfsuite.matrix.tier import MatrixError
+    from perfsuite.measure.workload import Workload
     from perfsuite.models.config_json import ModelConfigError
-    from perfsuite.workload import Workload
 
     try:
         spec = declared_miniature(args)

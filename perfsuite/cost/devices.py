@@ -43,7 +43,7 @@ class DeviceSpec:
 
     def caps(self):
         """The device as the matrix's rules see it, with flash-attn and bitsandbytes assumed installed."""
-        from ..machine import DeviceCaps
+        from perfsuite.device.machine import DeviceCaps
 
         kind = "cuda" if self.compute_capability else "cpu"
         return DeviceCaps(
@@ -166,7 +166,7 @@ def calibrate_cpu(threads: int | None = None) -> DeviceSpec:
     small = torch.randn(8, 64)
     weight = torch.randn(64, 64)
     op_s = _time_best(lambda: torch.nn.functional.linear(small, weight), repeats=50)
-    from ..machine import detect
+    from perfsuite.device.machine import detect
 
     return DeviceSpec(
         "cpu",

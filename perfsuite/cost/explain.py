@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ..batching import padded_shapes
-from ..distributed import shard_rows
-from ..fileio import console_width
-from ..matrix import PADDINGS
-from ..models.modelspec import ModelSpec
-from ..models.specs import resolve_model
-from ..support import implementation_reason, semantic_reason
-from .devices import DeviceSpec
-from .model import COMPONENT_NOTES, COMPONENTS, INT8_NOTE, CostConfig, Prediction, memory_bytes, predict
+from perfsuite.cost.devices import DeviceSpec
+from perfsuite.cost.model import COMPONENT_NOTES, COMPONENTS, INT8_NOTE, CostConfig, Prediction, memory_bytes, predict
+from perfsuite.device.support import implementation_reason, semantic_reason
+from perfsuite.fileio import console_width
+from perfsuite.measure.batching import padded_shapes
+from perfsuite.measure.distributed import shard_rows
+from perfsuite.models.modelspec import ModelSpec
+from perfsuite.models.specs import resolve_model
+from perfsuite.variant import PADDINGS
 
 STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("layers", ("layers",)),
@@ -375,7 +375,7 @@ def render_budget(
     from rich.console import Console
     from rich.table import Table
 
-    from .uncertainty import Interval
+    from perfsuite.cost.uncertainty import Interval
 
     interval = interval or Interval(1.0, 1.0, "no interval")
     p = project(setup, device, lengths, rows, devices, tta)

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..baselines import BaselineStore, RebaselineLock
-from ..batching import padded_shapes
-from ..matrix import Variant
-from ..models.specs import SPECS, get_spec
-from ..names import inside, safe_name
-from . import devices
-from .devices import DEVICES, EFFICIENCY_FIELDS, DeviceSpec, with_efficiency
-from .model import CostConfig, predict
+from perfsuite.cost import devices
+from perfsuite.cost.devices import DEVICES, EFFICIENCY_FIELDS, DeviceSpec, with_efficiency
+from perfsuite.cost.model import CostConfig, predict
+from perfsuite.measure.batching import padded_shapes
+from perfsuite.models.specs import SPECS, get_spec
+from perfsuite.store.baselines import BaselineStore, RebaselineLock
+from perfsuite.store.names import inside, safe_name
+from perfsuite.variant import Variant
 
 FIT_FILE = "costmodel.json"
 PRIOR_WEIGHT = 0.3  # per unit of log-factor, against one variant's log error
@@ -41,8 +41,8 @@ class Observation:
 
 def sample_lengths(max_length: int, rows: int) -> tuple[int, ...]:
     """Token lengths of the bundled sample's first `rows` rows, formatted and truncated as a run does."""
-    from ..data.lengths import token_lengths
-    from ..data.sample import SAMPLE_PATH
+    from perfsuite.data.lengths import token_lengths
+    from perfsuite.data.sample import SAMPLE_PATH
 
     return token_lengths(SAMPLE_PATH, max_length, rows).kept
 
@@ -64,8 +64,8 @@ def fitted_kinds(obs: Sequence[Observation], device_type: str) -> list[Observati
 
 def observations(store: BaselineStore, quantized_compute: str) -> tuple[list[Observation], list[str]]:
     """Observations from one machine's records of one tier (read through the store), and why any was left out."""
-    from ..data.sample import SAMPLE_PATH
-    from ..fileio import file_fingerprint
+    from perfsuite.data.sample import SAMPLE_PATH
+    from perfsuite.fileio import file_fingerprint
 
     sample = file_fingerprint(SAMPLE_PATH)
     out, skipped = [], []
@@ -120,7 +120,7 @@ def save_fit(
     path: Path, device: DeviceSpec, errors: dict[str, float], source: str, left_out: Sequence[str] = ()
 ) -> None:
     """The fitted factors, the peaks they apply to, each fitted variant's error, and the records not used."""
-    from ..fileio import atomic_write_text
+    from perfsuite.fileio import atomic_write_text
 
     data = {
         "device": device.name,
@@ -224,8 +224,8 @@ def fit_and_save(
     holder = RebaselineLock.holder(root, machine_key)
     if holder:
         raise ValueError(f"a rebaseline of {machine_key} is running ({holder}): fit after it commits its records")
-    from ..matrix import load_matrix
-    from .devices import get_device
+    from perfsuite.cost.devices import get_device
+    from perfsuite.matrix.tier import load_matrix
 
     cuda = machine_key.startswith("cuda-")
     obs: list[Observation] = []
@@ -262,7 +262,7 @@ def load_machine_fit(root: Path, machine_key: str) -> tuple[DeviceSpec | None, s
     A CPU's fit holds the calibration it was fitted with, so no new calibration is needed
     (and none of its run-to-run noise enters a prediction).
     """
-    from .devices import get_device
+    from perfsuite.cost.devices import get_device
 
     path = root / machine_key / FIT_FILE
     if not path.is_file():
@@ -296,8 +296,8 @@ def fitted_device(key: str, root: Path = Path("baselines")) -> tuple[DeviceSpec,
     else the factors fitted on another GPU (the card differs, the software stack does not),
     else the datasheet defaults.
     """
-    from ..machine import detect
-    from .devices import get_device
+    from perfsuite.cost.devices import get_device
+    from perfsuite.device.machine import detect
 
     if key == "cpu":
         device, source = load_machine_fit(root, detect("cpu").machine_key())

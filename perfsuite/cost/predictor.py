@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..batching import padded_shapes
-from ..matrix import TierSettings, Variant
-from ..workload import ResolvedVariant
-from .devices import DeviceSpec
-from .fit import load_machine_fit
-from .model import CostConfig, predict
+from perfsuite.cost.devices import DeviceSpec
+from perfsuite.cost.fit import load_machine_fit
+from perfsuite.cost.model import CostConfig, predict
+from perfsuite.measure.batching import padded_shapes
+from perfsuite.measure.workload import ResolvedVariant
+from perfsuite.variant import TierSettings, Variant
 
 
 class Predictor:

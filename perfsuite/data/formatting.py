@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .loader import ArenaRow
-from .tokenizer import TextTokenizer
+from perfsuite.data.loader import ArenaRow
+from perfsuite.data.tokenizer import TextTokenizer
 
 PREFIXES = ("<prompt>: ", "\n\n<response_a>: ", "\n\n<response_b>: ")
 FORMAT_VERSION = 1  # bump when formatting or truncation changes: cached token lengths are keyed on it

@@ -13,7 +13,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fileio import atomic_write_text, default_cache_dir, file_digest
+from perfsuite.fileio import atomic_write_text, default_cache_dir, file_digest
 
 PROGRESS_ROWS = 5000  # rows per progress step when counting a large file
 
@@ -46,9 +46,9 @@ def token_lengths(
 ) -> TokenLengths:
     """Lengths of the file's usable rows with the shipped tiny BPE, a named tokenizer (`llama3`)
     or a local tokenizer.json."""
-    from .formatting import FORMAT_VERSION
-    from .loader import LOADER_RULES
-    from .tokenizer import tokenizer_identity
+    from perfsuite.data.formatting import FORMAT_VERSION
+    from perfsuite.data.loader import LOADER_RULES
+    from perfsuite.data.tokenizer import tokenizer_identity
 
     # Every input that shapes the lengths: the data, the tokenizer (file or name, and the
     # library that applies it), the formatter's and the loader's rules, the limits.
@@ -65,16 +65,16 @@ def token_lengths(
             )
         except (ValueError, KeyError, TypeError):
             pass  # a damaged cache entry is rebuilt below
-    from .formatting import PairFormatter
-    from .loader import load_arena_csv
-    from .tokenizer import load_counting_tokenizer
+    from perfsuite.data.formatting import PairFormatter
+    from perfsuite.data.loader import load_arena_csv
+    from perfsuite.data.tokenizer import load_counting_tokenizer
 
     loaded, report = load_arena_csv(Path(path), limit=rows)
     formatter = PairFormatter(load_counting_tokenizer(tokenizer), max_length)
     if len(loaded) <= PROGRESS_ROWS:
         encoded = formatter.encode_all(loaded)
     else:  # Kaggle's 57k-row train.csv takes a while with some tokenizers: show it
-        from ..progress import Progress
+        from perfsuite.progress import Progress
 
         encoded = []
         chunks = range(0, len(loaded), PROGRESS_ROWS)

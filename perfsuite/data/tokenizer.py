@@ -128,7 +128,7 @@ def tokenizer_identity(spec: str | Path | None) -> str:
     """What a token count depends on: a named tokenizer and its package's release, or a file's digest."""
     from importlib import metadata
 
-    from ..fileio import file_digest
+    from perfsuite.fileio import file_digest
 
     if isinstance(spec, str) and spec in NAMED:
         return f"{spec}@quicktok-v1-{metadata.version('quicktok-v1')}"

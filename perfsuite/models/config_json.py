@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..names import UnsafeName, safe_name
-from .modelspec import ModelSpec
+from perfsuite.models.modelspec import ModelSpec
+from perfsuite.store.names import UnsafeName, safe_name
 
 
 class ModelConfigError(ValueError):

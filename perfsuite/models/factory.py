@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ..fileio import adapter_problem, default_cache_dir, file_digest
-from ..matrix import QUANTIZED, compute_dtype
-from .specs import ModelSpec
+from perfsuite.fileio import adapter_problem, default_cache_dir, file_digest
+from perfsuite.models.specs import ModelSpec
+from perfsuite.variant import QUANTIZED, compute_dtype
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -29,7 +29,7 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
     """
     import transformers
 
-    from ..training import trained_weights
+    from perfsuite.models.training import trained_weights
 
     if not spec.tiny:
         raise ValueError(f"{spec.name} is full-size: give a local checkpoint folder instead")
@@ -62,7 +62,7 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
 
 
 def is_trained(spec: ModelSpec) -> bool:
-    from ..training import trained_weights
+    from perfsuite.models.training import trained_weights
 
     return spec.tiny and trained_weights(spec) is not None
 

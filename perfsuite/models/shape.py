@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .modelspec import ModelSpec
+from perfsuite.models.modelspec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def _cache_path(spec: ModelSpec) -> Path:
     transformers release that builds the model (its classes decide which matrices exist)."""
     from importlib.metadata import version
 
-    from ..fileio import default_cache_dir
+    from perfsuite.fileio import default_cache_dir
 
     release = version("transformers")
     name = f"{spec.fingerprint()}-tf{release}-v{SHAPE_FORMAT}.json"
@@ -133,7 +133,7 @@ def shape_of(spec: ModelSpec) -> ModelShape:
             return cached
         _SHAPES[key] = _read_shape(spec)
         with contextlib.suppress(OSError):  # a read-only cache costs time, not correctness
-            from ..fileio import atomic_write_text
+            from perfsuite.fileio import atomic_write_text
 
             atomic_write_text(path, json.dumps(asdict(_SHAPES[key]), sort_keys=True) + "\n")
     return _SHAPES[key]

@@ -34,8 +34,8 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from .config_json import ModelConfigError, field_key, field_value
-from .modelspec import ModelSpec
+from perfsuite.models.config_json import ModelConfigError, field_key, field_value
+from perfsuite.models.modelspec import ModelSpec
 
 HIDDEN = 64
 LAYER_DIVISOR = 10.5
@@ -168,7 +168,7 @@ def miniature(
 def _fit_derived_head_dim(tiny: ModelSpec, group: int, head_dim: int, fail) -> ModelSpec:
     """Check the built miniature uses the head_dim the rules set; a model type that derives it
     from hidden_size / heads gets a power-of-two head_dim and 64 / head_dim query heads instead."""
-    from .shape import built_head_dim, decoder_layers, meta_model
+    from perfsuite.models.shape import built_head_dim, decoder_layers, meta_model
 
     def built(spec: ModelSpec):
         try:

@@ -27,8 +27,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from .config_json import ModelConfigError, spec_from_config
-from .modelspec import ModelSpec
+from perfsuite.models.config_json import ModelConfigError, spec_from_config
+from perfsuite.models.modelspec import ModelSpec
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
 ARCHITECTURES = ("gemma2", "llama", "mistral", "qwen2")  # the model types of the built-in models

@@ -185,10 +185,10 @@ def test_an_interrupted_rebaseline_changes_no_record(tier, tmp_path, monkeypatch
 
 
 def test_a_concurrent_rebaseline_of_the_same_machine_refuses(tier, tmp_path, capsys):
-    from perfsuite.machine import detect
+    from perfsuite.device.machine import detect
 
     matrix, baselines = tier
-    hold = "import sys,time\nfrom perfsuite.baselines import RebaselineLock\n"
+    hold = "import sys,time\nfrom perfsuite.store.baselines import RebaselineLock\n"
     hold += "RebaselineLock(sys.argv[1], sys.argv[2]).acquire(); print('held', flush=True); time.sleep(60)\n"
     holder = subprocess.Popen(
         [sys.executable, "-c", hold, str(baselines), detect("cpu").machine_key()], stdout=subprocess.PIPE, text=True
@@ -209,7 +209,7 @@ def test_a_concurrent_rebaseline_of_the_same_machine_refuses(tier, tmp_path, cap
 def test_an_out_of_memory_fails_its_variant_with_the_shape_and_the_others_run(tier, tmp_path, monkeypatch, capsys):
     import torch
 
-    from perfsuite import runner
+    from perfsuite.measure import runner
 
     matrix, baselines = tier
 
@@ -231,7 +231,7 @@ def test_an_out_of_memory_fails_its_variant_with_the_shape_and_the_others_run(ti
 
 
 def test_a_nan_producing_dtype_fails_the_guard_with_a_count(tier, tmp_path, monkeypatch, capsys):
-    from perfsuite import runner
+    from perfsuite.measure import runner
 
     matrix, baselines = tier
     real = runner._forward_pass

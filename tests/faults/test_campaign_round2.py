@@ -211,7 +211,7 @@ def no_workers(monkeypatch):
     def refuse(*_a, **_k):
         raise AssertionError("a worker was started")
 
-    monkeypatch.setattr("perfsuite.compare.WorkerProcess.__init__", refuse)
+    monkeypatch.setattr("perfsuite.compare.protocol.WorkerProcess.__init__", refuse)
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,7 @@ def test_ctrl_c_in_compare_is_one_line_and_exit_130(tmp_path, monkeypatch, capsy
     def interrupted(self, *_a):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("perfsuite.compare.Comparison.check_sides", interrupted)
+    monkeypatch.setattr("perfsuite.compare.harness.Comparison.check_sides", interrupted)
     matrix = write_matrix(tmp_path)
     assert main(["compare", "--python", sys.executable, "--matrix", str(matrix), "-k", VARIANT]) == 130
     assert capsys.readouterr().err.strip().splitlines() == ["perfsuite: interrupted"]
@@ -266,7 +266,7 @@ def test_ctrl_c_in_bisect_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys
     def interrupted(*_a):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("perfsuite.bisect.index_versions", interrupted)
+    monkeypatch.setattr("perfsuite.compare.bisection.index_versions", interrupted)
     matrix = write_matrix(tmp_path)
     assert main(["bisect", "transformers", "5.0.0", "5.1.0", "--matrix", str(matrix), "-k", VARIANT]) == 130
     assert capsys.readouterr().err.strip().splitlines() == ["perfsuite: interrupted"]

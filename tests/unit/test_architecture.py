@@ -63,4 +63,65 @@ def test_no_import_cycle_in_the_package():
 
 
 def test_the_graph_sees_late_imports():
-    assert "perfsuite.session" in import_graph()["perfsuite.cli"]  # imported inside a function
+    assert "perfsuite.session" in import_graph()["perfsuite.cli.run"]  # imported inside a function
+
+
+# The packages (and top-level modules) bottom to top: each may import only what stands below
+# it. A call back up to a higher layer is what made one variant's path through PerfSession.run
+# turn back 24 times before the package layout (docs/architecture.md).
+LAYERS = (
+    "variant",  # the matrix's vocabulary: imports nothing of perfsuite
+    "fileio",
+    "progress",
+    "stats",
+    "store",
+    "data",
+    "models",
+    "device",
+    "matrix",
+    "measure",
+    "cost",
+    "judge",
+    "report",
+    "compare",
+    "session",
+    "selftest",
+    "plugin",
+    "matrix_cases",
+    "cli",
+    "__main__",
+)
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "perfsuite"
+
+
+def test_every_package_imports_only_layers_below_it():
+    graph = import_graph()
+    units = {_unit(m) for m in graph} - {"perfsuite"}
+    assert units == set(LAYERS), f"a package or top-level module is missing from LAYERS: {units ^ set(LAYERS)}"
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    upward = sorted(
+        f"{module} -> {dep}"
+        for module, deps in graph.items()
+        for dep in deps
+        if _unit(module) != "perfsuite" and _unit(dep) != "perfsuite" and rank[_unit(dep)] > rank[_unit(module)]
+    )
+    assert not upward, upward
+
+
+def test_the_top_level_holds_at_most_twelve_modules_and_none_is_over_450_lines():
+    top = sorted(p.name for p in ROOT.glob("*.py"))
+    assert len(top) <= 12, top
+    long = {str(p.relative_to(ROOT)): n for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450}
+    assert not long, long
+
+
+def test_python_dash_m_perfsuite_is_the_command_line():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "perfsuite", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"perfsuite {perfsuite.__version__}"

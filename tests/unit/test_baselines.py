@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from perfsuite.baselines import BaselineError, BaselineStore, migrate_v1
-from perfsuite.checks import check_latency, check_work
-from perfsuite.matrix import Bounds
-from perfsuite.records import SCHEMA, Latency, MachineRecord, PortableRecord, Quality
+from perfsuite.judge.checks import check_latency, check_work
+from perfsuite.store.baselines import BaselineError, BaselineStore, migrate_v1
+from perfsuite.store.records import SCHEMA, Latency, MachineRecord, PortableRecord, Quality
+from perfsuite.variant import Bounds
 
 SAMPLES = [0.100, 0.102, 0.098, 0.101, 0.099, 0.103, 0.100]
 WORK = {"rows": 4, "batches": 2, "real_tokens": 100, "processed_tokens": 120}

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfsuite.batching import Padding, batch_rows, count_work
 from perfsuite.data.formatting import EncodedRow
+from perfsuite.measure.batching import Padding, batch_rows, count_work
 
 
 def _rows(lengths):

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from perfsuite.bisect import (
-    BisectError,
-    Step,
-    parse_index_versions,
-    releases_between,
-    search,
-    step_from,
-)
 from perfsuite.cli import main
-from perfsuite.compare import VariantComparison
-from perfsuite.matrix import Variant
-from perfsuite.stats import RatioEstimate
+from perfsuite.compare.bisection import BisectError, Step, parse_index_versions, releases_between, search, step_from
+from perfsuite.compare.protocol import VariantComparison
+from perfsuite.stats.intervals import RatioEstimate
+from perfsuite.variant import Variant
 
 INDEX = "transformers (5.24.0)\nAvailable versions: 5.24.0, 5.23.0, 5.22.0rc1, 5.21.0, 5.20.2, 5.20.1, 4.57.6\n"
 VERSIONS = parse_index_versions(INDEX)
@@ -138,7 +131,7 @@ def test_bisect_cli_bad_variant_is_exit_2(argv, message, capsys):
 def _fake_pip(monkeypatch, returncode: int, stdout: str = "", stderr: str = ""):
     import subprocess
 
-    from perfsuite import bisect
+    from perfsuite.compare import bisection as bisect
 
     def run(argv, **kwargs):
         return subprocess.CompletedProcess(argv, returncode, stdout, stderr)
@@ -162,8 +155,8 @@ def test_a_failed_venv_build_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
     """pip fails half-way: the release is reported as not installable and its folder is gone."""
     import subprocess
 
-    from perfsuite import compare_envs
-    from perfsuite.compare import CompareError
+    from perfsuite.compare import sides as compare_envs
+    from perfsuite.compare.protocol import CompareError
 
     monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path))
     real_run = subprocess.run

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from safetensors.torch import load_file, save_file
 
-from perfsuite.environment import environment_changes
+from perfsuite.device.environment import environment_changes
 from perfsuite.fileio import weights_identity
 from perfsuite.models.factory import CheckpointError, adapter_env_var, adapter_for, load_model, tiny_checkpoint
 from perfsuite.models.specs import get_spec
@@ -84,7 +84,7 @@ def test_a_different_checkpoint_or_setting_is_reported_like_a_version_change():
 
 
 def test_records_store_what_produced_them(tmp_path):
-    from perfsuite.matrix import load_matrix
+    from perfsuite.matrix.tier import load_matrix
     from perfsuite.session import PerfSession
     from tests.conftest import write_matrix
 

@@ -29,7 +29,7 @@ def test_every_subcommand_help_shows_defaults_an_example_and_the_exit_codes(comm
 
 
 def test_an_internal_error_is_exit_3_with_the_traceback_in_a_log(monkeypatch, capsys):
-    from perfsuite import cli
+    from perfsuite.cli import run as cli
 
     def boom(args):
         raise RuntimeError("a bug")

@@ -10,19 +10,13 @@ import numpy as np
 import pytest
 
 from perfsuite.cli import main
-from perfsuite.compare import (
-    CompareError,
-    CompareSettings,
-    Comparison,
-    Side,
-    SideOutput,
-    compare_outputs,
-    decide,
-    to_markdown,
-)
-from perfsuite.compare_envs import base_side, pinned_venv, python_side, this_side, venv_root
-from perfsuite.matrix import Bounds, Variant, load_matrix
-from perfsuite.stats import RatioEstimate, nested_ratio_interval
+from perfsuite.compare.harness import Comparison, compare_outputs, decide
+from perfsuite.compare.protocol import CompareError, CompareSettings, Side, SideOutput
+from perfsuite.compare.report import to_markdown
+from perfsuite.compare.sides import base_side, pinned_venv, python_side, this_side, venv_root
+from perfsuite.matrix.tier import load_matrix
+from perfsuite.stats.intervals import RatioEstimate, nested_ratio_interval
+from perfsuite.variant import Bounds, Variant
 from tests.conftest import write_matrix
 
 VARIANT = Variant("tiny-llama3", "fp32", "sdpa", "sorted", "unit", Bounds(ref_max_abs_dp=0.01))
@@ -152,7 +146,7 @@ def test_a_relative_python_path_is_taken_from_the_working_folder(tmp_path, monke
     import os
     import sys
 
-    from perfsuite.compare_envs import python_side
+    from perfsuite.compare.sides import python_side
 
     link = tmp_path / "bin" / "python"
     link.parent.mkdir()
@@ -161,3 +155,26 @@ def test_a_relative_python_path_is_taken_from_the_working_folder(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     side = python_side(os.path.join("bin", "python"))
     assert side.argv[0] == str(link)
+
+
+def _revision_before_the_package_layout() -> str | None:
+    """The last commit with the flat modules (perfsuite/runner.py): the move commit's parent."""
+    moved = subprocess.run(
+        ["git", "rev-list", "-1", "HEAD", "--", "perfsuite/runner.py"], capture_output=True, text=True
+    ).stdout.strip()
+    return f"{moved}^" if moved else None
+
+
+def test_compare_against_a_revision_from_before_the_package_layout(unit_matrix):
+    """The worker finds each name it uses in the old flat modules too (compare.worker.SURFACE)."""
+    revision = _revision_before_the_package_layout()
+    if revision is None:
+        pytest.skip("no git history with the flat layout here (a shallow clone?)")
+    settings = CompareSettings(passes=1, min_pairs=1, max_pairs=1)
+    with base_side(revision, progress=lambda _t: None) as b:
+        comparison = Comparison(unit_matrix, this_side(), b, settings, progress=lambda _t: None)
+        comparison.check_sides()
+        (result,) = comparison.run(unit_matrix.variants)
+    assert comparison.versions["B"]["perfsuite_path"].endswith("perfsuite")
+    assert result.side_status == {"A": "runs", "B": "runs"}, result.reason
+    assert result.work_diff == [] and result.prediction_problems == []

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from perfsuite.compare_envs import _interrupts_deferred, prune_stale_worktrees, remove_worktree
+from perfsuite.compare.sides import _interrupts_deferred, prune_stale_worktrees, remove_worktree
 
 
 def _git(*args, cwd):

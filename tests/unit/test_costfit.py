@@ -20,8 +20,8 @@ from perfsuite.cost.fit import (
     save_fit,
 )
 from perfsuite.cost.model import CostConfig, predict
-from perfsuite.matrix import Variant
 from perfsuite.models.specs import get_spec
+from perfsuite.variant import Variant
 
 H100_KEY = "cuda-nvidia-h100-80gb-hbm3-sm90"
 ROOT = Path(__file__).resolve().parents[2] / "baselines"

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from perfsuite.cost.model import forward_flops, linear_params_per_layer
 from perfsuite.models.factory import shape_only_model
+from perfsuite.models.flops import forward_flops, linear_params_per_layer
 from perfsuite.models.specs import get_spec
 
 
@@ -47,10 +47,10 @@ from dataclasses import replace  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from perfsuite.batching import batch_rows, padded_shapes  # noqa: E402
 from perfsuite.cost.devices import get_device  # noqa: E402
 from perfsuite.cost.model import CostConfig, component_work, memory_bytes, predict  # noqa: E402
 from perfsuite.data.formatting import EncodedRow  # noqa: E402
+from perfsuite.measure.batching import batch_rows, padded_shapes  # noqa: E402
 
 
 def _cfg(model="llama3-8b", dtype="fp16", attention="sdpa"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from perfsuite.cli import main
-from perfsuite.matrix import MatrixError, default_baselines, load_matrix
+from perfsuite.matrix.tier import MatrixError, default_baselines, load_matrix
 from perfsuite.models.config_json import ModelConfigError, spec_from_config
 from perfsuite.models.shape import shape_of
 from perfsuite.models.shrink import ShrinkError, miniature
@@ -118,7 +118,8 @@ def test_unsupported_model_type_is_refused_naming_it(tmp_path, model_type, why):
 
 
 def test_mixture_of_experts_counts_the_top_k_experts_a_token_meets(tmp_path):
-    from perfsuite.cost.model import CostConfig, forward_flops
+    from perfsuite.cost.model import CostConfig
+    from perfsuite.models.flops import forward_flops
 
     mixtral = {
         "model_type": "mixtral",
@@ -375,7 +376,7 @@ def test_cli_run_and_rebaseline_keep_a_user_matrix_baselines_beside_it(project, 
 
 def test_trained_weights_of_a_declared_miniature_are_found_beside_its_config(project):
     from perfsuite.models.factory import tiny_checkpoint
-    from perfsuite.training import Stage, TrainConfig, save_trained, train
+    from perfsuite.models.training import Stage, TrainConfig, save_trained, train
 
     spec = load_matrix(str(project / "my.toml")).spec("my-qwen")
     quick = TrainConfig(heldout_rows=8, stages=(Stage(64, 1, 1e-3, rows=16),), heldout_max_length=64, warmup_steps=1)
@@ -411,7 +412,7 @@ def test_pytest_perfsuite_matrix_runs_a_user_matrix_with_no_test_module(project,
 
 
 def test_shipped_examples_load_and_the_trained_example_weights_fit_their_miniature():
-    from perfsuite.training import trained_weights
+    from perfsuite.models.training import trained_weights
 
     root = Path(__file__).resolve().parents[2] / "examples"
     cpu = load_matrix(str(root / "my-model" / "matrix.toml"))
@@ -433,8 +434,9 @@ def test_shipped_examples_load_and_the_trained_example_weights_fit_their_miniatu
 def test_compare_runs_a_declared_model_on_both_sides(project):
     import sys
 
-    from perfsuite.compare import CompareSettings, Comparison
-    from perfsuite.compare_envs import python_side, this_side
+    from perfsuite.compare.harness import Comparison
+    from perfsuite.compare.protocol import CompareSettings
+    from perfsuite.compare.sides import python_side, this_side
 
     matrix = load_matrix(str(project / "my.toml"))
     settings = CompareSettings(passes=2, min_pairs=2, max_pairs=2)

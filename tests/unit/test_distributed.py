@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from perfsuite.distributed import ScalingReport, shard_rows
+from perfsuite.measure.distributed import ScalingReport, shard_rows
 from tests.conftest import write_matrix
 
 
@@ -61,7 +61,7 @@ def test_torchrun_two_processes_shard_one_variant(tmp_path):
 HANGING_RANK = """
 import os, time
 from types import SimpleNamespace
-from perfsuite.distributed import run_sharded
+from perfsuite.measure.distributed import run_sharded
 
 rank = int(os.environ["RANK"])
 row = SimpleNamespace(input_ids=[1, 2, 3])

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite.baselines import find_baselines
 from perfsuite.cli import main
 from perfsuite.cost.fit import FIT_FILE, describe_fit
-from perfsuite.machine import KEY_ENV
+from perfsuite.device.machine import KEY_ENV
+from perfsuite.store.baselines import find_baselines
 
 ROOT = Path(__file__).parents[2]
 # A machine whose records and fit ship in baselines/: the tests below read it under its key

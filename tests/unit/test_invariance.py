@@ -13,14 +13,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfsuite.batching import batch_rows
 from perfsuite.data.formatting import PairFormatter
 from perfsuite.data.loader import load_arena_csv
 from perfsuite.data.sample import SAMPLE_PATH
 from perfsuite.data.tokenizer import load_tiny_tokenizer
-from perfsuite.metrics import symmetrize_tta
+from perfsuite.measure.batching import batch_rows
 from perfsuite.models.factory import load_model, tiny_checkpoint
 from perfsuite.models.specs import get_spec
+from perfsuite.stats.metrics import symmetrize_tta
 
 N_ROWS = 6
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, replace
 
-from perfsuite.baselines import BaselineError
-from perfsuite.judge import StoredRecords, judge
-from perfsuite.matrix import Bounds, TierSettings
-from perfsuite.measurement import LatencySummary, Measurement, MemorySummary, QualitySummary, WorkSummary
-from perfsuite.records import Latency, MachineRecord, PortableRecord, Quality
+from perfsuite.judge.verdict import StoredRecords, judge
+from perfsuite.measure.measurement import LatencySummary, Measurement, MemorySummary, QualitySummary, WorkSummary
+from perfsuite.store.baselines import BaselineError
+from perfsuite.store.records import Latency, MachineRecord, PortableRecord, Quality
+from perfsuite.variant import Bounds, TierSettings
 
 ENV = {"python": "3.11", "torch": "2.13.0", "transformers": "5.24.0"}
 KEY = "cpu-test-2c"
@@ -200,7 +200,7 @@ def test_other_processes_cpu_share_leaves_latency_undecided():
 
 
 def test_reference_failure_in_the_reference_dtype_says_the_path_computes_another_model():
-    from perfsuite.checks import reference_diagnosis
+    from perfsuite.judge.checks import reference_diagnosis
 
     assert reference_diagnosis("tiny-gemma2-fp32-sdpa-sorted").startswith("sdpa computes a different model from eager")
     assert "caps attention logits at 5" in reference_diagnosis("tiny-gemma2-fp32-sdpa-sorted")

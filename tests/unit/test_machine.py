@@ -2,8 +2,8 @@
 
 import pytest
 
-from perfsuite.machine import KEY_ENV, DeviceCaps, detect
-from perfsuite.names import UnsafeName
+from perfsuite.device.machine import KEY_ENV, DeviceCaps, detect
+from perfsuite.store.names import UnsafeName
 
 
 def test_gpu_key_has_name_and_compute_capability():

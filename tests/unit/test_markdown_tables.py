@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from perfsuite import markdown
-from perfsuite.compare import HEADERS, CompareSettings, Side, VariantComparison, to_markdown
-from perfsuite.matrix import Variant
-from perfsuite.stats import RatioEstimate
+from perfsuite.compare.protocol import CompareSettings, Side, VariantComparison
+from perfsuite.compare.report import HEADERS, to_markdown
+from perfsuite.report import markdown
+from perfsuite.stats.intervals import RatioEstimate
+from perfsuite.variant import Variant
 from tests.conftest import gfm_tables
 
 

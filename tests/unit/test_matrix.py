@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from perfsuite.machine import DeviceCaps
-from perfsuite.matrix import MatrixError, Variant, load_matrix, parse_matrix, variant_notes
-from perfsuite.support import skip_reason
+from perfsuite.device.machine import DeviceCaps
+from perfsuite.device.support import skip_reason
+from perfsuite.matrix.tier import MatrixError, load_matrix, parse_matrix, variant_notes
+from perfsuite.variant import Variant
 
 CPU = DeviceCaps("cpu", "Test CPU", cores=2, bitsandbytes_available=True)
 T4 = DeviceCaps("cuda", "Tesla T4", (7, 5), 16 * 2**30, bitsandbytes_available=True, flash_attn_available=True)
@@ -31,8 +32,8 @@ def test_gemma2_sdpa_skip_quotes_the_installed_transformers_or_runs(tmp_path):
     """No written-in rule: the installed transformers decides, and its own words are the reason."""
     import transformers
 
+    from perfsuite.device.probe import SupportProbe
     from perfsuite.models.specs import get_spec
-    from perfsuite.probe import SupportProbe
 
     m = load_matrix("cpu")
     v = next(v for v in m.variants if v.id == "tiny-gemma2-fp32-sdpa-sorted")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfsuite.metrics import LatencyStats, accuracy, log_loss, symmetrize_tta
+from perfsuite.stats.metrics import LatencyStats, accuracy, log_loss, symmetrize_tta
 
 
 def test_perfect_predictions_score_near_zero():

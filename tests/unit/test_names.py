@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from perfsuite.baselines import BaselineStore
 from perfsuite.cli import main
-from perfsuite.matrix import MatrixError, load_matrix
-from perfsuite.names import UnsafeName, inside, safe_name
+from perfsuite.matrix.tier import MatrixError, load_matrix
+from perfsuite.store.baselines import BaselineStore
+from perfsuite.store.names import UnsafeName, inside, safe_name
 from tests.conftest import write_matrix
 
 

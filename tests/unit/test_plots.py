@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from perfsuite.checks import Verdict
-from perfsuite.matrix import RelativeBound, Variant
-from perfsuite.measurement import LatencySummary, Measurement, MemorySummary, QualitySummary, WorkSummary
-from perfsuite.outcomes import Outcome, PairOutcome
-from perfsuite.plots import pareto_front, write_plots
-from perfsuite.stats import RatioEstimate
+from perfsuite.judge.checks import Verdict
+from perfsuite.matrix.tier import RelativeBound
+from perfsuite.measure.measurement import LatencySummary, Measurement, MemorySummary, QualitySummary, WorkSummary
+from perfsuite.report.outcomes import Outcome, PairOutcome
+from perfsuite.report.plots import pareto_front, write_plots
+from perfsuite.stats.intervals import RatioEstimate
+from perfsuite.variant import Variant
 
 
 @pytest.mark.parametrize(
@@ -77,8 +78,8 @@ def test_report_cells_are_text_and_report_json_is_strict(tmp_path):
     import json
     import math
 
-    from perfsuite.checks import BoundCheck
-    from perfsuite.report import RunReport
+    from perfsuite.judge.checks import BoundCheck
+    from perfsuite.report.run_report import RunReport
 
     nasty = "[latency] [/bold] [red]x"
     outcome = _outcome("tiny-llama3", "fp32", "sorted", 200, math.nan, 1.1)

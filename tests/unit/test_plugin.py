@@ -83,7 +83,7 @@ def test_baseline_lifecycle(tier):
 
 
 def _machine_key() -> str:
-    from perfsuite.machine import detect
+    from perfsuite.device.machine import detect
 
     return detect("cpu").machine_key()
 

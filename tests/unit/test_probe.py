@@ -7,10 +7,10 @@ import json
 import pytest
 import transformers
 
-from perfsuite.hardware import HARDWARE_RULES, hardware_reason
-from perfsuite.machine import DeviceCaps
+from perfsuite.device.hardware import HARDWARE_RULES, hardware_reason
+from perfsuite.device.machine import DeviceCaps
+from perfsuite.device.probe import SupportProbe, library_versions, quote
 from perfsuite.models.specs import get_spec
-from perfsuite.probe import SupportProbe, library_versions, quote
 
 CPU = DeviceCaps("cpu", "Test CPU", cores=2, bitsandbytes_available=True)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from perfsuite import runner
-from perfsuite.matrix import load_matrix
+from perfsuite.matrix.tier import load_matrix
+from perfsuite.measure import runner
 from perfsuite.session import PerfSession
 from tests.conftest import write_matrix
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from perfsuite.baselines import BaselineError, BaselineStore, RebaselineLock, commit_files
-from perfsuite.matrix import load_matrix
+from perfsuite.matrix.tier import load_matrix
 from perfsuite.session import PerfSession
+from perfsuite.store.baselines import BaselineError, BaselineStore, RebaselineLock, commit_files
 from tests.conftest import write_matrix
 
 
@@ -52,7 +52,7 @@ def test_an_interrupted_rebaseline_changes_no_record_and_says_what_it_would_have
 
 HOLD = """
 import sys, time
-from perfsuite.baselines import RebaselineLock
+from perfsuite.store.baselines import RebaselineLock
 lock = RebaselineLock(sys.argv[1], sys.argv[2]); lock.acquire()
 print("held", flush=True); time.sleep(60)
 """
@@ -60,7 +60,7 @@ print("held", flush=True); time.sleep(60)
 
 @pytest.fixture
 def lock_held_elsewhere(tmp_path):
-    from perfsuite.machine import detect
+    from perfsuite.device.machine import detect
 
     key = detect("cpu").machine_key()
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "bl"), key], stdout=subprocess.PIPE, text=True)
@@ -128,7 +128,7 @@ def test_cli_rebaseline_interrupted_by_ctrl_c_exits_130_and_records_nothing(tmp_
 
 
 def test_store_stage_refuses_another_machines_record(tmp_path):
-    from perfsuite.records import Latency, MachineRecord
+    from perfsuite.store.records import Latency, MachineRecord
 
     store = BaselineStore(tmp_path, "cpu-a-2c", "unit")
     store.begin()

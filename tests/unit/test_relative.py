@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perfsuite.checks import check_relative
-from perfsuite.matrix import MatrixError, RelativeBound, Variant, load_matrix
-from perfsuite.runner import time_interleaved
+from perfsuite.judge.checks import check_relative
+from perfsuite.matrix.tier import MatrixError, RelativeBound, load_matrix
+from perfsuite.measure.runner import time_interleaved
 from perfsuite.session import PerfSession
-from perfsuite.stats import RatioEstimate, ratio_interval
+from perfsuite.stats.intervals import RatioEstimate, ratio_interval
+from perfsuite.variant import Variant
 from tests.conftest import write_matrix
 
 RELATIVE = """
@@ -154,9 +155,9 @@ def test_on_other_data_a_pair_is_measured_and_shown_not_judged(tmp_path):
 
 
 def test_report_row_shows_the_predicted_ratio_and_its_error():
-    from perfsuite.checks import Verdict
-    from perfsuite.outcomes import PairOutcome
-    from perfsuite.report import relative_cells, to_markdown
+    from perfsuite.judge.checks import Verdict
+    from perfsuite.report.outcomes import PairOutcome
+    from perfsuite.report.run_report import relative_cells, to_markdown
 
     outcome = PairOutcome(
         _bound(hi=0.7), Verdict("pass"), RatioEstimate(0.55, 0.52, 0.57, 9, 0.95), predicted_ratio=0.484

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perfsuite.matrix import load_matrix
+from perfsuite.matrix.tier import load_matrix
 from perfsuite.session import PerfSession
 from tests.conftest import write_matrix
 
@@ -43,9 +43,9 @@ def test_no_baseline_is_a_skip(outcomes):
 def test_probs_follow_row_order_not_batch_order(tmp_path):
     matrix = load_matrix(str(write_matrix(tmp_path, rows=5, paddings=("dynamic", "sorted"))))
     session = PerfSession(matrix, baseline_root=tmp_path / "b")
+    from perfsuite.measure.runner import run_variant
     from perfsuite.models.factory import tiny_checkpoint
     from perfsuite.models.specs import get_spec
-    from perfsuite.runner import run_variant
 
     tok, rows, _ = session.workload(matrix.variants[0])
     ckpt = tiny_checkpoint(get_spec("tiny-llama3"), tok.pad_id)
@@ -77,8 +77,8 @@ def test_tta_runs_both_orders_and_doubles_the_work(tmp_path):
 
 def test_sorted_padding_silently_behaving_as_static_fails_the_work_bound(tmp_path, monkeypatch):
     """The regression the work bound exists for: caught exactly, on any machine."""
-    import perfsuite.runner as runner
-    from perfsuite.batching import Padding, batch_rows
+    import perfsuite.measure.runner as runner
+    from perfsuite.measure.batching import Padding, batch_rows
 
     matrix = load_matrix(str(write_matrix(tmp_path, rows=6, max_length=1024)))
     recording = PerfSession(matrix, baseline_root=tmp_path / "b", rebaseline=True)
@@ -106,7 +106,7 @@ def test_workload_overrides_replace_tier_settings(tmp_path):
 def test_other_load_counts_another_process_and_not_this_one(monkeypatch):
     """The arithmetic on /proc/stat, stubbed: the machine's busy ticks less this process's own.
     (On a real machine beside a spinning process: scripts/busy_check.py.)"""
-    from perfsuite.runner import OtherLoad
+    from perfsuite.measure.runner import OtherLoad
 
     machine = iter([(1000, 4000), (1150, 4200)])  # (busy, total) ticks before and after
     own = iter([500.0, 550.0])  # this process's CPU ticks before and after
@@ -123,7 +123,7 @@ def test_other_load_counts_another_process_and_not_this_one(monkeypatch):
 
 
 def test_other_load_says_nothing_without_proc_stat(monkeypatch):
-    from perfsuite.runner import OtherLoad
+    from perfsuite.measure.runner import OtherLoad
 
     monkeypatch.setattr(OtherLoad, "_stat", staticmethod(lambda: None))
     with OtherLoad() as load:

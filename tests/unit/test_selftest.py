@@ -7,9 +7,9 @@ import time
 import pytest
 import torch
 
-from perfsuite import runner
-from perfsuite.batching import batch_rows
 from perfsuite.data.formatting import EncodedRow
+from perfsuite.measure import runner
+from perfsuite.measure.batching import batch_rows
 from perfsuite.selftest import Scenario, _slow_hooks, install, scenarios, tally
 
 
@@ -35,7 +35,7 @@ def empty_hooks(monkeypatch):
 
 
 def _prepared(variant_id: str):
-    from perfsuite.matrix import Variant
+    from perfsuite.variant import Variant
 
     model, dtype, attention, padding = variant_id.rsplit("-", 3)
     return runner.PreparedVariant(Variant(model, dtype, attention, padding), _Sleeper(), "cpu", [], [], 0.0, True, None)
@@ -56,7 +56,7 @@ def test_slowdown_is_installed_on_the_target_variant_only(empty_hooks):
 
 
 def test_padding_break_makes_the_runner_batch_sorted_like_static(empty_hooks):
-    from perfsuite.matrix import TierSettings, Variant
+    from perfsuite.variant import TierSettings, Variant
 
     rows = [EncodedRow(str(i), tuple(range(1, n)), 0, 0) for i, n in enumerate([5, 40, 7, 38, 9, 36])]
     static = [b.input_ids.shape for b in batch_rows(rows, 2, "static", 64, 0, "right")]

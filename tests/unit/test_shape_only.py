@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perfsuite.batching import batch_rows
 from perfsuite.data.formatting import EncodedRow
+from perfsuite.measure.batching import batch_rows
+from perfsuite.measure.runner import _forward_pass
 from perfsuite.models.factory import checkpoint_env_var, checkpoint_for, shape_only_model
 from perfsuite.models.specs import get_spec
-from perfsuite.runner import _forward_pass
 
 
 def _batch():
@@ -65,7 +65,7 @@ def test_lora_adapter_is_applied_unmerged(tmp_path, monkeypatch):
     """A local PEFT adapter (PERFSUITE_ADAPTER_<MODEL>) wraps the model and changes its outputs."""
     from peft import LoraConfig, get_peft_model
 
-    from perfsuite.matrix import load_matrix
+    from perfsuite.matrix.tier import load_matrix
     from perfsuite.models.factory import adapter_env_var
     from perfsuite.session import PerfSession
     from tests.conftest import write_matrix

@@ -6,11 +6,13 @@ import json
 
 import pytest
 
-from perfsuite.checks import Coverage, Verdict
 from perfsuite.cli import main
-from perfsuite.matrix import MatrixError, Variant, load_matrix, parse_shard, shard_assignment
-from perfsuite.outcomes import Outcome
-from perfsuite.report import merge_reports, to_json
+from perfsuite.judge.checks import Coverage, Verdict
+from perfsuite.matrix.shards import parse_shard, shard_assignment
+from perfsuite.matrix.tier import MatrixError, load_matrix
+from perfsuite.report.outcomes import Outcome
+from perfsuite.report.run_report import merge_reports, to_json
+from perfsuite.variant import Variant
 from tests.conftest import write_matrix
 
 

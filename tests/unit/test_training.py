@@ -13,7 +13,7 @@ from perfsuite.data.sample import SAMPLE_SEED
 from perfsuite.data.tokenizer import load_tiny_tokenizer
 from perfsuite.models.factory import load_model, tiny_checkpoint
 from perfsuite.models.specs import SPECS, get_spec
-from perfsuite.training import (
+from perfsuite.models.training import (
     REPORT_FILE,
     TRAINED_DIR,
     WEIGHTS_FILE,

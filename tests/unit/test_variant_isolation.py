@@ -8,8 +8,8 @@ import weakref
 import pytest
 import torch
 
-from perfsuite import runner
-from perfsuite.matrix import load_matrix
+from perfsuite.matrix.tier import load_matrix
+from perfsuite.measure import runner
 from perfsuite.session import PerfSession
 from tests.conftest import write_matrix
 
@@ -29,7 +29,7 @@ def test_a_variant_leaves_threads_and_the_global_rng_as_it_found_them(tmp_path):
 def test_dynamo_recompile_limits_are_restored_after_a_flex_variant():
     import torch._dynamo as dynamo
 
-    from perfsuite.matrix import TierSettings
+    from perfsuite.variant import TierSettings
 
     before = (dynamo.config.recompile_limit, dynamo.config.accumulated_recompile_limit)
     settings = TierSettings(name="x", device="cpu", markers=(), rows=1, batch_size=1, max_length=8, threads=1)
@@ -105,7 +105,7 @@ def test_a_busy_re_measure_neither_confirms_nor_clears_a_judged_latency_failure(
     # The busy signals through their seam, whatever this machine is doing: the first
     # measurement is judged, the re-measure is not (its passes spread, say).
     verdicts = iter([None, "undecided: machine busy (passes spread 250% of their median, limit 100%)"])
-    monkeypatch.setattr("perfsuite.judge.busy_reason", lambda *a: next(verdicts))
+    monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: next(verdicts))
     monkeypatch.setattr(PerfSession, "measure", measure)
     outcome = session.run(matrix.variants[0])
     assert len(calls) == 2

@@ -1,0 +1,136 @@
+"""compare: this environment against another, interleaved on this machine; bisect: the first
+release of a package at which a variant changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from perfsuite.matrix.tier import MatrixError, load_matrix
+from perfsuite.variant import WORKLOAD_FIELDS
+
+from .options import at_least, common_options, positive_fraction, positive_int, workload
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """A/B of this environment against another, interleaved on this machine (exit 1: B slower or changed)."""
+    import contextlib
+
+    from perfsuite.compare.harness import Comparison
+    from perfsuite.compare.protocol import CompareSettings
+    from perfsuite.compare.report import render, write_reports
+    from perfsuite.compare.sides import base_side, pinned_side, python_side, this_side
+
+    matrix = load_matrix(args.matrix)
+    variants = matrix.select(args.select)
+    if not variants:
+        raise MatrixError(f"no variant of {matrix.source} matches {args.select!r}")
+    if args.max_pairs < args.min_pairs:
+        raise ValueError(f"--max-pairs {args.max_pairs} is below --min-pairs {args.min_pairs}")
+    settings = CompareSettings(
+        max_slowdown=args.max_slowdown, passes=args.passes, min_pairs=args.min_pairs, max_pairs=args.max_pairs
+    )
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    with contextlib.ExitStack() as stack:
+        if args.python:
+            b = python_side(args.python)
+        elif args.pin:
+            b = pinned_side(args.pin, say)
+        else:
+            b = stack.enter_context(base_side(args.base, say))
+        a = this_side()
+        comparison = Comparison(matrix, a, b, settings, args.data, workload(args), say)
+        comparison.check_sides()
+        results = comparison.run(variants)
+    print(render(results, (a, b), settings))
+    folder = write_reports(results, (a, b), comparison.versions, settings, Path(args.report_dir))
+    print(f"compare reports: {folder.resolve()}")
+    return 1 if any(r.failed for r in results) else 0
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    """First release of a package between GOOD and BAD at which a variant changed (exit 0 found, 1 none)."""
+    import json
+
+    from perfsuite.compare.bisection import BisectError, Bisection, index_versions, releases_between, render
+    from perfsuite.compare.protocol import CompareSettings
+    from perfsuite.compare.sides import venv_root, version_side
+    from perfsuite.fileio import atomic_write_text
+
+    matrix = load_matrix(args.matrix)
+    variants = matrix.select(args.select)
+    if len(variants) != 1:
+        found = ", ".join(v.id for v in variants[:5]) or "none"
+        raise BisectError(f"-k {args.select!r} must select one variant of {matrix.source}; it selects {found}")
+    releases = releases_between(index_versions(args.package, args.pre), args.good, args.bad, args.package, args.pre)
+    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    steps = 1 + (len(releases) - 1).bit_length()
+    say(
+        f"[bisect] {args.package}: {len(releases)} releases after {args.good} up to {args.bad}, about {steps} steps; "
+        f"venvs cached in {venv_root()}"
+    )
+    settings = CompareSettings(max_slowdown=args.max_slowdown)
+    bisection = Bisection(
+        matrix,
+        variants[0],
+        args.package,
+        lambda version: version_side(args.package, version, say),
+        latency=not args.no_latency,
+        settings=None if args.no_latency else settings,
+        data=args.data,
+        workload=workload(args),
+        progress=say,
+    )
+    result = bisection.run(args.good, args.bad, releases)
+    print(render(result))
+    path = Path(args.report_dir) / "bisect.json"
+    atomic_write_text(path, json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
+    print(f"bisect report: {path.resolve()}")
+    return 0 if result.first_changed else 1
+
+
+def register(sub) -> None:
+    """The subcommands of this module, each dispatched to its function by `func`."""
+    compare = sub.add_parser(
+        "compare",
+        help="A/B: this environment against another interpreter, pinned versions or a base revision, interleaved",
+    )
+    common_options(compare)
+    compare.set_defaults(report_dir="reports/perfsuite/compare")
+    side = compare.add_mutually_exclusive_group(required=True)
+    side.add_argument("--python", help="B = this interpreter (another venv that can import perfsuite)")
+    side.add_argument("--pin", action="append", metavar="PKG==VER", help="B = this environment with these pins")
+    side.add_argument("--base", metavar="GIT_REV", help="B = that revision of this repository (a git worktree)")
+    compare.add_argument(
+        "--max-slowdown", type=positive_fraction, default=0.05, help="B slower than this fraction fails"
+    )
+    compare.add_argument("--passes", type=positive_int, default=6, help="interleaved passes per process pair")
+    compare.add_argument(
+        "--min-pairs", type=at_least(3), default=6, help="process pairs before the first decision (an interval needs 3)"
+    )
+    compare.add_argument("--max-pairs", type=positive_int, default=24, help="most process pairs while undecided")
+    bisect = sub.add_parser(
+        "bisect",
+        help="first release of a package between GOOD and BAD at which a variant changed (status, work, "
+        "predictions, latency)",
+    )
+    bisect.add_argument("package", help="e.g. transformers, torch, bitsandbytes, peft")
+    bisect.add_argument("good", help="a release on the package index where the variant was as wanted")
+    bisect.add_argument("bad", help="a newer release where it is not")
+    bisect.add_argument("-k", "--select", required=True, help="the one variant id (or a glob matching one)")
+    bisect.add_argument("--matrix", default="cpu", help="tier name (cpu, gpu) or a matrix TOML path")
+    bisect.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
+    for field in WORKLOAD_FIELDS:
+        bisect.add_argument(
+            f"--{field.replace('_', '-')}", type=positive_int, default=None, help=f"override the tier's {field}"
+        )
+    bisect.add_argument("--pre", action="store_true", help="include pre-releases")
+    bisect.add_argument("--no-latency", action="store_true", help="judge status, work and predictions only (fast)")
+    bisect.add_argument(
+        "--max-slowdown", type=positive_fraction, default=0.05, help="a latency change beyond this fraction"
+    )
+    bisect.add_argument("--report-dir", default="reports/perfsuite/bisect", help="where bisect.json goes")
+    compare.set_defaults(func=_compare)
+    bisect.set_defaults(func=_bisect)

@@ -1,0 +1,120 @@
+"""The options several commands share, defined once: the matrix and workload options, the
+projection options of explain/budget, argument types, and each subcommand's help (defaults,
+an example, the exit codes) - as pytest-benchmark's option groups serve its plugin and CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from perfsuite.variant import DTYPES, PADDINGS, WORKLOAD_FIELDS, positive_int
+
+BASELINES_HELP = (
+    "baseline root (default: baselines/ of the project around the working folder, found like pytest's rootdir)"
+)
+
+
+def at_least(low: int):
+    """argparse type: a whole number of at least `low`."""
+
+    def check(text: str) -> int:
+        value = positive_int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {low}")
+        return value
+
+    return check
+
+
+def positive_fraction(text: str) -> float:
+    """argparse type: a finite number above zero (0.05 is 5%)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 (a fraction: 0.05 is 5%)")
+    return value
+
+
+def common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--matrix", default="cpu", help="tier name (cpu, gpu) or a matrix TOML path")
+    parser.add_argument("-k", "--select", default=None, help="glob over variant ids, e.g. 'tiny-llama3-*-sorted'")
+    parser.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
+    parser.add_argument("--baselines", default=None, help=BASELINES_HELP)
+    parser.add_argument("--report-dir", default="reports/perfsuite", help="where report.json/report.md go")
+    for field in WORKLOAD_FIELDS:
+        parser.add_argument(
+            f"--{field.replace('_', '-')}", type=positive_int, default=None, help=f"override the tier's {field}"
+        )
+    parser.add_argument("--ratio", default=None, metavar="A:B", help="print model A / model B latency per cell")
+    parser.add_argument(
+        "--strict", action="store_true", help="fail a variant judged on nothing beyond the guard (no usable record)"
+    )
+
+
+def workload(args: argparse.Namespace) -> dict[str, int]:
+    return {field: getattr(args, field) for field in WORKLOAD_FIELDS}
+
+
+def model_options(parser: argparse.ArgumentParser) -> None:
+    from perfsuite.cost.devices import DEVICES
+
+    parser.add_argument("--device", default="t4", choices=["cpu", *DEVICES], help="datasheet GPU, or cpu (calibrated)")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=DTYPES,
+        help="weights (nf4/int8: fp16 compute); default fp16 - for explain, nf4 where fp16 does not fit the card",
+    )
+    parser.add_argument("--padding", default="sorted", choices=PADDINGS, help="padding strategy")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="rows per batch per device")
+    parser.add_argument("--max-length", type=positive_int, default=2048, help="tokens kept per row")
+    parser.add_argument("--data", default=None, help="Kaggle-format CSV whose length distribution to use")
+    parser.add_argument("--data-rows", type=positive_int, default=None, help="only the first N rows of --data")
+    parser.add_argument(
+        "--tokenizer",
+        default=None,
+        help="llama3 (Llama-3's BPE, offline via quicktok-v1) or a local tokenizer.json (your model's); the "
+        "default, the shipped tiny BPE, counts about 3.1x Llama-3's tokens on real arena text",
+    )
+    parser.add_argument("--baselines", default=None, help=BASELINES_HELP)
+
+
+EXIT_CODES = """exit codes:
+  0  passed / fits / found
+  1  a bound failed / does not fit or uncertain / no change found / a fit refused
+  2  usage or input error (one line naming the argument, file or field)
+  3  internal error (the traceback goes to a log file whose path is printed)
+  130 interrupted (a rebaseline records nothing)"""
+
+
+EXAMPLES = {
+    "run": "perfsuite run -k 'tiny-llama3-*-sorted'",
+    "rebaseline": "perfsuite rebaseline -k 'tiny-*-fp32-*'",
+    "matrix": "perfsuite matrix --matrix gpu",
+    "shard": "torchrun --nproc_per_node 2 -m perfsuite.cli shard --matrix gpu -k gemma2-9b-nf4-eager-sorted",
+    "selftest": "perfsuite selftest --aa-runs 3 --inject-runs 3",
+    "explain": "perfsuite explain gemma2-9b llama3-8b --device t4 --dtype nf4 --tokenizer llama3 --data train.csv",
+    "budget": "perfsuite budget gemma2-9b --dtype nf4 --gpus 2 --limit 9h --tokenizer llama3 --data train.csv",
+    "compare": "perfsuite compare --base origin/main -k 'tiny-llama3-fp32-sdpa-sorted'",
+    "bisect": "perfsuite bisect transformers 5.19.0 5.24.0 -k tiny-gemma2-fp32-sdpa-dynamic --no-latency",
+    "merge": "perfsuite merge shard0/report.json shard1/report.json",
+    "migrate-baselines": "perfsuite migrate-baselines",
+    "fit": "perfsuite fit --tiers cpu",
+}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown beside each option; the example and exit codes kept as written."""
+
+
+class _Subcommands:
+    """`add_parser` with the example, the exit codes and the defaults in every subcommand's --help."""
+
+    def __init__(self, action) -> None:
+        self.action = action
+
+    def add_parser(self, name: str, **kwargs):
+        epilog = f"example:\n  {EXAMPLES[name]}\n\n{EXIT_CODES}"
+        return self.action.add_parser(name, epilog=epilog, formatter_class=_Formatter, **kwargs)

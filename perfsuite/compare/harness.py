@@ -1,0 +1,232 @@
+"""`perfsuite compare`: A/B of two environments on one machine, interleaved in one run.
+
+Duet benchmarking (Bulej et al., ICPE 2020; Laaber et al., EMSE 2019): A is this checkout
+with this interpreter, B another interpreter, a pinned venv or a base revision. Each side is
+a worker process (``compare_worker``) holding the prepared variant; the harness alternates
+single passes A B / B A in random order, so whatever else the machine does hits both.
+
+Passes of one process share a bias of their own (5-10% here between two processes of the
+same code), so the unit of randomisation is the process pair as well as the pass: each pair
+of fresh processes (forked from a per-side zygote) runs ``passes`` interleaved rounds, and
+the interval of the B/A time ratio comes from a two-level bootstrap (pairs, then passes).
+An undecided verdict buys more pairs, up to ``max_pairs`` (Chromium Pinpoint's rule).
+
+Besides time, the first pair's outputs are compared exactly: work counts, and predictions
+row by row against the tier's margins for the variant's dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perfsuite.compare.protocol import (
+    CompareError,
+    CompareSettings,
+    Side,
+    SideOutput,
+    VariantComparison,
+    WorkerDied,
+    WorkerProcess,
+)
+from perfsuite.matrix.tier import MATRIX_DIR, Matrix
+from perfsuite.stats.intervals import RatioEstimate, nested_ratio_interval
+from perfsuite.stats.metrics import log_loss
+from perfsuite.variant import Variant
+
+
+def decide(estimate: RatioEstimate, max_slowdown: float) -> str:
+    """slower / faster / same / undecided from where the interval lies against +-max_slowdown."""
+    hi, lo = 1 + max_slowdown, 1 / (1 + max_slowdown)
+    if estimate.low > hi:
+        return "slower"
+    if estimate.high < lo:
+        return "faster"
+    if estimate.low >= lo and estimate.high <= hi:
+        return "same"
+    return "undecided"
+
+
+def compare_outputs(variant: Variant, a: SideOutput, b: SideOutput) -> tuple[list[str], dict[str, float], list[str]]:
+    """Work counts exactly; predictions row by row against the variant's reference margins."""
+    work_diff = [f"{k} {a.work.get(k)} -> {b.work.get(k)}" for k in a.work if a.work.get(k) != b.work.get(k)]
+    stats: dict[str, float] = {}
+    problems: list[str] = []
+    if a.probs.shape != b.probs.shape:
+        return work_diff, stats, [f"prediction shapes differ: {a.probs.shape} vs {b.probs.shape}"]
+    finite = np.isfinite(a.probs).all(axis=1) & np.isfinite(b.probs).all(axis=1)
+    if not finite.all():
+        problems.append(f"non-finite predictions: A {a.nonfinite_rows}, B {b.nonfinite_rows} rows")
+    if finite.any():
+        stats["max_abs_dp"] = float(np.max(np.abs(a.probs[finite] - b.probs[finite])))
+        stats["argmax_agreement"] = float(np.mean(a.probs[finite].argmax(1) == b.probs[finite].argmax(1)))
+    labels = a.labels
+    if finite.all() and all(y is not None for y in labels):
+        stats["log_loss_a"] = log_loss(a.probs, labels)
+        stats["log_loss_b"] = log_loss(b.probs, labels)
+    bounds = variant.bounds
+    if stats.get("max_abs_dp", 0.0) > bounds.ref_max_abs_dp:
+        problems.append(f"max |dp| {stats['max_abs_dp']:.4f} > {bounds.ref_max_abs_dp}")
+    if stats.get("argmax_agreement", 1.0) < bounds.ref_argmax_agreement - 1e-12:
+        problems.append(f"argmax agreement {stats['argmax_agreement']:.3f} < {bounds.ref_argmax_agreement}")
+    if "log_loss_a" in stats and abs(stats["log_loss_b"] - stats["log_loss_a"]) > bounds.log_loss_abs:
+        problems.append(
+            f"log-loss {stats['log_loss_a']:.4f} -> {stats['log_loss_b']:.4f} (more than {bounds.log_loss_abs})"
+        )
+    return work_diff, stats, problems
+
+
+def _output(answer: dict[str, Any]) -> SideOutput:
+    return SideOutput(
+        answer["work"], np.asarray(answer["probs"], dtype=float), answer["labels"], answer["nonfinite_rows"]
+    )
+
+
+class Comparison:
+    """Runs the selected variants of a matrix on sides A and B, interleaved."""
+
+    def __init__(
+        self,
+        matrix: Matrix,
+        a: Side,
+        b: Side,
+        settings: CompareSettings | None = None,
+        data: str | None = None,
+        workload: dict[str, int] | None = None,
+        progress=None,
+    ) -> None:
+        self.matrix = matrix
+        self.sides = (a, b)
+        self.settings = settings or CompareSettings()
+        self.data = data
+        self.workload = workload or {}
+        self.rng = random.Random(settings.seed)
+        self.progress = progress or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.versions: dict[str, dict[str, str]] = {}
+
+    def matrix_name(self) -> str:
+        """A bundled tier by name, so each side reads its own copy (a base revision's may differ)."""
+        source = Path(self.matrix.source)
+        return source.stem if source.parent.resolve() == MATRIX_DIR.resolve() else str(source.resolve())
+
+    def check_sides(self) -> None:
+        """Each side's worker starts and answers `hello`, or CompareError (bad input, exit 2) says which
+        side cannot run and why: an interpreter without numpy or torch, a revision too old for the worker.
+        Without this such a side reads as a failed variant (exit 1), as if the code were slower."""
+        workers = [WorkerProcess(side, self.settings.timeout_s) for side in self.sides]  # they start together
+        try:
+            for w in workers:
+                try:
+                    hello = w.ask("hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
+                except WorkerDied as exc:
+                    raise CompareError(
+                        f"side {w.side.name} ({w.side.description}) cannot run the compare worker: {exc}"
+                    ) from None
+                self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
+        finally:
+            for w in workers:
+                w.close()
+
+    def _start(self, variant: Variant) -> tuple[WorkerProcess, WorkerProcess] | dict[str, str]:
+        """Both sides' workers, ready; or each side's status when one of them refuses the variant."""
+        workers = tuple(WorkerProcess(side, self.settings.timeout_s) for side in self.sides)
+        status: dict[str, str] = {}
+        try:
+            for w in workers:
+                hello = w.ask("hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
+                self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
+                tokenized = w.ask("tokenize", variant=variant.id)
+                status[w.side.name] = f"refused ({tokenized['skip']})" if "skip" in tokenized else "runs"
+        except WorkerDied:
+            for w in workers:
+                w.kill()
+            raise
+        if any(s != "runs" for s in status.values()):
+            for w in workers:
+                w.close()
+            return status
+        return workers  # type: ignore[return-value]
+
+    def _pair(self, workers: tuple[WorkerProcess, WorkerProcess], variant: Variant):
+        """One pair of fresh processes: prepare both, then `passes` interleaved rounds."""
+        order = [0, 1]
+        self.rng.shuffle(order)
+        outputs: list[SideOutput | None] = [None, None]
+        for i in order:
+            workers[i].ask("fork")
+        try:
+            for i in order:
+                outputs[i] = _output(workers[i].ask("prepare", variant=variant.id))
+            times: tuple[list[float], list[float]] = ([], [])
+            for _ in range(self.settings.passes):
+                self.rng.shuffle(order)
+                for i in order:
+                    times[i].append(workers[i].ask("pass")["seconds"])
+        finally:
+            for w in workers:
+                if w.proc.poll() is None:
+                    with contextlib.suppress(WorkerDied):
+                        w.ask("quit")  # the child exits; the zygote stays
+        return times, outputs
+
+    def run_variant(self, variant: Variant) -> VariantComparison:
+        t0 = time.perf_counter()
+        s = self.settings
+        try:
+            started = self._start(variant)
+        except WorkerDied as exc:
+            result = VariantComparison(variant, "fail", reason=str(exc), seconds=time.perf_counter() - t0)
+            result.side_status = {exc.side: f"errors ({exc})"} if exc.side else {}
+            return result
+        if isinstance(started, dict):
+            why = "; ".join(f"side {name}: {status}" for name, status in started.items() if status != "runs")
+            return VariantComparison(variant, "skip", reason=why, side_status=started)
+        workers = started
+        result = VariantComparison(variant, "undecided", side_status={"A": "runs", "B": "runs"})
+        try:
+            target = s.min_pairs
+            while True:
+                while len(result.pairs) < target:
+                    times, outputs = self._pair(workers, variant)
+                    if not result.pairs:
+                        result.work_diff, result.predictions, result.prediction_problems = compare_outputs(
+                            variant, outputs[0], outputs[1]
+                        )
+                    result.pairs.append(times)
+                result.estimate = nested_ratio_interval(result.pairs, s.confidence, s.seed)
+                result.verdict = result.time_verdict = decide(result.estimate, s.max_slowdown)
+                pairs, estimate = len(result.pairs), result.estimate.describe()
+                self.progress(f"{variant.id}: {pairs} process pairs, B/A {estimate}: {result.verdict}")
+                if result.verdict != "undecided" or len(result.pairs) >= s.max_pairs:
+                    break
+                target = min(s.max_pairs, target + s.step_pairs)
+        except WorkerDied as exc:
+            result.verdict, result.reason = "fail", str(exc)
+            if exc.side:
+                result.side_status[exc.side] = f"errors ({exc})"
+        finally:
+            for w in workers:
+                w.close()
+        if result.verdict != "fail" and (result.work_diff or result.prediction_problems):
+            result.reason = "; ".join([*(f"work {d}" for d in result.work_diff), *result.prediction_problems])
+            if result.verdict != "slower":  # slower says more; the reason names the change too
+                result.verdict = "changed"
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def run(self, variants: Sequence[Variant]) -> list[VariantComparison]:
+        from perfsuite.progress import Progress
+
+        results = []
+        with Progress(len(variants), "compare") as progress:
+            for variant in variants:
+                results.append(self.run_variant(variant))
+                progress.advance(f"{variant.id}: {results[-1].verdict}")
+        return results

@@ -1,0 +1,155 @@
+"""What the compare harness and its workers share: the sides, the settings, the results and
+the request/answer exchange with one worker process (its protocol is in `compare.worker`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perfsuite.stats.intervals import RatioEstimate
+from perfsuite.variant import Variant
+
+WORKER = Path(__file__).with_name("worker.py")  # run by path with each side's interpreter
+
+
+class CompareError(ValueError):
+    """Bad input to compare (an interpreter, revision or pin that cannot be used): exit 2."""
+
+
+class WorkerDied(RuntimeError):
+    """A side's worker stopped answering or failed a request; the message names the side."""
+
+    def __init__(self, message: str, side: str = "") -> None:
+        super().__init__(message)
+        self.side = side
+
+
+@dataclass(frozen=True)
+class Side:
+    """How to start one side's worker: its command, extra environment, and what it is."""
+
+    name: str  # "A" or "B"
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+def worker_argv(python: str) -> tuple[str, ...]:
+    return (python, str(WORKER))
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """How much evidence a verdict needs (defaults: the targets measured in docs/bounds.md)."""
+
+    max_slowdown: float = 0.05
+    passes: int = 6  # interleaved rounds per process pair
+    min_pairs: int = 6
+    step_pairs: int = 4  # pairs added while undecided
+    max_pairs: int = 24
+    confidence: float = 0.95
+    timeout_s: float = 600.0  # longest wait for one answer of a worker
+    seed: int = 0
+
+
+@dataclass
+class SideOutput:
+    """What one side's first process computed: work counts and predictions."""
+
+    work: dict[str, int]
+    probs: np.ndarray
+    labels: list[int | None]
+    nonfinite_rows: int
+
+
+@dataclass
+class VariantComparison:
+    """One variant's A/B result: the time ratio B/A, the verdict, work and prediction diffs."""
+
+    variant: Variant
+    verdict: str  # slower | faster | same | undecided | changed | skip | fail
+    estimate: RatioEstimate | None = None
+    pairs: list[tuple[list[float], list[float]]] = field(default_factory=list)
+    work_diff: list[str] = field(default_factory=list)
+    predictions: dict[str, float] = field(default_factory=dict)
+    prediction_problems: list[str] = field(default_factory=list)
+    reason: str = ""
+    seconds: float = 0.0
+    time_verdict: str = ""  # slower | faster | same | undecided, before work or predictions override it
+    side_status: dict[str, str] = field(default_factory=dict)  # runs | refused (...) | errors (...)
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in ("slower", "changed", "fail")
+
+
+class WorkerProcess:
+    """A side's zygote process and the request/answer exchange with it."""
+
+    def __init__(self, side: Side, timeout_s: float) -> None:
+        self.side = side
+        self.timeout_s = timeout_s
+        env = {**os.environ, **side.env, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        self.proc = subprocess.Popen(
+            list(side.argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
+        self._stderr: list[str] = []
+
+    def _stderr_tail(self) -> str:
+        if self.proc.stderr is not None and self.proc.poll() is not None:
+            self._stderr = self.proc.stderr.read().splitlines()[-5:]
+        return " | ".join(line.strip() for line in self._stderr if line.strip())
+
+    def ask(self, op: str, **request: Any) -> dict[str, Any]:
+        """Send one request and wait for its answer; WorkerDied names the side when none comes."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps({"op": op, **request}) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerDied(f"side {self.side.name}: worker exited ({self._stderr_tail()})", self.side.name) from None
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout_s)
+        if not ready:
+            self.kill()
+            raise WorkerDied(
+                f"side {self.side.name}: no answer to {op!r} within {self.timeout_s:.0f} s", self.side.name
+            )
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=10)
+            raise WorkerDied(
+                f"side {self.side.name}: worker exited ({self._stderr_tail() or 'no message'})", self.side.name
+            )
+        answer = json.loads(line)
+        if not answer.get("ok"):
+            raise WorkerDied(f"side {self.side.name}: {op} failed: {answer.get('error')}", self.side.name)
+        return answer
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(WorkerDied):
+                self.ask("quit")
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()

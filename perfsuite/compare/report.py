@@ -1,0 +1,108 @@
+"""`perfsuite compare`'s report: the terminal table, compare.json and compare.md (for `$GITHUB_STEP_SUMMARY`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from perfsuite.compare.protocol import CompareSettings, Side, VariantComparison
+from perfsuite.fileio import console_width
+from perfsuite.report import markdown
+
+HEADERS = (
+    "variant",
+    "verdict",
+    "B/A time [95% CI]",
+    "pairs",
+    "work",
+    "max |dp|",
+    "agree",
+    "log-loss A -> B",
+    "why",
+    "s",
+)
+
+
+def cells(c: VariantComparison) -> list[str]:
+    e = c.estimate
+    ratio = f"{e.ratio:.3f}x [{e.low:.3f}, {e.high:.3f}]" if e and math.isfinite(e.high) else "-"
+    p = c.predictions
+    ll = f"{p['log_loss_a']:.4f} -> {p['log_loss_b']:.4f}" if "log_loss_a" in p else "-"
+    return [
+        c.variant.id,
+        c.verdict,
+        ratio,
+        str(len(c.pairs)),
+        "same" if not c.work_diff and c.pairs else ("; ".join(c.work_diff) or "-"),
+        f"{p['max_abs_dp']:.2e}" if "max_abs_dp" in p else "-",
+        f"{p['argmax_agreement']:.3f}" if "argmax_agreement" in p else "-",
+        ll,
+        c.reason,
+        f"{c.seconds:.0f}",
+    ]
+
+
+def to_json(results: Sequence[VariantComparison], sides: Sequence[Side], versions, settings: CompareSettings):
+    return {
+        "sides": {s.name: {"argv": list(s.argv), "description": s.description} for s in sides},
+        "versions": versions,
+        "settings": settings.__dict__,
+        "variants": [
+            {
+                "variant": c.variant.id,
+                "verdict": c.verdict,
+                "reason": c.reason,
+                "estimate": c.estimate.__dict__ if c.estimate and math.isfinite(c.estimate.high) else None,
+                "pairs": [[list(a), list(b)] for a, b in c.pairs],
+                "work_diff": c.work_diff,
+                "predictions": c.predictions,
+                "prediction_problems": c.prediction_problems,
+                "seconds": round(c.seconds, 1),
+            }
+            for c in results
+        ],
+    }
+
+
+def to_markdown(results: Sequence[VariantComparison], sides: Sequence[Side], settings: CompareSettings) -> str:
+    a, b = sides
+    lines = [
+        "### perfsuite compare",
+        "",
+        f"A: {a.description}  ",
+        f"B: {b.description}  ",
+        f"B/A pass-time ratio, {settings.confidence:.0%} interval over process pairs and passes; "
+        f"slower/faster beyond {settings.max_slowdown:.0%}.",
+        "",
+        *markdown.table(HEADERS, [cells(c) for c in results]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render(results: Sequence[VariantComparison], sides: Sequence[Side], settings: CompareSettings) -> str:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="perfsuite compare: B / A, interleaved", header_style="bold")
+    for header in HEADERS:
+        table.add_column(header, overflow="fold", no_wrap=header == "variant")
+    for c in results:
+        table.add_row(*(escape(x) for x in cells(c)))
+    console = Console(width=console_width(), record=True)
+    with console.capture() as cap:
+        console.print(f"A: {escape(sides[0].description)}")
+        console.print(f"B: {escape(sides[1].description)}")
+        console.print(table)
+    return cap.get()
+
+
+def write_reports(results, sides, versions, settings: CompareSettings, folder: Path) -> Path:
+    from perfsuite.fileio import atomic_write_text
+
+    data = to_json(results, sides, versions, settings)
+    atomic_write_text(folder / "compare.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(folder / "compare.md", to_markdown(results, sides, settings))
+    return folder

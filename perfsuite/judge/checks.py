@@ -1,0 +1,247 @@
+"""The bounds as checks, and the verdict they add up to.
+
+Each check compares one measured figure with what is allowed and says both; a verdict also
+says, per kind of bound, whether it was judged here and why not (``Coverage``), so a run
+that could judge little never looks like a run that judged everything.
+
+A latency regression needs two things (asv's rule, adapted): the median over the baseline
+median x (1 + latency_ratio), and a one-sided Mann-Whitney U test saying the samples are
+slower at ``rank_alpha``. The stored ``median_s`` is authoritative: if a reviewer edits it by
+hand, the stored samples are rescaled to that median before the rank test.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from perfsuite.matrix.tier import RelativeBound
+from perfsuite.models.specs import SPECS
+from perfsuite.stats.intervals import RatioEstimate, mann_whitney_slower
+from perfsuite.variant import Bounds, Variant
+
+# guard and reference need no stored record; work and quality need the tier's portable record
+# (or, for machine-bound quality, this machine's); latency this machine's.
+BASELINE_FREE = ("guard", "reference")
+
+
+@dataclass(frozen=True)
+class BoundCheck:
+    """One bound, evaluated: what was measured, what was allowed, and whether it held."""
+
+    kind: str  # guard | reference | work | latency | quality | relative | model
+    name: str
+    ok: bool
+    measured: str
+    allowed: str
+    detail: str = ""
+
+    def describe(self) -> str:
+        state = "ok" if self.ok else "FAILED"
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"[{self.kind}] {self.name} {state}: measured {self.measured}, allowed {self.allowed}{extra}"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether one kind of bound was judged for a variant here, and if not, why."""
+
+    kind: str
+    judged: bool
+    why: str = ""
+
+    def describe(self) -> str:
+        return self.kind if self.judged else f"{self.kind}: not judged - {self.why}"
+
+
+@dataclass
+class Verdict:
+    """pass / fail / skip / recorded, with every bound checked, what was judged, and why."""
+
+    status: str
+    checks: list[BoundCheck] = field(default_factory=list)
+    reason: str = ""
+    baseline_path: str | None = None
+    environment_changes: list[str] = field(default_factory=list)
+    coverage: list[Coverage] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[BoundCheck]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def not_judged(self) -> list[Coverage]:
+        return [c for c in self.coverage if not c.judged]
+
+    @property
+    def judged_beyond_guard(self) -> bool:
+        """Did any stored-record bound (work, quality, latency) judge this variant?"""
+        return any(c.judged for c in self.coverage if c.kind not in BASELINE_FREE)
+
+    def judged_summary(self) -> str:
+        """`guard reference work quality; latency: not judged - ...` for tables and reports."""
+        judged = " ".join(c.kind for c in self.coverage if c.judged)
+        return "; ".join(x for x in [judged, *(c.describe() for c in self.not_judged)] if x)
+
+    def message(self, variant_id: str) -> str:
+        lines = [f"{variant_id}: {self.status}" + (f" - {self.reason}" if self.reason else "")]
+        lines += ["  " + c.describe() for c in self.failed]
+        lines += ["  " + c.describe() for c in self.not_judged]
+        if self.baseline_path:
+            lines.append(f"  baseline: {self.baseline_path}")
+        if self.environment_changes:
+            lines.append("  environment changed since baseline: " + ", ".join(self.environment_changes))
+        return "\n".join(lines)
+
+
+def status_of(checks: Sequence[BoundCheck], otherwise: str = "pass") -> str:
+    return "fail" if any(not c.ok for c in checks) else otherwise
+
+
+def _fmt_s(value: float) -> str:
+    return f"{value * 1000:.1f} ms"
+
+
+def guard_checks(rows: int, nonfinite_rows: int) -> list[BoundCheck]:
+    """Non-finite logits fail with a count, on every machine."""
+    return [
+        BoundCheck(
+            "guard",
+            "finite logits",
+            nonfinite_rows == 0,
+            f"{nonfinite_rows} of {rows} rows non-finite",
+            "0 non-finite rows",
+        )
+    ]
+
+
+def reference_checks(ref: Mapping[str, float], bounds: Bounds) -> list[BoundCheck]:
+    """The variant against the eager, unpadded, batch-1 reference of the same run (MLPerf-style margins)."""
+    where = "vs the in-run eager batch-1 reference"
+    checks = [
+        BoundCheck(
+            "reference",
+            "argmax agreement",
+            ref["argmax_agreement"] >= bounds.ref_argmax_agreement - 1e-12,
+            f"{ref['argmax_agreement']:.3f}",
+            f">= {bounds.ref_argmax_agreement}",
+            where,
+        ),
+        BoundCheck(
+            "reference",
+            "max |dp|",
+            ref["max_abs_dp"] <= bounds.ref_max_abs_dp,
+            f"{ref['max_abs_dp']:.4f}",
+            f"<= {bounds.ref_max_abs_dp}",
+            where,
+        ),
+    ]
+    if "log_loss_increase" in ref:
+        checks.append(
+            BoundCheck(
+                "reference",
+                "log-loss increase",
+                ref["log_loss_increase"] <= bounds.ref_log_loss_increase,
+                f"{ref['log_loss_increase']:+.4f} ({ref['log_loss']:.4f} vs {ref['reference_log_loss']:.4f})",
+                f"<= +{bounds.ref_log_loss_increase}",
+                where,
+            )
+        )
+    return checks
+
+
+def reference_diagnosis(variant_id: str, reference_dtype: str = "fp32") -> str:
+    """What a failed reference check means, in words: a different model, or more rounding.
+
+    In the reference's own dtype only the attention path differs from the reference, so a
+    failure there is not rounding: the path computes another function (transformers 4.48-5.20
+    accept Gemma-2 + sdpa and drop its attention softcapping without a word).
+    """
+    try:
+        model, dtype, attention, _ = Variant.split_id(variant_id)
+    except ValueError:
+        return f"predictions moved beyond the margins from the {reference_dtype} eager reference"
+    if dtype != reference_dtype or attention == "eager":
+        return f"predictions moved beyond the {dtype} margins from the {reference_dtype} eager reference"
+    text = (
+        f"{attention} computes a different model from eager: in {dtype}, the reference's own dtype, "
+        "the predictions differ beyond rounding, so its speed and predictions are not this model's"
+    )
+    spec = SPECS.get(model)
+    cap = spec.config.get("attn_logit_softcapping") if spec else None
+    if cap and attention != "flex_attention":
+        text += (
+            f"; {model} caps attention logits at {cap:g}, which {attention} has no input for "
+            "(transformers 4.48-5.20 accept Gemma-2 + sdpa and drop the softcapping silently)"
+        )
+    return text
+
+
+def check_work(measured: Mapping[str, int], stored: Mapping[str, int], rel: float) -> list[BoundCheck]:
+    checks = []
+    for name, s in stored.items():
+        m = measured.get(name)
+        ok = m is not None and abs(m - s) <= rel * abs(s)
+        allowed = f"{s}" if rel == 0 else f"{s} +/- {rel:.1%}"
+        checks.append(BoundCheck("work", name, ok, str(m), allowed))
+    return checks
+
+
+def check_latency(samples: Sequence[float], median_s: float, stored_samples: Sequence[float], bounds: Bounds):
+    base_samples = [float(s) for s in stored_samples]
+    scale = median_s / statistics.median(base_samples)
+    base_samples = [s * scale for s in base_samples]
+    median = statistics.median(samples)
+    ratio = median / median_s
+    limit = median_s * (1 + bounds.latency_ratio)
+    p = mann_whitney_slower(samples, base_samples)
+    regressed = ratio > 1 + bounds.latency_ratio and p < bounds.rank_alpha
+    detail = f"ratio {ratio:.2f}x of baseline {_fmt_s(median_s)}, Mann-Whitney p={p:.2g} (alpha {bounds.rank_alpha})"
+    return BoundCheck("latency", "median pass time", not regressed, _fmt_s(median), f"<= {_fmt_s(limit)}", detail)
+
+
+def check_quality(
+    log_loss: float | None, acc: float | None, base_ll: float | None, base_acc: float | None, bounds: Bounds
+) -> list[BoundCheck]:
+    checks = []
+    if base_ll is not None and log_loss is not None and not math.isnan(base_ll):
+        ok = math.isfinite(log_loss) and abs(log_loss - base_ll) <= bounds.log_loss_abs
+        checks.append(
+            BoundCheck("quality", "log-loss", ok, f"{log_loss:.4f}", f"{base_ll:.4f} +/- {bounds.log_loss_abs}")
+        )
+    if base_acc is not None and acc is not None and not math.isnan(base_acc):
+        ok = abs(acc - base_acc) <= bounds.accuracy_abs + 1e-12
+        checks.append(BoundCheck("quality", "accuracy", ok, f"{acc:.3f}", f"{base_acc:.3f} +/- {bounds.accuracy_abs}"))
+    return checks
+
+
+def check_relative(bound: RelativeBound, estimate: RatioEstimate) -> BoundCheck:
+    """Fails only when the whole interval lies outside the band: a confident violation."""
+    too_slow = bound.max_ratio is not None and estimate.low > bound.max_ratio
+    too_fast = bound.min_ratio is not None and estimate.high < bound.min_ratio
+    detail = f"{bound.variant.id} / {bound.reference.id}, interleaved"
+    if bound.reason:
+        detail += f"; bound because {bound.reason}"
+    return BoundCheck("relative", bound.name, not (too_slow or too_fast), estimate.describe(), bound.band(), detail)
+
+
+def check_prediction(bound: RelativeBound, estimate: RatioEstimate, predicted: float, source: str) -> BoundCheck:
+    """The cost model's predicted ratio must lie within `predict_within` of the measured interval.
+
+    Judged on the interval, like the relative bound itself: on a busy machine the point
+    estimate wanders while the interval widens to hold the truth, and a prediction that
+    fits anywhere in it is not contradicted by this run.
+    """
+    tolerance = bound.predict_within or 0.0
+    error = predicted / estimate.ratio - 1
+    low, high = estimate.low * (1 - tolerance), estimate.high * (1 + tolerance)
+    return BoundCheck(
+        "model",
+        f"{bound.name} predicted",
+        low <= predicted <= high,
+        f"{estimate.ratio:.3f}x [{estimate.low:.3f}, {estimate.high:.3f}]",
+        f"predicted {predicted:.3f}x within {tolerance:.0%} of the interval",
+        f"cost model off the point estimate by {error:+.1%}; {source}",
+    )

@@ -1,0 +1,110 @@
+"""What a variant is: the axes, the tier's settings and the bounds one variant is judged by.
+
+The matrix's vocabulary, shared by every layer above it; it imports nothing of perfsuite, so
+the data, model, measuring and judging code can all depend on it without a cycle.
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentTypeError
+from dataclasses import dataclass, field
+
+DTYPES = ("fp32", "bf16", "fp16", "nf4", "int8")
+ATTENTIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2")
+PADDINGS = ("static", "dynamic", "sorted")
+QUANTIZED = ("nf4", "int8")
+
+
+def compute_dtype(dtype: str, quantized_compute: str) -> str:
+    """The dtype activations and matmuls run in: the quantised dtypes compute in `quantized_compute`
+    (the tier's nf4_compute_dtype); the others in themselves. One rule for loading and the cost model."""
+    return quantized_compute if dtype in QUANTIZED else dtype
+
+
+WORKLOAD_FIELDS = ("rows", "batch_size", "max_length")  # tier settings a run may override
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number above zero (a usage error, exit 2, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Tolerances applied to one variant (defaults, then matching overrides)."""
+
+    latency_ratio: float = 0.35
+    rank_alpha: float = 0.01
+    log_loss_abs: float = 0.002
+    accuracy_abs: float = 0.02
+    work_rel: float = 0.0
+    # Against the in-run reference (fp32, eager, one row per batch, no padding), MLPerf-style:
+    ref_log_loss_increase: float = 0.005  # the variant's log-loss may exceed the reference's by this
+    ref_argmax_agreement: float = 0.9  # share of rows whose predicted class matches the reference's
+    ref_max_abs_dp: float = 0.05  # largest |p_variant - p_reference| over rows and classes
+
+
+@dataclass(frozen=True)
+class TierSettings:
+    """How a tier measures: workload size, timing rounds, device."""
+
+    name: str
+    device: str
+    markers: tuple[str, ...]
+    rows: int
+    batch_size: int
+    max_length: int
+    padding_side: str = "right"
+    warmup_rounds: int = 1
+    min_rounds: int = 5
+    max_rounds: int = 15
+    round_budget_s: float = 3.0
+    threads: int | None = None
+    nf4_compute_dtype: str = "fp32"
+    tta: bool = False  # also run every row with A and B swapped, and symmetrise
+    reference_dtype: str = "fp32"  # of the in-run quality reference (a T4 cannot hold a 9B model in fp32)
+    confirm_latency: bool = True  # re-time a variant whose only failure is latency; both must fail
+    relative_rounds: int = 9  # interleaved A/B pass pairs per relative bound
+    relative_confidence: float = 0.95  # of the bootstrap interval on the median ratio
+    # dtypes whose log-loss/accuracy hold across CPU kernels (stored in the portable record,
+    # judged on every machine); the others' quality is machine-bound (scripts/quality_portability.py)
+    portable_quality_dtypes: tuple[str, ...] = ()
+    # latency is left undecided (not failed) when other processes took more than this share of
+    # the machine's CPU time while the passes were timed, when the interference probe runs this
+    # much slower than beside the recorded passes, or when the passes spread more than this
+    busy_other_cpu: float = 0.2
+    busy_probe_ratio: float = 1.5
+    busy_spread: float = 0.25
+
+    def portable_quality(self, dtype: str) -> bool:
+        return dtype in self.portable_quality_dtypes
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One cell of the matrix: model x dtype x attention x padding."""
+
+    model: str
+    dtype: str
+    attention: str
+    padding: str
+    tier: str = "cpu"
+    bounds: Bounds = field(default_factory=Bounds)
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.dtype}-{self.attention}-{self.padding}"
+
+    @staticmethod
+    def split_id(variant_id: str) -> tuple[str, str, str, str]:
+        """(model, dtype, attention, padding) back from an id; the model name may hold dashes."""
+        head, padding = variant_id.rsplit("-", 1)
+        head, attention = head.rsplit("-", 1)
+        model, dtype = head.rsplit("-", 1)
+        return model, dtype, attention, padding
