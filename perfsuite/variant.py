@@ -44,6 +44,9 @@ class Bounds:
     log_loss_abs: float = 0.002
     accuracy_abs: float = 0.02
     work_rel: float = 0.0
+    # Peak device memory may exceed this machine's record by this share (GPU max_memory_allocated:
+    # the same code allocates the same tensors, so a change is a code or library change)
+    memory_ratio: float = 0.10
     # Against the in-run reference (fp32, eager, one row per batch, no padding), MLPerf-style:
     ref_log_loss_increase: float = 0.005  # the variant's log-loss may exceed the reference's by this
     ref_argmax_agreement: float = 0.9  # share of rows whose predicted class matches the reference's

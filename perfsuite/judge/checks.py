@@ -23,7 +23,7 @@ from perfsuite.stats.intervals import RatioEstimate, mann_whitney_slower
 from perfsuite.variant import Bounds, Variant
 
 # guard and reference need no stored record; work and quality need the tier's portable record
-# (or, for machine-bound quality, this machine's); latency this machine's.
+# (or, for machine-bound quality, this machine's); latency and memory this machine's.
 BASELINE_FREE = ("guard", "reference")
 
 
@@ -31,7 +31,7 @@ BASELINE_FREE = ("guard", "reference")
 class BoundCheck:
     """One bound, evaluated: what was measured, what was allowed, and whether it held."""
 
-    kind: str  # guard | reference | work | latency | quality | relative | model
+    kind: str  # guard | reference | work | latency | memory | quality | relative | model
     name: str
     ok: bool
     measured: str
@@ -77,7 +77,7 @@ class Verdict:
 
     @property
     def judged_beyond_guard(self) -> bool:
-        """Did any stored-record bound (work, quality, latency) judge this variant?"""
+        """Did any stored-record bound (work, quality, latency, memory) judge this variant?"""
         return any(c.judged for c in self.coverage if c.kind not in BASELINE_FREE)
 
     def judged_summary(self) -> str:
@@ -200,6 +200,24 @@ def check_latency(samples: Sequence[float], median_s: float, stored_samples: Seq
     regressed = ratio > 1 + bounds.latency_ratio and p < bounds.rank_alpha
     detail = f"ratio {ratio:.2f}x of baseline {_fmt_s(median_s)}, Mann-Whitney p={p:.2g} (alpha {bounds.rank_alpha})"
     return BoundCheck("latency", "median pass time", not regressed, _fmt_s(median), f"<= {_fmt_s(limit)}", detail)
+
+
+def _fmt_bytes(value: float) -> str:
+    return f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
+
+
+# Only a device allocator's peak is the model's own: a CPU's RSS increase depends on what ran
+# before in the process (freed memory is reused), so it is shown, not judged.
+JUDGED_MEMORY = ("cuda max_memory_allocated",)
+
+
+def check_memory(peak_bytes: int, stored_bytes: int, bounds: Bounds) -> BoundCheck:
+    """Peak memory against this machine's record: T4 users run out of memory before they run out of time."""
+    limit = stored_bytes * (1 + bounds.memory_ratio)
+    detail = f"ratio {peak_bytes / stored_bytes:.2f}x of baseline {_fmt_bytes(stored_bytes)}"
+    return BoundCheck(
+        "memory", "peak memory", peak_bytes <= limit, _fmt_bytes(peak_bytes), f"<= {_fmt_bytes(limit)}", detail
+    )
 
 
 def check_quality(

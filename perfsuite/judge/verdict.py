@@ -16,10 +16,12 @@ from typing import Any
 
 from perfsuite.device.environment import environment_changes
 from perfsuite.judge.checks import (
+    JUDGED_MEMORY,
     BoundCheck,
     Coverage,
     Verdict,
     check_latency,
+    check_memory,
     check_quality,
     check_work,
     guard_checks,
@@ -92,6 +94,23 @@ def busy_reason(measurement: Measurement, machine: MachineRecord, settings: Tier
     return None
 
 
+def _memory(
+    measurement: Measurement, machine: MachineRecord | None, bounds: Bounds, no_record: str
+) -> tuple[list[BoundCheck], Coverage]:
+    """Peak memory against this machine's record, where the measurement is the model's own."""
+    if machine is None:
+        return [], Coverage("memory", False, no_record)
+    peak, kind = measurement.memory.peak_bytes, measurement.memory.kind
+    stored, stored_kind = machine.memory.get("peak_bytes"), machine.memory.get("kind")
+    if kind not in JUDGED_MEMORY:
+        return [], Coverage("memory", False, f"{kind}: depends on what ran before in the process, shown, not judged")
+    if not peak or not isinstance(stored, int) or stored <= 0:
+        return [], Coverage("memory", False, "no peak memory measured or recorded")
+    if stored_kind != kind:
+        return [], Coverage("memory", False, f"measured as {kind}, recorded as {stored_kind}")
+    return [check_memory(peak, stored, bounds)], Coverage("memory", True)
+
+
 def _reference(measurement: Measurement, bounds: Bounds) -> tuple[list[BoundCheck], Coverage]:
     quality = measurement.quality
     if quality.reference is not None:
@@ -117,7 +136,7 @@ def judge(
     coverage = [Coverage("guard", True), ref_cov]
     where = stored.machine_path if stored.machine is not None else stored.portable_path
     if stored.error is not None:
-        coverage += [Coverage(k, False, "unusable baseline") for k in ("work", "quality", "latency")]
+        coverage += [Coverage(k, False, "unusable baseline") for k in ("work", "quality", "latency", "memory")]
         return Verdict("fail", checks, str(stored.error), where, coverage=coverage)
 
     measured = measurement.settings
@@ -159,6 +178,12 @@ def judge(
         checks.append(check_latency(measurement.latency.samples_s, lat.median_s, lat.samples_s, bounds))
         coverage.append(Coverage("latency", True))
 
+    memory_checks, memory_coverage = _memory(
+        measurement, machine, bounds, other or f"no baseline for machine {stored.machine_key}"
+    )
+    checks += memory_checks
+    coverage.append(memory_coverage)
+
     changes: list[str] = []
     source = machine or portable
     if source is not None:
@@ -169,7 +194,8 @@ def judge(
         changed = sorted(k for k in recorded if k in current and recorded[k] != current[k])
         if changed:
             changes.append("tolerances changed since baseline: " + ", ".join(changed))
-    reason = reference_diagnosis(measurement.variant) if any(not c.ok for c in ref_checks) else ""
+    reference_dtype = settings.reference_dtype if settings is not None else "fp32"  # gpu.toml's is fp16
+    reason = reference_diagnosis(measurement.variant, reference_dtype) if any(not c.ok for c in ref_checks) else ""
     verdict = Verdict(status_of(checks), checks, reason, where, changes, coverage)
     if verdict.status == "pass" and not verdict.judged_beyond_guard:
         verdict.status = "fail" if strict else "skip"

@@ -224,3 +224,56 @@ def test_the_busy_seam_stubs_the_signals_whatever_they_read(monkeypatch):
     monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "calm")
     with pytest.raises(ValueError, match="PERFSUITE_BUSY_SIGNALS='calm'"):
         judge(_measurement(), _both(), Bounds(), TIER)
+
+
+GPU_MEMORY = "cuda max_memory_allocated"
+
+
+def _on_gpu(peak: int | None, recorded: dict):
+    m = _measurement()
+    m = replace(m, memory=MemorySummary(64, peak, GPU_MEMORY))
+    portable, machine = _records()
+    return m, _stored(portable, replace(machine, memory=recorded))
+
+
+def test_peak_memory_within_its_tolerance_passes_and_beyond_it_fails_naming_both():
+    recorded = {"kind": GPU_MEMORY, "peak_bytes": 8 * 2**30, "weight_bytes": 64}
+    m, stored = _on_gpu(int(8.5 * 2**30), recorded)  # +6%: within memory_ratio 0.10
+    v = judge(m, stored, Bounds(), TIER)
+    assert v.status == "pass" and "memory" in v.judged_summary().split(";")[0]
+    m, stored = _on_gpu(10 * 2**30, recorded)  # +25%: a T4 run out of memory
+    v = judge(m, stored, Bounds(), TIER)
+    assert v.status == "fail" and v.failed[0].kind == "memory"
+    assert v.failed[0].describe() == (
+        "[memory] peak memory FAILED: measured 10.00 GiB, allowed <= 8.80 GiB (ratio 1.25x of baseline 8.00 GiB)"
+    )
+    assert judge(m, stored, Bounds(memory_ratio=0.3), TIER).status == "pass"  # the tier's tolerance decides
+
+
+def test_a_cpu_rss_increase_is_shown_not_judged():
+    recorded = {"kind": "cpu rss increase", "peak_bytes": 2**20, "weight_bytes": 64}
+    m = replace(_measurement(), memory=MemorySummary(64, 50 * 2**20, "cpu rss increase"))
+    portable, machine = _records()
+    v = judge(m, _stored(portable, replace(machine, memory=recorded)), Bounds(), TIER)
+    assert v.status == "pass"
+    assert "memory: not judged - cpu rss increase: depends on what ran before in the process" in v.judged_summary()
+
+
+def test_memory_measured_another_way_than_recorded_is_not_judged():
+    m, stored = _on_gpu(10 * 2**30, {"kind": "cpu rss increase", "peak_bytes": 2**30})
+    v = judge(m, stored, Bounds(), TIER)
+    assert "memory: not judged - measured as cuda max_memory_allocated, recorded as cpu rss increase" in (
+        v.judged_summary()
+    )
+    m, stored = _on_gpu(10 * 2**30, {})  # a record from before memory was kept
+    assert (
+        "memory: not judged - no peak memory measured or recorded" in judge(m, stored, Bounds(), TIER).judged_summary()
+    )
+
+
+def test_a_reference_failure_is_diagnosed_in_the_tiers_reference_dtype():
+    """gpu.toml's reference runs in fp16: an fp16 sdpa variant failing it computes another model."""
+    m = replace(_with_reference(argmax_agreement=0.5, max_abs_dp=0.4), variant="tiny-gemma2-fp16-sdpa-sorted")
+    v = judge(m, _both(), Bounds(), replace(TIER, reference_dtype="fp16"))
+    assert v.reason.startswith("sdpa computes a different model from eager: in fp16, the reference's own dtype")
+    assert judge(m, _both(), Bounds(), TIER).reason.startswith("predictions moved beyond the fp16 margins")
