@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from perfsuite.judge.checks import Verdict
+from perfsuite.matrix.options import add_data_option, add_workload_options, workload_of
 from perfsuite.matrix.shards import parse_shard, shard_assignment
 from perfsuite.matrix.tier import MatrixError, load_matrix
 from perfsuite.measure.runner import perf_counter_sampler
 from perfsuite.report.outcomes import Outcome, PairOutcome
 from perfsuite.session import PerfSession
 from perfsuite.store.baselines import BaselineError
-from perfsuite.variant import WORKLOAD_FIELDS, positive_int
 
 _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 
@@ -30,7 +30,7 @@ def add_data_options(group) -> None:
         metavar="PATH.toml",
         help="run this matrix (e.g. your own [[models]]) with the cases perfsuite supplies; no test module needed",
     )
-    group.addoption("--perfsuite-data", default=None, help="Kaggle-format CSV to run on (default: bundled sample)")
+    add_data_option(group.addoption, "--perfsuite-")
     group.addoption("--perfsuite-select", default=None, help="globs over variant ids, e.g. 'tiny-llama3-*,*-sorted'")
     group.addoption(
         "--perfsuite-shard",
@@ -38,13 +38,7 @@ def add_data_options(group) -> None:
         metavar="I/N",
         help="run only shard I of N (a relative bound's variants stay together); join with `perfsuite merge`",
     )
-    for field in WORKLOAD_FIELDS:
-        group.addoption(
-            f"--perfsuite-{field.replace('_', '-')}",
-            type=positive_int,
-            default=None,
-            help=f"override the tier's {field}",
-        )
+    add_workload_options(group.addoption, "--perfsuite-")
 
 
 def add_baseline_options(group) -> None:
@@ -120,7 +114,7 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
                 rebaseline=config.getoption("perfsuite_rebaseline") and not config.option.collectonly,
                 strict=config.getoption("perfsuite_strict"),
                 rewrite_portable=config.getoption("perfsuite_rewrite_portable"),
-                workload={k: config.getoption(f"perfsuite_{k}") for k in WORKLOAD_FIELDS},
+                workload=workload_of(lambda field: config.getoption(f"perfsuite_{field}")),
             )
         except BaselineError as exc:  # e.g. another rebaseline of this machine holds its lock
             raise pytest.UsageError(str(exc)) from None

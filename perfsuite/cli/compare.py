@@ -8,8 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from perfsuite.matrix.options import add_data_option, add_workload_options
 from perfsuite.matrix.tier import MatrixError, load_matrix
-from perfsuite.variant import WORKLOAD_FIELDS
 
 from .options import at_least, common_options, positive_fraction, positive_int, workload
 
@@ -121,11 +121,8 @@ def register(sub) -> None:
     bisect.add_argument("bad", help="a newer release where it is not")
     bisect.add_argument("-k", "--select", required=True, help="the one variant id (or a glob matching one)")
     bisect.add_argument("--matrix", default="cpu", help="tier name (cpu, gpu) or a matrix TOML path")
-    bisect.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
-    for field in WORKLOAD_FIELDS:
-        bisect.add_argument(
-            f"--{field.replace('_', '-')}", type=positive_int, default=None, help=f"override the tier's {field}"
-        )
+    add_data_option(bisect.add_argument)
+    add_workload_options(bisect.add_argument)
     bisect.add_argument("--pre", action="store_true", help="include pre-releases")
     bisect.add_argument("--no-latency", action="store_true", help="judge status, work and predictions only (fast)")
     bisect.add_argument(

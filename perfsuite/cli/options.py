@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from perfsuite.variant import DTYPES, PADDINGS, WORKLOAD_FIELDS, positive_int
+from perfsuite.matrix.options import add_data_option, add_workload_options, workload_of
+from perfsuite.variant import DTYPES, PADDINGS, positive_int
 
 BASELINES_HELP = (
     "baseline root (default: baselines/ of the project around the working folder, found like pytest's rootdir)"
@@ -40,21 +41,18 @@ def positive_fraction(text: str) -> float:
 def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--matrix", default="cpu", help="tier name (cpu, gpu) or a matrix TOML path")
     parser.add_argument("-k", "--select", default=None, help="glob over variant ids, e.g. 'tiny-llama3-*-sorted'")
-    parser.add_argument("--data", default=None, help="a Kaggle-format CSV (default: the bundled sample)")
+    add_data_option(parser.add_argument)
     parser.add_argument("--baselines", default=None, help=BASELINES_HELP)
     parser.add_argument("--report-dir", default="reports/perfsuite", help="where report.json/report.md go")
-    for field in WORKLOAD_FIELDS:
-        parser.add_argument(
-            f"--{field.replace('_', '-')}", type=positive_int, default=None, help=f"override the tier's {field}"
-        )
+    add_workload_options(parser.add_argument)
     parser.add_argument("--ratio", default=None, metavar="A:B", help="print model A / model B latency per cell")
     parser.add_argument(
         "--strict", action="store_true", help="fail a variant judged on nothing beyond the guard (no usable record)"
     )
 
 
-def workload(args: argparse.Namespace) -> dict[str, int]:
-    return {field: getattr(args, field) for field in WORKLOAD_FIELDS}
+def workload(args: argparse.Namespace) -> dict[str, int | None]:
+    return workload_of(lambda field: getattr(args, field))
 
 
 def model_options(parser: argparse.ArgumentParser) -> None:

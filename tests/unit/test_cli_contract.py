@@ -40,3 +40,20 @@ def test_an_internal_error_is_exit_3_with_the_traceback_in_a_log(monkeypatch, ca
     assert err.startswith("perfsuite: internal error: RuntimeError: a bug (traceback in ")
     log = err.rsplit("traceback in ", 1)[1].rstrip(")\n")
     assert "Traceback (most recent call last)" in Path(log).read_text(encoding="utf-8")
+
+
+def test_the_workload_options_are_defined_once_for_the_plugin_and_the_cli(pytester, capsys):
+    """`--perfsuite-rows 0` was a plain int the session silently dropped; now one definition serves both."""
+    import argparse
+
+    from perfsuite.matrix.options import add_workload_options
+
+    parser = argparse.ArgumentParser()
+    add_workload_options(parser.add_argument)
+    assert [a.dest for a in parser._actions[1:]] == ["rows", "batch_size", "max_length"]
+    with pytest.raises(SystemExit):
+        main(["run", "--rows", "0"])
+    assert "argument --rows: '0' must be at least 1" in capsys.readouterr().err
+    result = pytester.runpytest_inprocess("--perfsuite-rows", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*argument --perfsuite-rows: '0' must be at least 1*"])
