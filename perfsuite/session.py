@@ -20,8 +20,8 @@ from perfsuite.device.machine import DeviceCaps, detect
 from perfsuite.device.probe import SupportProbe
 from perfsuite.device.support import semantic_reason, skip_reason
 from perfsuite.fileio import weights_identity
-from perfsuite.judge.checks import BASELINE_FREE, Verdict, check_prediction, check_relative, status_of
-from perfsuite.judge.verdict import StoredRecords, judge
+from perfsuite.judge.checks import BASELINE_FREE, Verdict
+from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair
 from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
 from perfsuite.measure import runner
 from perfsuite.measure.measurement import Measurement
@@ -348,14 +348,13 @@ class PerfSession:
                 _release_device_memory(self.caps)
                 outcome = PairOutcome(bound, Verdict("fail", reason=f"run failed: {type(exc).__name__}: {exc}"))
             else:
-                checks, notes, predicted = [check_relative(bound, estimate)], [], None
+                notes, predicted, source = [], None, ""
                 if bound.predict_within is not None:
                     predicted, source = self.predictor.ratio(bound.variant, bound.reference)
                     if predicted is None:
                         notes.append(source)
-                    else:
-                        checks.append(check_prediction(bound, estimate, predicted, source))
-                verdict = Verdict(status_of(checks), checks)
+                verdict = judge_pair(PairEvidence(bound, estimate, predicted, source))
+                checks = verdict.checks
                 if self.data_path.resolve() != SAMPLE_PATH.resolve():
                     # The bands describe the bundled sample's length profile (how much padding
                     # there is to save); on other data the ratio is shown, not judged.

@@ -55,8 +55,9 @@ def decide(estimate: RatioEstimate, max_slowdown: float) -> str:
 
 
 def compare_outputs(variant: Variant, a: SideOutput, b: SideOutput) -> tuple[list[str], dict[str, float], list[str]]:
-    """Work counts exactly; predictions row by row against the variant's reference margins."""
-    work_diff = [f"{k} {a.work.get(k)} -> {b.work.get(k)}" for k in a.work if a.work.get(k) != b.work.get(k)]
+    """Work counts exactly (those both sides count: an older revision may count fewer); predictions
+    row by row against the variant's reference margins."""
+    work_diff = [f"{k} {a.work[k]} -> {b.work[k]}" for k in a.work if k in b.work and a.work[k] != b.work[k]]
     stats: dict[str, float] = {}
     problems: list[str] = []
     if a.probs.shape != b.probs.shape:

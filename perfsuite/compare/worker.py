@@ -40,6 +40,7 @@ SURFACE: dict[str, tuple[str, ...]] = {
     "score_once": ("perfsuite.measure.runner", "perfsuite.runner"),
     "count_work": ("perfsuite.measure.batching", "perfsuite.batching"),
     "forward_flops": ("perfsuite.models.flops", "perfsuite.cost.model", "perfsuite.costmodel"),
+    "weight_bytes": ("perfsuite.models.factory",),
 }
 
 
@@ -123,11 +124,20 @@ class Worker:
                 "real_tokens": work.real_tokens,
                 "processed_tokens": work.processed_tokens,
                 "flops": forward_flops(self.spec_of(self.variant.model), shapes),
+                **self.weight_bytes(),
             },
             "probs": probs.tolist(),
             "labels": [r.label for r in rows],
             "nonfinite_rows": bad,
         }
+
+    def weight_bytes(self) -> dict[str, int]:
+        """The loaded weights' bytes, as the tier's work counters have them (none from a side too old to count them)."""
+        try:
+            count = surface("weight_bytes")
+        except ImportError:
+            return {}
+        return {"weight_bytes": int(count(self.prepared.model))}
 
     def one_pass(self, _request: dict[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()

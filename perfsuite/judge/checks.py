@@ -37,6 +37,7 @@ class BoundCheck:
     measured: str
     allowed: str
     detail: str = ""
+    ratio: float | None = None  # measured / baseline, where a kind has one (latency, memory): typed, not parsed
 
     def describe(self) -> str:
         state = "ok" if self.ok else "FAILED"
@@ -199,7 +200,9 @@ def check_latency(samples: Sequence[float], median_s: float, stored_samples: Seq
     p = mann_whitney_slower(samples, base_samples)
     regressed = ratio > 1 + bounds.latency_ratio and p < bounds.rank_alpha
     detail = f"ratio {ratio:.2f}x of baseline {_fmt_s(median_s)}, Mann-Whitney p={p:.2g} (alpha {bounds.rank_alpha})"
-    return BoundCheck("latency", "median pass time", not regressed, _fmt_s(median), f"<= {_fmt_s(limit)}", detail)
+    return BoundCheck(
+        "latency", "median pass time", not regressed, _fmt_s(median), f"<= {_fmt_s(limit)}", detail, ratio
+    )
 
 
 def _fmt_bytes(value: float) -> str:
@@ -215,9 +218,9 @@ def check_memory(peak_bytes: int, stored_bytes: int, bounds: Bounds) -> BoundChe
     """Peak memory against this machine's record: T4 users run out of memory before they run out of time."""
     limit = stored_bytes * (1 + bounds.memory_ratio)
     detail = f"ratio {peak_bytes / stored_bytes:.2f}x of baseline {_fmt_bytes(stored_bytes)}"
-    return BoundCheck(
-        "memory", "peak memory", peak_bytes <= limit, _fmt_bytes(peak_bytes), f"<= {_fmt_bytes(limit)}", detail
-    )
+    ratio = peak_bytes / stored_bytes
+    measured, allowed = _fmt_bytes(peak_bytes), f"<= {_fmt_bytes(limit)}"
+    return BoundCheck("memory", "peak memory", peak_bytes <= limit, measured, allowed, detail, ratio)
 
 
 def check_quality(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,14 +23,18 @@ from perfsuite.judge.checks import (
     Verdict,
     check_latency,
     check_memory,
+    check_prediction,
     check_quality,
+    check_relative,
     check_work,
     guard_checks,
     reference_checks,
     reference_diagnosis,
     status_of,
 )
+from perfsuite.matrix.tier import RelativeBound
 from perfsuite.measure.measurement import Measurement
+from perfsuite.stats.intervals import RatioEstimate
 from perfsuite.store.baselines import BaselineError
 from perfsuite.store.records import MachineRecord, PortableRecord
 from perfsuite.variant import Bounds, TierSettings
@@ -94,30 +99,112 @@ def busy_reason(measurement: Measurement, machine: MachineRecord, settings: Tier
     return None
 
 
-def _memory(
-    measurement: Measurement, machine: MachineRecord | None, bounds: Bounds, no_record: str
-) -> tuple[list[BoundCheck], Coverage]:
+@dataclass(frozen=True)
+class Evidence:
+    """What the judging table reads for one variant: its measurement and the records valid for it
+    (a record recorded for another workload is set aside, and `other` says why)."""
+
+    measurement: Measurement
+    portable: PortableRecord | None
+    machine: MachineRecord | None
+    bounds: Bounds
+    settings: TierSettings | None
+    stored: StoredRecords
+    other: str = ""
+
+    def no_record(self, which: str) -> str:
+        if self.other:
+            return self.other
+        if which == "machine":
+            return f"no baseline for machine {self.stored.machine_key}; {REBASELINE}"
+        return f"no portable record at {self.stored.portable_path}; {REBASELINE}"
+
+
+Judgement = tuple[list[BoundCheck], Coverage]
+
+
+@dataclass(frozen=True)
+class BoundKind:
+    """One row of the judging table: a kind of bound, what it needs, and how it judges.
+
+    Adding a kind is adding a row (and its check in `checks`, its tolerance in `Bounds`); the
+    verdict, the report's "judged here" column, report.json and `--perfsuite-strict` follow."""
+
+    kind: str
+    needs: str  # what must exist for it to judge, in words (docs/bounds.md)
+    stored: bool  # needs a stored record (so an unusable baseline stops it)
+    judge: Callable[[Evidence], Judgement]
+
+
+def _guard(e: Evidence) -> Judgement:
+    q = e.measurement.quality
+    return guard_checks(e.measurement.work.rows, q.nonfinite_rows), Coverage("guard", True)
+
+
+def _reference(e: Evidence) -> Judgement:
+    quality = e.measurement.quality
+    if quality.reference is not None:
+        return reference_checks(quality.reference, e.bounds), Coverage("reference", True)
+    if quality.reference_error:
+        return [], Coverage("reference", False, f"no in-run reference ({quality.reference_error})")
+    return [], Coverage("reference", False, "not scored (shape-only weights)")
+
+
+def _work(e: Evidence) -> Judgement:
+    if e.portable is None:
+        return [], Coverage("work", False, e.no_record("portable"))
+    return check_work(e.measurement.work.counters(), e.portable.work, e.bounds.work_rel), Coverage("work", True)
+
+
+def _quality(e: Evidence) -> Judgement:
+    q = e.measurement.quality
+    quality = e.portable.quality if e.portable is not None and e.portable.quality else None
+    quality = quality or (e.machine.quality if e.machine is not None else None)
+    if q.log_loss is None:
+        return [], Coverage("quality", False, "not scored (shape-only weights or non-finite rows)")
+    if quality is None:
+        why = e.other or f"no quality record for this dtype at {e.stored.portable_path} or {e.stored.machine_path}"
+        return [], Coverage("quality", False, why)
+    checks = check_quality(q.log_loss, q.accuracy, quality.log_loss, quality.accuracy, e.bounds)
+    return checks, Coverage("quality", True)
+
+
+def _latency(e: Evidence) -> Judgement:
+    if e.machine is None:
+        return [], Coverage("latency", False, e.no_record("machine"))
+    busy = busy_reason(e.measurement, e.machine, e.settings) if e.settings is not None else None
+    if busy:
+        return [], Coverage("latency", False, busy)
+    lat = e.machine.latency
+    return [check_latency(e.measurement.latency.samples_s, lat.median_s, lat.samples_s, e.bounds)], Coverage(
+        "latency", True
+    )
+
+
+def _memory(e: Evidence) -> Judgement:
     """Peak memory against this machine's record, where the measurement is the model's own."""
-    if machine is None:
-        return [], Coverage("memory", False, no_record)
-    peak, kind = measurement.memory.peak_bytes, measurement.memory.kind
-    stored, stored_kind = machine.memory.get("peak_bytes"), machine.memory.get("kind")
+    if e.machine is None:
+        return [], Coverage("memory", False, e.no_record("machine"))
+    peak, kind = e.measurement.memory.peak_bytes, e.measurement.memory.kind
+    stored, stored_kind = e.machine.memory.get("peak_bytes"), e.machine.memory.get("kind")
     if kind not in JUDGED_MEMORY:
         return [], Coverage("memory", False, f"{kind}: depends on what ran before in the process, shown, not judged")
     if not peak or not isinstance(stored, int) or stored <= 0:
         return [], Coverage("memory", False, "no peak memory measured or recorded")
     if stored_kind != kind:
         return [], Coverage("memory", False, f"measured as {kind}, recorded as {stored_kind}")
-    return [check_memory(peak, stored, bounds)], Coverage("memory", True)
+    return [check_memory(peak, stored, e.bounds)], Coverage("memory", True)
 
 
-def _reference(measurement: Measurement, bounds: Bounds) -> tuple[list[BoundCheck], Coverage]:
-    quality = measurement.quality
-    if quality.reference is not None:
-        return reference_checks(quality.reference, bounds), Coverage("reference", True)
-    if quality.reference_error:
-        return [], Coverage("reference", False, f"no in-run reference ({quality.reference_error})")
-    return [], Coverage("reference", False, "not scored (shape-only weights)")
+# The judging table, in the order the report lists the kinds.
+JUDGING: tuple[BoundKind, ...] = (
+    BoundKind("guard", "nothing: every logit finite", False, _guard),
+    BoundKind("reference", "the in-run fp32 eager batch-1 reference of the same model", False, _reference),
+    BoundKind("work", "the tier's portable record", True, _work),
+    BoundKind("quality", "the portable record (this machine's for machine-bound dtypes)", True, _quality),
+    BoundKind("latency", "this machine's record and a quiet machine", True, _latency),
+    BoundKind("memory", "this machine's record and a device allocator's peak", True, _memory),
+)
 
 
 def judge(
@@ -129,16 +216,7 @@ def judge(
 ) -> Verdict:
     """pass/fail on every bound whose record is valid here; skip when nothing beyond the guard was
     (fail instead with `strict`: a CI gate that judged nothing stored must not look green)."""
-    q, work = measurement.quality, measurement.work
-    checks = guard_checks(work.rows, q.nonfinite_rows)
-    ref_checks, ref_cov = _reference(measurement, bounds)
-    checks += ref_checks
-    coverage = [Coverage("guard", True), ref_cov]
     where = stored.machine_path if stored.machine is not None else stored.portable_path
-    if stored.error is not None:
-        coverage += [Coverage(k, False, "unusable baseline") for k in ("work", "quality", "latency", "memory")]
-        return Verdict("fail", checks, str(stored.error), where, coverage=coverage)
-
     measured = measurement.settings
     portable, machine = stored.portable, stored.machine
     differs: list[str] = []
@@ -149,40 +227,19 @@ def judge(
         differs += [x for x in d if x not in differs]
         machine = None
     other = "recorded for another workload (" + "; ".join(differs) + ")" if differs else ""
+    evidence = Evidence(measurement, portable, machine, bounds, settings, stored, other)
 
-    if portable is not None:
-        checks += check_work(work.counters(), portable.work, bounds.work_rel)
-        coverage.append(Coverage("work", True))
-    else:
-        coverage.append(Coverage("work", False, other or f"no portable record at {stored.portable_path}; {REBASELINE}"))
-
-    quality = portable.quality if portable is not None and portable.quality else None
-    quality = quality or (machine.quality if machine is not None else None)
-    if q.log_loss is None:
-        coverage.append(Coverage("quality", False, "not scored (shape-only weights or non-finite rows)"))
-    elif quality is None:
-        why = other or f"no quality record for this dtype at {stored.portable_path} or {stored.machine_path}"
-        coverage.append(Coverage("quality", False, why))
-    else:
-        checks += check_quality(q.log_loss, q.accuracy, quality.log_loss, quality.accuracy, bounds)
-        coverage.append(Coverage("quality", True))
-
-    busy = busy_reason(measurement, machine, settings) if machine is not None and settings is not None else None
-    if machine is None:
-        why = other or f"no baseline for machine {stored.machine_key}; {REBASELINE}"
-        coverage.append(Coverage("latency", False, why))
-    elif busy:
-        coverage.append(Coverage("latency", False, busy))
-    else:
-        lat = machine.latency
-        checks.append(check_latency(measurement.latency.samples_s, lat.median_s, lat.samples_s, bounds))
-        coverage.append(Coverage("latency", True))
-
-    memory_checks, memory_coverage = _memory(
-        measurement, machine, bounds, other or f"no baseline for machine {stored.machine_key}"
-    )
-    checks += memory_checks
-    coverage.append(memory_coverage)
+    checks: list[BoundCheck] = []
+    coverage: list[Coverage] = []
+    for row in JUDGING:
+        if row.stored and stored.error is not None:
+            coverage.append(Coverage(row.kind, False, "unusable baseline"))
+            continue
+        found, covered = row.judge(evidence)
+        checks += found
+        coverage.append(covered)
+    if stored.error is not None:
+        return Verdict("fail", checks, str(stored.error), where, coverage=coverage)
 
     changes: list[str] = []
     source = machine or portable
@@ -195,7 +252,8 @@ def judge(
         if changed:
             changes.append("tolerances changed since baseline: " + ", ".join(changed))
     reference_dtype = settings.reference_dtype if settings is not None else "fp32"  # gpu.toml's is fp16
-    reason = reference_diagnosis(measurement.variant, reference_dtype) if any(not c.ok for c in ref_checks) else ""
+    failed_reference = any(c.kind == "reference" and not c.ok for c in checks)
+    reason = reference_diagnosis(measurement.variant, reference_dtype) if failed_reference else ""
     verdict = Verdict(status_of(checks), checks, reason, where, changes, coverage)
     if verdict.status == "pass" and not verdict.judged_beyond_guard:
         verdict.status = "fail" if strict else "skip"
@@ -203,3 +261,29 @@ def judge(
         if strict:
             verdict.reason = f"strict: nothing judged beyond the guard ({verdict.reason})"
     return verdict
+
+
+# -- pairs: the relative bounds ----------------------------------------------------------------
+@dataclass(frozen=True)
+class PairEvidence:
+    """A relative bound's interleaved estimate and, where it asks, the cost model's prediction."""
+
+    bound: RelativeBound
+    estimate: RatioEstimate
+    predicted: float | None = None
+    source: str = ""
+
+
+PAIR_JUDGING: tuple[tuple[str, Callable[[PairEvidence], list[BoundCheck]]], ...] = (
+    ("relative", lambda e: [check_relative(e.bound, e.estimate)]),
+    (
+        "model",
+        lambda e: [check_prediction(e.bound, e.estimate, e.predicted, e.source)] if e.predicted is not None else [],
+    ),
+)
+
+
+def judge_pair(evidence: PairEvidence) -> Verdict:
+    """A relative bound's verdict from the pair rows of the judging table."""
+    checks = [check for _, judge_one in PAIR_JUDGING for check in judge_one(evidence)]
+    return Verdict(status_of(checks), checks)

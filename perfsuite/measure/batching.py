@@ -59,11 +59,6 @@ class WorkCounts:
         """processed / real: 1.0 means no padding was computed."""
         return self.processed_tokens / self.real_tokens if self.real_tokens else float("nan")
 
-    @property
-    def padding_efficiency(self) -> float:
-        """real / processed, the share of computed tokens that were real."""
-        return self.real_tokens / self.processed_tokens if self.processed_tokens else float("nan")
-
 
 def longest_first(lengths: Sequence[int]) -> list[int]:
     """Positions ordered by length, longest first, ties in input order (the Kaggle recipe)."""

@@ -61,12 +61,6 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
     return folder
 
 
-def is_trained(spec: ModelSpec) -> bool:
-    from perfsuite.models.training import trained_weights
-
-    return spec.tiny and trained_weights(spec) is not None
-
-
 def quantization_config(dtype: str, compute_dtype: str):
     """bitsandbytes settings: nf4 as the competition recipe; the score head stays unquantised."""
     from transformers import BitsAndBytesConfig

@@ -31,8 +31,8 @@ HEADERS = (
 
 def _ratio_to_baseline(outcome: Outcome) -> str:
     for check in outcome.verdict.checks:
-        if check.kind == "latency" and check.detail.startswith("ratio "):
-            return check.detail.split()[1]
+        if check.kind == "latency" and check.ratio is not None:
+            return f"{check.ratio:.2f}x"
     return "-"
 
 

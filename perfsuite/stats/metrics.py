@@ -41,16 +41,8 @@ class LatencyStats:
     samples: tuple[float, ...]
 
     @property
-    def n(self) -> int:
-        return len(self.samples)
-
-    @property
     def median(self) -> float:
         return statistics.median(self.samples) if self.samples else float("nan")
-
-    @property
-    def minimum(self) -> float:
-        return min(self.samples) if self.samples else float("nan")
 
     @property
     def iqr(self) -> float:

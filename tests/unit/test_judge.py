@@ -277,3 +277,40 @@ def test_a_reference_failure_is_diagnosed_in_the_tiers_reference_dtype():
     v = judge(m, _both(), Bounds(), replace(TIER, reference_dtype="fp16"))
     assert v.reason.startswith("sdpa computes a different model from eager: in fp16, the reference's own dtype")
     assert judge(m, _both(), Bounds(), TIER).reason.startswith("predictions moved beyond the fp16 margins")
+
+
+def test_the_judging_table_decides_every_kind_in_its_order():
+    from perfsuite.judge.verdict import JUDGING
+
+    v = judge(_measurement(), _both(), Bounds(), TIER)
+    assert [c.kind for c in v.coverage] == [row.kind for row in JUDGING]
+    broken = judge(_measurement(), _stored(error=BaselineError("p: unreadable")), Bounds(), TIER)
+    assert [c.kind for c in broken.coverage] == [row.kind for row in JUDGING]
+    stored_kinds = {row.kind for row in JUDGING if row.stored}
+    assert {c.why for c in broken.coverage if c.kind in stored_kinds} == {"unusable baseline"}
+
+
+def test_a_kind_is_added_by_one_row_of_the_table(monkeypatch):
+    """What the architecture promises: a new bound kind is a row, and the verdict, the judged
+    summary and strict mode follow without another change."""
+    from perfsuite.judge import verdict
+    from perfsuite.judge.checks import BoundCheck, Coverage
+
+    def rows(e):
+        n = e.measurement.work.rows
+        return [BoundCheck("rows", "row count", n >= 8, str(n), ">= 8")], Coverage("rows", True)
+
+    monkeypatch.setattr(verdict, "JUDGING", (*verdict.JUDGING, verdict.BoundKind("rows", "nothing", False, rows)))
+    v = judge(_measurement(), _stored(), Bounds(), TIER)
+    assert v.status == "fail" and v.failed[0].describe() == "[rows] row count FAILED: measured 4, allowed >= 8"
+    assert "rows" in v.judged_summary().split(";")[0]
+
+
+def test_the_report_reads_the_ratio_typed_not_from_the_detail_text():
+    from perfsuite.report.outcomes import Outcome
+    from perfsuite.report.run_report import _ratio_to_baseline
+
+    v = judge(_measurement(samples=(0.2,) * 5), _both(), Bounds(), TIER)
+    check = next(c for c in v.checks if c.kind == "latency")
+    assert check.ratio == 2.0
+    assert _ratio_to_baseline(Outcome(None, replace(v, checks=[replace(check, detail="")]))) == "2.00x"
