@@ -74,13 +74,13 @@ def _read(path: Path, parse: Callable[[object, str], R], variant_id: str) -> R |
     return record
 
 
+LOCK_FILE = ".rebaseline.lock"
+_HELD: dict[Path, list] = {}  # lock path -> [fd, holders in this process]
+
+
 def write_record(path: Path, data: dict) -> Path:
     """A record as stored: sorted keys, two-space indent, no NaN, written atomically."""
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
-
-
-LOCK_FILE = ".rebaseline.lock"
-_HELD: dict[Path, list] = {}  # lock path -> [fd, holders in this process]
 
 
 class RebaselineLock:
@@ -247,17 +247,6 @@ class BaselineStore:
         self.staged = []
         self.lock.release()
         return would
-
-    def save(self, portable: PortableRecord | None, machine: MachineRecord | None) -> list[Path]:
-        """Atomically write a variant's records: the portable one and this machine's only."""
-        written = []
-        if portable is not None:
-            written.append(write_record(self.portable_path(portable.variant), portable.to_dict()))
-        if machine is not None:
-            if machine.machine_key != self.machine_key:
-                raise ValueError(f"refusing to write {machine.machine_key}'s record from {self.machine_key}'s store")
-            written.append(write_record(self.path_for(machine.variant), machine.to_dict()))
-        return written
 
 
 def migrate_v1(root: str | Path, portable_quality: Callable[[str, str], bool]) -> list[str]:

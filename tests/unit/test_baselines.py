@@ -25,9 +25,16 @@ def _machine(variant="v1", key="cpu-test-2c", samples=SAMPLES):
     )
 
 
+def _save(store: BaselineStore, portable, machine) -> list:
+    """A one-variant rebaseline: the store's only way to write (begin, stage, commit)."""
+    store.begin()
+    store.stage(portable, machine)
+    return store.commit()
+
+
 def test_save_then_load_round_trips_both_records(tmp_path):
     store = BaselineStore(tmp_path, "cpu-test-2c", "cpu")
-    portable_path, machine_path = store.save(_portable(), _machine())
+    portable_path, machine_path = _save(store, _portable(), _machine())
     assert portable_path == tmp_path / "portable" / "cpu" / "v1.json"
     assert machine_path == tmp_path / "cpu-test-2c" / "cpu" / "v1.json"
     assert store.load_machine("v1").latency.samples_s == tuple(SAMPLES)
@@ -38,7 +45,7 @@ def test_save_then_load_round_trips_both_records(tmp_path):
 
 
 def test_portable_records_are_read_from_any_machine_key(tmp_path):
-    BaselineStore(tmp_path, "cpu-test-2c", "cpu").save(_portable(), _machine())
+    _save(BaselineStore(tmp_path, "cpu-test-2c", "cpu"), _portable(), _machine())
     other = BaselineStore(tmp_path, "cpu-intel-xeon-8370c-4c", "cpu")
     assert other.load_portable("v1").work == WORK
     assert other.load_machine("v1") is None
@@ -48,13 +55,13 @@ def test_save_never_touches_another_machines_folder(tmp_path):
     other = tmp_path / "cuda-tesla-t4-sm75"
     other.mkdir()
     (other / "v1.json").write_text('{"keep": true}')
-    BaselineStore(tmp_path, "cpu-test-2c", "cpu").save(_portable(), _machine())
+    _save(BaselineStore(tmp_path, "cpu-test-2c", "cpu"), _portable(), _machine())
     assert json.loads((other / "v1.json").read_text()) == {"keep": True}
 
 
 def test_a_store_refuses_to_write_another_machines_record(tmp_path):
     with pytest.raises(ValueError, match="refusing to write cuda-tesla-t4-sm75"):
-        BaselineStore(tmp_path, "cpu-test-2c", "cpu").save(None, _machine(key="cuda-tesla-t4-sm75"))
+        _save(BaselineStore(tmp_path, "cpu-test-2c", "cpu"), None, _machine(key="cuda-tesla-t4-sm75"))
 
 
 def test_missing_baseline_is_none(tmp_path):
@@ -84,7 +91,7 @@ def test_corrupt_baseline_names_the_file(tmp_path, content, message):
 
 def test_bad_latency_field_names_the_field(tmp_path):
     store = BaselineStore(tmp_path, "k", "cpu")
-    store.save(None, _machine(key="k"))
+    _save(store, None, _machine(key="k"))
     data = json.loads(store.path_for("v1").read_text())
     data["latency"]["median_s"] = "fast"
     store.path_for("v1").write_text(json.dumps(data))
@@ -94,7 +101,7 @@ def test_bad_latency_field_names_the_field(tmp_path):
 
 def test_baseline_for_another_variant_is_rejected(tmp_path):
     store = BaselineStore(tmp_path, "k", "cpu")
-    store.save(None, _machine("v2", key="k"))
+    _save(store, None, _machine("v2", key="k"))
     store.path_for("v2").rename(store.path_for("v1"))
     with pytest.raises(BaselineError, match="holds variant 'v2'"):
         store.load_machine("v1")
