@@ -36,9 +36,10 @@ from perfsuite.compare.protocol import (
     WorkerDied,
     WorkerProcess,
 )
+from perfsuite.judge.checks import reference_checks
 from perfsuite.matrix.tier import MATRIX_DIR, Matrix
 from perfsuite.stats.intervals import RatioEstimate, nested_ratio_interval
-from perfsuite.stats.metrics import log_loss
+from perfsuite.stats.metrics import compare_to_reference
 from perfsuite.variant import Variant
 
 
@@ -58,25 +59,22 @@ def compare_outputs(variant: Variant, a: SideOutput, b: SideOutput) -> tuple[lis
     """Work counts exactly (those both sides count: an older revision may count fewer); predictions
     row by row against the variant's reference margins."""
     work_diff = [f"{k} {a.work[k]} -> {b.work[k]}" for k in a.work if k in b.work and a.work[k] != b.work[k]]
-    stats: dict[str, float] = {}
-    problems: list[str] = []
     if a.probs.shape != b.probs.shape:
-        return work_diff, stats, [f"prediction shapes differ: {a.probs.shape} vs {b.probs.shape}"]
-    finite = np.isfinite(a.probs).all(axis=1) & np.isfinite(b.probs).all(axis=1)
-    if not finite.all():
+        return work_diff, {}, [f"prediction shapes differ: {a.probs.shape} vs {b.probs.shape}"]
+    # B against A with the in-run reference's own comparison and margins (one implementation:
+    # a row non-finite on either side counts as disagreeing, |dp| = 1)
+    labels = a.labels if all(y is not None for y in a.labels) else None
+    ref = compare_to_reference(b.probs, a.probs, labels)
+    stats = {"max_abs_dp": ref["max_abs_dp"], "argmax_agreement": ref["argmax_agreement"]}
+    if "log_loss" in ref:
+        stats["log_loss_a"], stats["log_loss_b"] = ref["reference_log_loss"], ref["log_loss"]
+    problems: list[str] = []
+    if not (np.isfinite(a.probs).all() and np.isfinite(b.probs).all()):
         problems.append(f"non-finite predictions: A {a.nonfinite_rows}, B {b.nonfinite_rows} rows")
-    if finite.any():
-        stats["max_abs_dp"] = float(np.max(np.abs(a.probs[finite] - b.probs[finite])))
-        stats["argmax_agreement"] = float(np.mean(a.probs[finite].argmax(1) == b.probs[finite].argmax(1)))
-    labels = a.labels
-    if finite.all() and all(y is not None for y in labels):
-        stats["log_loss_a"] = log_loss(a.probs, labels)
-        stats["log_loss_b"] = log_loss(b.probs, labels)
     bounds = variant.bounds
-    if stats.get("max_abs_dp", 0.0) > bounds.ref_max_abs_dp:
-        problems.append(f"max |dp| {stats['max_abs_dp']:.4f} > {bounds.ref_max_abs_dp}")
-    if stats.get("argmax_agreement", 1.0) < bounds.ref_argmax_agreement - 1e-12:
-        problems.append(f"argmax agreement {stats['argmax_agreement']:.3f} < {bounds.ref_argmax_agreement}")
+    margins = [c for c in reference_checks(ref, bounds) if c.name in ("argmax agreement", "max |dp|")]
+    problems += [f"{c.name} {c.measured}, allowed {c.allowed}" for c in margins if not c.ok]
+    # either way: a release that changes the log-loss changed the model's predictions
     if "log_loss_a" in stats and abs(stats["log_loss_b"] - stats["log_loss_a"]) > bounds.log_loss_abs:
         problems.append(
             f"log-loss {stats['log_loss_a']:.4f} -> {stats['log_loss_b']:.4f} (more than {bounds.log_loss_abs})"

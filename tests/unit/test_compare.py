@@ -65,8 +65,16 @@ def test_outputs_compare_work_exactly_and_predictions_against_the_margins():
     moved = _out([[0.2, 0.6, 0.2], [0.2, 0.7, 0.1]], {"rows": 2, "real_tokens": 10, "processed_tokens": 20})
     work, stats, problems = compare_outputs(VARIANT, a, moved)
     assert work == ["processed_tokens 12 -> 20"]
-    assert any(p.startswith("max |dp| 0.3000 > 0.01") for p in problems)
-    assert any(p.startswith("argmax agreement 0.500") for p in problems)
+    assert "max |dp| 0.3000, allowed <= 0.01" in problems  # the reference's own margins and wording
+    assert "argmax agreement 0.500, allowed >= 0.9" in problems
+
+
+def test_a_non_finite_row_counts_as_a_disagreement_as_the_reference_counts_it():
+    a = _out([[0.5, 0.3, 0.2], [0.2, 0.7, 0.1]])
+    nan = _out([[0.5, 0.3, 0.2], [float("nan")] * 3])
+    _, stats, problems = compare_outputs(VARIANT, a, nan)
+    assert stats["max_abs_dp"] == 1.0 and stats["argmax_agreement"] == 0.5
+    assert problems[0].startswith("non-finite predictions")
 
 
 @pytest.fixture
