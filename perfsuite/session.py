@@ -398,7 +398,10 @@ class PerfSession:
             outcome = Outcome(variant, recorded, measurement, stored.machine)
             outcome.notes.append(f"portable record {state}" + (" (left as it was)" if keep else ""))
             return outcome
-        return Outcome(variant, judge(measurement, stored, variant.bounds, self.settings, self.strict), measurement)
+        verdict = judge(
+            measurement, stored, variant.bounds, self.settings, self.strict, self.matrix.spec(variant.model)
+        )
+        return Outcome(variant, verdict, measurement)
 
     @staticmethod
     def portable_state(stored: StoredRecords, portable: PortableRecord) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from perfsuite.matrix.tier import RelativeBound
+from perfsuite.models.modelspec import ModelSpec
 from perfsuite.models.specs import SPECS
 from perfsuite.stats.intervals import RatioEstimate, mann_whitney_slower
 from perfsuite.variant import Bounds, Variant
@@ -153,13 +154,17 @@ def reference_checks(ref: Mapping[str, float], bounds: Bounds) -> list[BoundChec
     return checks
 
 
-def reference_diagnosis(variant_id: str, reference_dtype: str = "fp32") -> str:
+def reference_diagnosis(variant_id: str, reference_dtype: str = "fp32", spec: ModelSpec | None = None) -> str:
     """What a failed reference check means, in words: a different model, or more rounding.
 
     In the reference's own dtype only the attention path differs from the reference, so a
     failure there is not rounding: the path computes another function (transformers 4.48-5.20
-    accept Gemma-2 + sdpa and drop its attention softcapping without a word).
+    accept Gemma-2 + sdpa and drop its attention softcapping without a word). Why, where the
+    model says (`support.semantic_reason`, as `explain` words it; `spec`: the matrix's own, a
+    declared Gemma-2 included).
     """
+    from perfsuite.device.support import semantic_reason
+
     try:
         model, dtype, attention, _ = Variant.split_id(variant_id)
     except ValueError:
@@ -170,14 +175,9 @@ def reference_diagnosis(variant_id: str, reference_dtype: str = "fp32") -> str:
         f"{attention} computes a different model from eager: in {dtype}, the reference's own dtype, "
         "the predictions differ beyond rounding, so its speed and predictions are not this model's"
     )
-    spec = SPECS.get(model)
-    cap = spec.config.get("attn_logit_softcapping") if spec else None
-    if cap and attention != "flex_attention":
-        text += (
-            f"; {model} caps attention logits at {cap:g}, which {attention} has no input for "
-            "(transformers 4.48-5.20 accept Gemma-2 + sdpa and drop the softcapping silently)"
-        )
-    return text
+    spec = spec or SPECS.get(model)
+    different = semantic_reason(spec, attention) if spec is not None else None
+    return f"{text}; {different}" if different else text
 
 
 def check_work(measured: Mapping[str, int], stored: Mapping[str, int], rel: float) -> list[BoundCheck]:

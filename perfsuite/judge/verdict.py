@@ -34,6 +34,7 @@ from perfsuite.judge.checks import (
 )
 from perfsuite.matrix.tier import RelativeBound
 from perfsuite.measure.measurement import Measurement
+from perfsuite.models.modelspec import ModelSpec
 from perfsuite.stats.intervals import RatioEstimate
 from perfsuite.store.baselines import BaselineError
 from perfsuite.store.records import MachineRecord, PortableRecord
@@ -213,9 +214,11 @@ def judge(
     bounds: Bounds,
     settings: TierSettings | None = None,
     strict: bool = False,
+    spec: ModelSpec | None = None,
 ) -> Verdict:
     """pass/fail on every bound whose record is valid here; skip when nothing beyond the guard was
-    (fail instead with `strict`: a CI gate that judged nothing stored must not look green)."""
+    (fail instead with `strict`: a CI gate that judged nothing stored must not look green).
+    `spec`: the variant's model as the matrix declares it (for the reference diagnosis)."""
     where = stored.machine_path if stored.machine is not None else stored.portable_path
     measured = measurement.settings
     portable, machine = stored.portable, stored.machine
@@ -253,7 +256,7 @@ def judge(
             changes.append("tolerances changed since baseline: " + ", ".join(changed))
     reference_dtype = settings.reference_dtype if settings is not None else "fp32"  # gpu.toml's is fp16
     failed_reference = any(c.kind == "reference" and not c.ok for c in checks)
-    reason = reference_diagnosis(measurement.variant, reference_dtype) if failed_reference else ""
+    reason = reference_diagnosis(measurement.variant, reference_dtype, spec) if failed_reference else ""
     verdict = Verdict(status_of(checks), checks, reason, where, changes, coverage)
     if verdict.status == "pass" and not verdict.judged_beyond_guard:
         verdict.status = "fail" if strict else "skip"

@@ -314,3 +314,14 @@ def test_the_report_reads_the_ratio_typed_not_from_the_detail_text():
     check = next(c for c in v.checks if c.kind == "latency")
     assert check.ratio == 2.0
     assert _ratio_to_baseline(Outcome(None, replace(v, checks=[replace(check, detail="")]))) == "2.00x"
+
+
+def test_a_declared_gemma2_gets_the_softcapping_diagnosis_too():
+    """The diagnosis read the built-in registry only: a user's own Gemma-2 got the generic text."""
+    from perfsuite.judge.checks import reference_diagnosis
+    from perfsuite.models.specs import get_spec
+
+    mine = replace(get_spec("tiny-gemma2"), name="my-gemma")
+    assert "caps attention logits at 5" not in reference_diagnosis("my-gemma-fp32-sdpa-sorted")
+    text = reference_diagnosis("my-gemma-fp32-sdpa-sorted", "fp32", mine)
+    assert "my-gemma caps attention logits at 5 and torch.nn.functional.scaled_dot_product_attention" in text
