@@ -43,14 +43,10 @@ def _only_latency_failed(verdict: Verdict) -> bool:
 
 
 def _release_device_memory(caps: DeviceCaps) -> None:
-    """Free what the previous variant held (after an OOM above all): collect, then return CUDA's cache."""
-    import gc
+    """Free what the previous variant held (after an OOM above all)."""
+    from perfsuite.device.torch_ops import release_memory
 
-    gc.collect()
-    if caps.has_cuda:
-        import torch
-
-        torch.cuda.empty_cache()
+    release_memory(caps.device_type)
 
 
 class PerfSession:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from perfsuite.data.formatting import EncodedRow
+from perfsuite.device.torch_ops import PeakMemory, release_memory, synchronize
 from perfsuite.measure.batching import Batch, WorkCounts, batch_rows, count_work
 from perfsuite.models.factory import attach_adapter, load_model, shape_only_model, weight_bytes
 from perfsuite.models.flops import forward_flops
@@ -78,7 +78,7 @@ class InterferenceProbe:
         start = time.perf_counter()
         for _ in range(self.repeats):
             torch.mm(self.a, self.a, out=self.out)
-        _synchronize(self.device)
+        synchronize(self.device)
         self.samples.append(time.perf_counter() - start)
 
 
@@ -145,44 +145,6 @@ class RunResult:
     other_cpu_share: float | None = None  # of the machine's CPU time, taken by others while timing
 
 
-class _RssPeak:
-    """Peak resident set size of this process while active (CPU has no allocator counter)."""
-
-    def __init__(self, interval_s: float = 0.002) -> None:
-        self.interval_s = interval_s
-        self.peak = 0
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-    def _rss(self) -> int:
-        try:
-            with open("/proc/self/statm", encoding="ascii") as handle:
-                return int(handle.read().split()[1]) * self._page
-        except OSError:
-            return 0
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> _RssPeak:
-        self.base = self._rss()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-
-
-def _synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def _forward_pass(model, batches: Sequence[Batch], device: str) -> list[torch.Tensor]:
     outputs = []
     with torch.inference_mode():
@@ -193,7 +155,7 @@ def _forward_pass(model, batches: Sequence[Batch], device: str) -> list[torch.Te
                 shape = "x".join(map(str, b.input_ids.shape))
                 raise MemoryError(f"out of memory at batch shape {shape} (batch x seq_len)") from exc
             outputs.append(out.logits)
-    _synchronize(device)
+    synchronize(device)
     return outputs
 
 
@@ -315,8 +277,7 @@ def prepare_variant(
     spec = spec or get_spec(variant.model)
     device = "cuda" if settings.device == "cuda" else "cpu"
     _prepare_torch(settings, variant.attention)
-    if device == "cuda":
-        torch.cuda.empty_cache()  # the previous variant's model is garbage by now
+    release_memory(device)  # the previous variant's model is garbage by now
     t0 = time.perf_counter()
     if checkpoint is None:
         model = shape_only_model(spec, variant.dtype, variant.attention, pad_id, device, settings.nf4_compute_dtype)
@@ -372,18 +333,11 @@ def run_variant(
     one_pass = prepared.one_pass
 
     t_warm = time.perf_counter()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    with PeakMemory(device) as memory:
         logits = None
         for _ in range(max(1, settings.warmup_rounds)):
             logits = one_pass()
-        peak, memory_kind = torch.cuda.max_memory_allocated(), "cuda max_memory_allocated"
-    else:
-        with _RssPeak() as rss:
-            logits = None
-            for _ in range(max(1, settings.warmup_rounds)):
-                logits = one_pass()
-        peak, memory_kind = rss.peak - rss.base, "cpu rss increase"
+    peak, memory_kind = memory.peak, memory.kind
     warm_s = time.perf_counter() - t_warm
     probs, nonfinite = _scored(prepared, logits, len(rows))
     # The warm-up time (compile included) over-estimates a pass: slow variants get the

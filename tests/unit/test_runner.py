@@ -146,3 +146,15 @@ def test_weight_bytes_leaves_out_non_persistent_buffers():
     assert weight_bytes(model) == params
     model.register_buffer("stored", torch.zeros(10), persistent=True)
     assert weight_bytes(model) == params + 40
+
+
+def test_peak_memory_on_the_cpu_is_the_rss_increase_and_says_so():
+    import torch
+
+    from perfsuite.device.torch_ops import CPU_PEAK, PeakMemory
+
+    with PeakMemory("cpu") as memory:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched: resident until the block ends
+    del block
+    assert memory.kind == CPU_PEAK
+    assert memory.peak >= 48 * 2**20
