@@ -15,28 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-LAYERS = [
-    "variant",
-    "fileio",
-    "progress",
-    "stats",
-    "store",
-    "data",
-    "models",
-    "device",
-    "matrix",
-    "measure",
-    "cost",
-    "judge",
-    "report",
-    "compare",
-    "session",
-    "selftest",
-    "plugin",
-    "matrix_cases",
-    "cli",
-    "__main__",
-]
+sys.path.insert(0, str(Path(__file__).parents[1]))  # the layers are the architecture test's, not a copy
+from tests.unit.test_architecture import LAYERS
+
 # Where each flat module of the revisions before the package layout went (2026-12-01).
 FLAT = {
     "stats": "stats", "metrics": "stats", "machine": "device", "hardware": "device", "probe": "device",

@@ -45,26 +45,9 @@ def test_stale_base_worktrees_are_pruned_and_a_running_compares_is_kept(repo, tm
     trees = {
         name: tmp_path / name for name in ("perfsuite-base-dead", "perfsuite-base-live", "perfsuite-base-old", "mine")
     }
-    _git(
-        "worktree",
-        "add",
-        "--detach",
-        "--lock",
-        "--reason",
-        f"perfsuite compare pid {_dead_pid()}",
-        str(trees["perfsuite-base-dead"]),
-        cwd=repo,
-    )
-    _git(
-        "worktree",
-        "add",
-        "--detach",
-        "--lock",
-        "--reason",
-        f"perfsuite compare pid {os.getpid()}",
-        str(trees["perfsuite-base-live"]),
-        cwd=repo,
-    )
+    for name, pid in (("perfsuite-base-dead", _dead_pid()), ("perfsuite-base-live", os.getpid())):
+        reason = f"perfsuite compare pid {pid}"
+        _git("worktree", "add", "--detach", "--lock", "--reason", reason, str(trees[name]), cwd=repo)
     _git("worktree", "add", "--detach", str(trees["perfsuite-base-old"]), cwd=repo)  # a perfsuite before the lock
     _git("worktree", "add", "--detach", str(trees["mine"]), cwd=repo)  # the user's own: never touched
 
