@@ -24,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     from perfsuite import __version__
 
     parser = argparse.ArgumentParser(
-        prog="perfsuite", description=__doc__, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="perfsuite",
+        description=__doc__.split("\n\n")[0] + "\n\nSame library as the pytest plugin.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"perfsuite {__version__}")
     sub = _Subcommands(parser.add_subparsers(dest="command", required=True))
