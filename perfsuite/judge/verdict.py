@@ -189,7 +189,8 @@ def _memory(e: Evidence) -> Judgement:
     peak, kind = e.measurement.memory.peak_bytes, e.measurement.memory.kind
     stored, stored_kind = e.machine.memory.get("peak_bytes"), e.machine.memory.get("kind")
     if kind not in JUDGED_MEMORY:
-        return [], Coverage("memory", False, f"{kind}: depends on what ran before in the process, shown, not judged")
+        # a CPU's RSS increase depends on what ran before in the process: shown, not judged
+        return [], Coverage("memory", False, f"{kind} is shown, not judged")
     if not peak or not isinstance(stored, int) or stored <= 0:
         return [], Coverage("memory", False, "no peak memory measured or recorded")
     if stored_kind != kind:
