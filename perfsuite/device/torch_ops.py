@@ -26,11 +26,16 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def release_memory(device: str) -> None:
-    """Free what the previous variant held (after an OOM above all): collect, then return CUDA's cache."""
-    gc.collect()
+def empty_cache(device: str) -> None:
+    """Return CUDA's cached blocks (nothing to do on a CPU): before a variant loads."""
     if device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def release_memory(device: str) -> None:
+    """Free what the previous variant held (after an OOM above all): collect, then empty the cache."""
+    gc.collect()
+    empty_cache(device)
 
 
 class PeakMemory:

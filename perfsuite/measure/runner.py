@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from perfsuite.data.formatting import EncodedRow
-from perfsuite.device.torch_ops import PeakMemory, release_memory, synchronize
+from perfsuite.device.torch_ops import PeakMemory, empty_cache, synchronize
 from perfsuite.measure.batching import Batch, WorkCounts, batch_rows, count_work
 from perfsuite.models.factory import attach_adapter, load_model, shape_only_model, weight_bytes
 from perfsuite.models.flops import forward_flops
@@ -277,7 +277,7 @@ def prepare_variant(
     spec = spec or get_spec(variant.model)
     device = "cuda" if settings.device == "cuda" else "cpu"
     _prepare_torch(settings, variant.attention)
-    release_memory(device)  # the previous variant's model is garbage by now
+    empty_cache(device)  # the previous variant's model is garbage by now (the session collected it)
     t0 = time.perf_counter()
     if checkpoint is None:
         model = shape_only_model(spec, variant.dtype, variant.attention, pad_id, device, settings.nf4_compute_dtype)
