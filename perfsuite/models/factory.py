@@ -170,10 +170,15 @@ def weight_bytes(model) -> int:
     Non-persistent buffers (rotary frequencies, Gemma-2's embedding scale) are derived at load
     and differ between transformers releases (5.24 registers `embed_scale`, 5.0 does not), so
     counting them made a work count version-bound (docs/versions.md).
+
+    Read from the modules, never through `state_dict()`: on bitsandbytes 0.50.2's CPU path,
+    `state_dict()` of an nf4 model changes what its layers compute afterwards (SmolLM2's
+    next-token log-loss went 3.09 -> 16.43 after one call; docs/quality.md).
     """
     total = sum(p.numel() * p.element_size() for p in model.parameters())
-    stored = set(model.state_dict(keep_vars=True))
-    total += sum(b.numel() * b.element_size() for name, b in model.named_buffers() if name in stored)
+    for module in model.modules():
+        skip = getattr(module, "_non_persistent_buffers_set", set())
+        total += sum(b.numel() * b.element_size() for n, b in module.named_buffers(recurse=False) if n not in skip)
     return int(total)
 
 
