@@ -7,6 +7,7 @@ transformers can say what it accepts).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 from perfsuite.device.hardware import hardware_reason
@@ -61,8 +62,10 @@ def skip_reason(
     spec = spec or get_spec(variant.model)
     if settings.device == "cuda" and not caps.has_cuda:
         return "GPU tier: this machine has no CUDA device"
-    if settings.device == "cpu" and not spec.tiny:
+    if settings.device == "cpu" and not spec.tiny and spec.gguf is None:
         return f"{spec.name} is full-size; the CPU tier runs tiny miniatures only"
+    if spec.gguf is not None and (missing := real_weights_reason(spec)):
+        return missing
     probe = probe or default_probe()
     reason = implementation_reason(spec, variant.dtype, variant.attention, caps, probe)
     if reason:
@@ -70,6 +73,25 @@ def skip_reason(
     if settings.device == "cuda" and not _cuda_here():
         return None  # caps describe a GPU this process does not have (tests, explain): no probe
     return probe.quantization(variant.dtype, settings.nf4_compute_dtype, settings.device)
+
+
+def real_weights_reason(spec: ModelSpec) -> str | None:
+    """Why a real-weights model's GGUF cannot be used here (not installed, another version's
+    digest, a damaged file), or None. Checked once per file and process."""
+    from perfsuite.models.gguf import GgufError
+
+    try:
+        _verified(spec.gguf)
+    except GgufError as exc:
+        return str(exc)
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _verified(weights) -> None:
+    from perfsuite.models.gguf import verified
+
+    verified(weights)
 
 
 def _cuda_here() -> bool:

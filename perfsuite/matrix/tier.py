@@ -99,7 +99,7 @@ class Matrix:
 
     def excluded(self, variant: Variant) -> str | None:
         for ex in self.exclusions:
-            if fnmatch.fnmatch(variant.id, ex.match):
+            if matches_any(variant.id, ex.match):
                 return ex.reason
         return None
 
@@ -172,7 +172,8 @@ def parse_models(entries: Any, source: str) -> tuple[ModelDeclaration, ...]:
         unknown = sorted(set(entry) - set(MODEL_FIELDS))
         if unknown:
             raise MatrixError(f"{where}: unknown field(s) {unknown}; allowed: {', '.join(MODEL_FIELDS)}")
-        for key in ("name", "config"):
+        gguf = isinstance(entry.get("checkpoint"), str) and entry["checkpoint"].lower().endswith(".gguf")
+        for key in ("name", "config") if not gguf else ("name",):  # a GGUF carries its own config
             if not isinstance(entry.get(key), str) or not entry[key]:
                 raise MatrixError(f"{where}: field {key}: required (a string)")
         name = entry["name"]
@@ -201,7 +202,17 @@ def _check_model_paths(where: str, paths: dict[str, Path | None]) -> None:
     config, checkpoint, adapter, tokenizer = (paths[k] for k in MODEL_FIELDS[1:])
     if config is not None and not config.is_file():
         raise MatrixError(f"{where}: field config: {config} is not a file")
-    if checkpoint is not None and not (checkpoint / "config.json").is_file():
+    if checkpoint is not None and checkpoint.suffix.lower() == ".gguf":
+        from perfsuite.models.gguf import GgufError, check_header, check_supported
+
+        try:
+            check_header(checkpoint)
+            check_supported(checkpoint)
+        except GgufError as exc:
+            raise MatrixError(f"{where}: field checkpoint: {exc}") from None
+        if tokenizer is not None:
+            raise MatrixError(f"{where}: field tokenizer: a GGUF checkpoint brings its own tokenizer; remove it")
+    elif checkpoint is not None and not (checkpoint / "config.json").is_file():
         raise MatrixError(f"{where}: field checkpoint: {checkpoint} is not a folder with a config.json")
     if adapter is not None:
         if not (adapter / "adapter_config.json").is_file():

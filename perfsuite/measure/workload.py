@@ -16,7 +16,7 @@ from perfsuite.data.formatting import EncodedRow, PairFormatter
 from perfsuite.data.loader import ArenaRow, LoadReport, load_arena_csv
 from perfsuite.data.tokenizer import TextTokenizer, load_local_hf_tokenizer, load_tiny_tokenizer
 from perfsuite.fileio import file_fingerprint
-from perfsuite.models.factory import adapter_for, checkpoint_for, tiny_checkpoint
+from perfsuite.models.factory import adapter_for, checkpoint_for, real_checkpoint, tiny_checkpoint
 from perfsuite.models.specs import ModelSpec, get_spec
 from perfsuite.variant import TierSettings, Variant
 
@@ -42,6 +42,7 @@ class ResolvedVariant:
     encoded: EncodedRows
     checkpoint: Path | None  # None: shape-only random weights (full-size model, no local checkpoint)
     adapter: Path | None
+    lm_ids: tuple[int, ...] | None = None  # real weights: the text scored for next-token log-loss
 
     @property
     def pad_id(self) -> int:
@@ -86,17 +87,29 @@ class Workload:
             self._fingerprint = file_fingerprint(self.data_path)
         return self._fingerprint
 
-    @staticmethod
-    def tokenizer_key(spec: ModelSpec) -> str:
-        """Which tokenizer encodes a model's rows: a local checkpoint's own, else a declared
-        tokenizer.json (which also sized a miniature's vocabulary), else the shipped tiny BPE."""
+    def tokenizer_key(self, spec: ModelSpec) -> str:
+        """Which tokenizer encodes a model's rows: a GGUF's own (`gguf@<digest>`, the same on every
+        machine), a local checkpoint's own, else a declared tokenizer.json (which also sized a
+        miniature's vocabulary), else the shipped tiny BPE."""
+        if spec.gguf is not None:
+            from perfsuite.models.gguf import source_digest
+
+            return f"gguf@{source_digest(self.converted(spec))[:12]}"
         folder = None if spec.tiny else checkpoint_for(spec)
         if folder:
             return str(folder)
         return str(spec.tokenizer) if spec.tokenizer else TINY_BPE
 
-    @staticmethod
-    def load_tokenizer(key: str, spec: ModelSpec) -> TextTokenizer:
+    def converted(self, spec: ModelSpec) -> Path:
+        """A real-weights model's converted folder (models/gguf.py), made once per cache."""
+        from perfsuite.models.gguf import converted
+
+        assert spec.gguf is not None
+        return converted(spec.gguf, self.cache_dir)
+
+    def load_tokenizer(self, key: str, spec: ModelSpec) -> TextTokenizer:
+        if spec.gguf is not None:
+            return load_local_hf_tokenizer(self.converted(spec))
         if key == TINY_BPE:
             return load_tiny_tokenizer()
         if spec.tokenizer is not None and key == str(spec.tokenizer):
@@ -120,7 +133,10 @@ class Workload:
         return self._encoded[key]
 
     def checkpoint(self, spec: ModelSpec, pad_id: int) -> Path | None:
-        """Tiny: the seeded miniature; full-size: the user's local folder, or None (shape-only)."""
+        """Tiny: the seeded miniature; real weights: the converted GGUF as a classifier; full-size:
+        the user's local folder, or None (shape-only)."""
+        if spec.gguf is not None:
+            return real_checkpoint(spec, pad_id, self.cache_dir)
         return tiny_checkpoint(spec, pad_id, self.cache_dir) if spec.tiny else checkpoint_for(spec)
 
     def resolve(self, variant: Variant) -> ResolvedVariant:
@@ -130,8 +146,13 @@ class Workload:
             encoded = self.encoded(spec)
             checkpoint = self.checkpoint(spec, encoded.tokenizer.pad_id)
             adapter = adapter_for(spec)
+            lm_ids = None
+            if spec.gguf is not None and self.settings.lm_tokens:
+                from perfsuite.measure.language import lm_token_ids
+
+                lm_ids = lm_token_ids(encoded.tokenizer, self.settings.lm_tokens)
             self._resolved[variant.id] = ResolvedVariant(
-                variant, spec, self.tokenizer_key(spec), encoded, checkpoint, adapter
+                variant, spec, self.tokenizer_key(spec), encoded, checkpoint, adapter, lm_ids
             )
         return self._resolved[variant.id]
 
@@ -145,6 +166,7 @@ class Workload:
             "max_length": s.max_length,
             "padding_side": s.padding_side,
             "tta": s.tta,
+            **({"lm_tokens": s.lm_tokens} if resolved is not None and resolved.lm_ids else {}),
             "tier": s.name,
             **({"tokenizer": resolved.tokenizer_key} if resolved is not None else {}),
         }

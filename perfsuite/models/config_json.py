@@ -141,7 +141,30 @@ def spec_from_config(
     """The full-size spec a config.json declares, checked against the installed transformers
     (model_type, required fields) unless `verify` is off: the shipped built-in configs are read
     at import without importing transformers, and their checks run in the tests."""
-    data = read_config_json(path)
+    return spec_from_data(
+        read_config_json(path),
+        path,
+        name,
+        checkpoint=checkpoint,
+        adapter=adapter,
+        tokenizer=tokenizer,
+        notes=notes,
+        verify=verify,
+    )
+
+
+def spec_from_data(
+    data: dict[str, Any],
+    path: Path,
+    name: str | None = None,
+    *,
+    checkpoint: Path | None = None,
+    adapter: Path | None = None,
+    tokenizer: Path | None = None,
+    notes: str = "",
+    verify: bool = True,
+) -> ModelSpec:
+    """spec_from_config for config fields read from elsewhere (a GGUF's metadata); `path` names them."""
     model_type = data.get("model_type")
     if verify:
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING

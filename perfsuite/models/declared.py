@@ -21,7 +21,7 @@ class ModelDeclaration:
     """One `[[models]]` table: paths already resolved against the matrix file's folder."""
 
     name: str
-    config: Path
+    config: Path | None  # None only beside a GGUF checkpoint, whose metadata holds the config
     checkpoint: Path | None = None
     adapter: Path | None = None
     tokenizer: Path | None = None
@@ -56,8 +56,36 @@ def declared_tokenizer(spec: ModelSpec, path: Path) -> BpeTokenizer:
     return BpeTokenizer(path.name, backend, pad if pad is not None and 0 <= pad < size else eos, eos)
 
 
+def is_gguf(declaration: ModelDeclaration) -> bool:
+    return declaration.checkpoint is not None and declaration.checkpoint.suffix.lower() == ".gguf"
+
+
+def real_weights_spec(declaration: ModelDeclaration) -> ModelSpec:
+    """A declared GGUF: its real weights at full size on every tier (CPU included, no miniature),
+    its config from the declared config.json or else from the GGUF's own metadata."""
+    from perfsuite.models.config_json import spec_from_data
+    from perfsuite.models.gguf import GgufError, GgufWeights, gguf_config
+
+    path = declaration.checkpoint
+    assert path is not None
+    if declaration.config is not None:
+        spec = spec_from_config(declaration.config, declaration.name, adapter=declaration.adapter)
+    else:
+        try:
+            data = gguf_config(path)
+        except GgufError as exc:
+            raise ModelConfigError(str(exc)) from None
+        spec = spec_from_data(data, path, declaration.name, adapter=declaration.adapter)
+    folder = (declaration.config or path).parent
+    return replace(spec, gguf=GgufWeights(file=path), trained_dir=folder / TRAINED_SUBDIR)
+
+
 def declared_spec(declaration: ModelDeclaration, device: str, max_length: int) -> ModelSpec:
-    """The spec a tier runs: the config at full size on a GPU tier, its miniature on a CPU tier."""
+    """The spec a tier runs: a GGUF's real weights at full size; otherwise the config at full size
+    on a GPU tier, its miniature on a CPU tier."""
+    if is_gguf(declaration):
+        return real_weights_spec(declaration)
+    assert declaration.config is not None
     full = spec_from_config(
         declaration.config,
         declaration.name,

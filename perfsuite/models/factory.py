@@ -61,6 +61,31 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
     return folder
 
 
+def real_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None = None) -> Path:
+    """A real-weights model's classifier folder: its GGUF converted once, with its trained head
+    (perfsuite/models/trained/<name>/score.safetensors, or beside a declared config) or a seeded one."""
+    from perfsuite.models.gguf import HEAD_FILE, classifier, converted, head_for, source_digest
+    from perfsuite.models.training import TRAINED_DIR
+
+    if spec.gguf is None:
+        raise ValueError(f"{spec.name} has no real weights")
+    lm = converted(spec.gguf, cache_dir)
+    digest = source_digest(lm)
+    head = head_for((spec.trained_dir or TRAINED_DIR) / spec.name / HEAD_FILE, digest)
+    return classifier(lm, spec.model_class(), spec.num_labels, pad_token_id, head, spec.seed)
+
+
+def real_weights_notes(spec: ModelSpec, checkpoint: Path | None) -> list[str]:
+    """The note beside a real-weights variant: which weights (by digest) and which score head."""
+    if spec.gguf is None or checkpoint is None:
+        return []
+    from perfsuite.models.gguf import source_digest
+
+    trained = checkpoint.name.startswith("classifier-head-")
+    head = "trained score head" if trained else "seeded random score head (train: scripts/train_real_head.py)"
+    return [f"real weights: {spec.gguf.describe()} sha256 {source_digest(checkpoint)[:12]}, {head}"]
+
+
 def quantization_config(dtype: str, compute_dtype: str):
     """bitsandbytes settings: nf4 as the competition recipe; the score head stays unquantised."""
     from transformers import BitsAndBytesConfig

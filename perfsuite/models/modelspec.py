@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perfsuite.models.gguf import GgufWeights
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -34,6 +36,12 @@ class ModelSpec:
     adapter: Path | None = None  # a local PEFT LoRA folder, safetensors only
     tokenizer: Path | None = None  # a tokenizer.json: encodes the rows and sizes a miniature's vocabulary
     trained_dir: Path | None = None  # where trained miniature weights live (None: the shipped ones)
+    gguf: GgufWeights | None = None  # real pretrained weights (models/gguf.py): run at full size, on CPU too
+
+    @property
+    def real(self) -> bool:
+        """Real pretrained weights from a GGUF: a CPU tier runs the model itself, not a miniature."""
+        return self.gguf is not None
 
     @property
     def softcapping(self) -> bool:

