@@ -28,7 +28,7 @@ from perfsuite.measure.measurement import Measurement
 from perfsuite.measure.runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
 from perfsuite.measure.workload import ResolvedVariant, Workload
 from perfsuite.models.declared import miniature_notes, miniature_summary
-from perfsuite.models.factory import checkpoint_env_var
+from perfsuite.models.factory import checkpoint_env_var, real_weights_notes
 from perfsuite.report.outcomes import Outcome, PairOutcome
 from perfsuite.report.run_report import RunReport
 from perfsuite.stats.intervals import ratio_interval
@@ -94,6 +94,7 @@ class PerfSession:
         self.pair_outcomes: list[PairOutcome] = []
         self._environment: dict[str, str] | None = None
         self._references: dict[str, Any] = {}
+        self._reference_lm: dict[str, float] = {}  # real weights: the reference's next-token log-loss
 
     # -- preparation -------------------------------------------------------------------
     @property
@@ -242,6 +243,7 @@ class PerfSession:
             if different:  # no reference can show it without real weights: say it in words
                 outcome.notes.append(f"not this model: {different}")
         outcome.notes.extend(miniature_notes(resolved.spec))
+        outcome.notes.extend(real_weights_notes(resolved.spec, resolved.checkpoint))
         self.outcomes.append(outcome)
         return outcome
 
@@ -267,7 +269,9 @@ class PerfSession:
                 _release_device_memory(self.caps)
                 return measurement.with_reference(error=f"{type(exc).__name__}: {exc}")
             labels = result.labels if all(y is not None for y in result.labels) else None
-            measurement = measurement.with_reference(compare_to_reference(result.probs, reference, labels))
+            reference_lm = self._reference_lm.get(resolved.variant.model)
+            compared = compare_to_reference(result.probs, reference, labels, result.lm_log_loss, reference_lm)
+            measurement = measurement.with_reference(compared)
         return measurement
 
     def measure(
@@ -290,6 +294,7 @@ class PerfSession:
             swapped,
             resolved.adapter,
             resolved.spec,
+            resolved.lm_ids,
         )
 
     def prepare(self, variant: Variant, settings: TierSettings | None = None) -> PreparedVariant:
@@ -318,6 +323,9 @@ class PerfSession:
             if bad:
                 raise ValueError(f"{model}: the {ref.dtype} eager reference itself has {bad} non-finite rows")
             self._references[model] = probs
+            lm = prepared.lm_log_loss(self.resolve(ref).lm_ids)
+            if lm is not None:
+                self._reference_lm[model] = lm
         return self._references[model]
 
     # -- relative bounds -----------------------------------------------------------------
@@ -412,7 +420,7 @@ class PerfSession:
     def records_for(self, variant: Variant, measurement: Measurement) -> tuple[PortableRecord, MachineRecord]:
         """A measurement as the tier's portable record and this machine's record."""
         q = measurement.quality
-        quality = Quality(q.log_loss, q.accuracy) if q.log_loss is not None else None
+        quality = Quality(q.log_loss, q.accuracy, q.lm_log_loss) if q.log_loss is not None else None
         portable_quality = self.settings.portable_quality(variant.dtype)
         tolerances = asdict(variant.bounds)
         settings, env = measurement.settings, measurement.environment

@@ -51,6 +51,9 @@ class Bounds:
     ref_log_loss_increase: float = 0.005  # the variant's log-loss may exceed the reference's by this
     ref_argmax_agreement: float = 0.9  # share of rows whose predicted class matches the reference's
     ref_max_abs_dp: float = 0.05  # largest |p_variant - p_reference| over rows and classes
+    # The language model's next-token log-loss on real text (real-weights tiers, lm_tokens > 0):
+    lm_log_loss_abs: float = 0.01  # against the stored record
+    ref_lm_log_loss_increase: float = 0.01  # over the in-run reference's
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,12 @@ class TierSettings:
     # dtypes whose log-loss/accuracy hold across CPU kernels (stored in the portable record,
     # judged on every machine); the others' quality is machine-bound (scripts/quality_portability.py)
     portable_quality_dtypes: tuple[str, ...] = ()
+    # false: latency is measured and shown but not judged against this machine's record (the real
+    # tier: two passes of a 135M model cannot separate process drift from a change)
+    judge_latency: bool = True
+    # Real-weights models only (models/gguf.py): score the backbone's next-token log-loss on this
+    # many tokens of a fixed real text (measure/language.py); 0 = off
+    lm_tokens: int = 0
     # latency is left undecided (not failed) when other processes took more than this share of
     # the machine's CPU time while the passes were timed, when the interference probe runs this
     # much slower than beside the recorded passes, or when the passes spread more than this

@@ -140,6 +140,17 @@ def reference_checks(ref: Mapping[str, float], bounds: Bounds) -> list[BoundChec
             where,
         ),
     ]
+    if "lm_log_loss_increase" in ref:
+        checks.append(
+            BoundCheck(
+                "reference",
+                "LM log-loss increase",
+                ref["lm_log_loss_increase"] <= bounds.ref_lm_log_loss_increase,
+                f"{ref['lm_log_loss_increase']:+.4f} ({ref['lm_log_loss']:.4f} vs {ref['reference_lm_log_loss']:.4f})",
+                f"<= +{bounds.ref_lm_log_loss_increase}",
+                where + ", next-token log-loss on the fixed text",
+            )
+        )
     if "log_loss_increase" in ref:
         checks.append(
             BoundCheck(
@@ -224,9 +235,21 @@ def check_memory(peak_bytes: int, stored_bytes: int, bounds: Bounds) -> BoundChe
 
 
 def check_quality(
-    log_loss: float | None, acc: float | None, base_ll: float | None, base_acc: float | None, bounds: Bounds
+    log_loss: float | None,
+    acc: float | None,
+    base_ll: float | None,
+    base_acc: float | None,
+    bounds: Bounds,
+    lm: float | None = None,
+    base_lm: float | None = None,
 ) -> list[BoundCheck]:
+    """Log-loss and accuracy against the stored record; with real weights, the next-token log-loss too."""
     checks = []
+    if base_lm is not None and lm is not None:
+        ok = math.isfinite(lm) and abs(lm - base_lm) <= bounds.lm_log_loss_abs
+        checks.append(
+            BoundCheck("quality", "LM log-loss", ok, f"{lm:.4f}", f"{base_lm:.4f} +/- {bounds.lm_log_loss_abs}")
+        )
     if base_ll is not None and log_loss is not None and not math.isnan(base_ll):
         ok = math.isfinite(log_loss) and abs(log_loss - base_ll) <= bounds.log_loss_abs
         checks.append(

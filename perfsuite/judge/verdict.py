@@ -166,11 +166,15 @@ def _quality(e: Evidence) -> Judgement:
     if quality is None:
         why = e.other or f"no quality record for this dtype at {e.stored.portable_path} or {e.stored.machine_path}"
         return [], Coverage("quality", False, why)
-    checks = check_quality(q.log_loss, q.accuracy, quality.log_loss, quality.accuracy, e.bounds)
+    checks = check_quality(
+        q.log_loss, q.accuracy, quality.log_loss, quality.accuracy, e.bounds, q.lm_log_loss, quality.lm_log_loss
+    )
     return checks, Coverage("quality", True)
 
 
 def _latency(e: Evidence) -> Judgement:
+    if e.settings is not None and not e.settings.judge_latency:
+        return [], Coverage("latency", False, "shown, not judged on this tier (judge_latency = false)")
     if e.machine is None:
         return [], Coverage("latency", False, e.no_record("machine"))
     busy = busy_reason(e.measurement, e.machine, e.settings) if e.settings is not None else None

@@ -15,7 +15,7 @@ class MatrixError(ValueError):
 
 
 # [tier] fields that must be whole numbers of at least this; the rest of the numbers must be positive.
-_MIN_INT = {"warmup_rounds": 0}
+_MIN_INT = {"warmup_rounds": 0, "lm_tokens": 0}
 _FRACTIONS = ("relative_confidence", "busy_other_cpu")  # in (0, 1)
 _CHOICES = {
     "device": ("cpu", "cuda"),

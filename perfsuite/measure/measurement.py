@@ -57,6 +57,7 @@ class QualitySummary:
     nonfinite_rows: int
     reference: dict[str, float] | None = None
     reference_error: str | None = None
+    lm_log_loss: float | None = None  # real weights: the backbone's next-token log-loss on the fixed text
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class Measurement:
                 log_loss(result.probs, labels) if scored else None,
                 accuracy(result.probs, labels) if scored else None,
                 result.nonfinite_rows,
+                lm_log_loss=result.lm_log_loss,
             ),
             memory=MemorySummary(result.weight_bytes, result.peak_memory_bytes, result.memory_kind),
             load_seconds=result.load_seconds,

@@ -143,6 +143,7 @@ class RunResult:
     adapter: Path | None = None  # the LoRA folder applied, if any
     probe_samples: list[float] | None = None  # the interference probe, timed between the passes
     other_cpu_share: float | None = None  # of the machine's CPU time, taken by others while timing
+    lm_log_loss: float | None = None  # real weights: next-token log-loss on the fixed text (measure/language.py)
 
 
 def _forward_pass(model, batches: Sequence[Batch], device: str) -> list[torch.Tensor]:
@@ -248,6 +249,15 @@ class PreparedVariant:
     scored: bool
     adapter: Path | None
     spec: ModelSpec | None = None
+    checkpoint: Path | None = None
+
+    def lm_log_loss(self, ids: Sequence[int] | None) -> float | None:
+        """The backbone's next-token log-loss on `ids` (None without text or with an adapter)."""
+        if not ids or self.adapter is not None or not self.scored:
+            return None
+        from perfsuite.measure.language import lm_log_loss
+
+        return lm_log_loss(self.model, ids, self.device, self.checkpoint)
 
     @property
     def all_batches(self) -> list[Batch]:
@@ -302,6 +312,7 @@ def prepare_variant(
         scored=checkpoint is not None,
         adapter=adapter,
         spec=spec,
+        checkpoint=checkpoint,
     )
     for hook in HOOKS.after_prepare:
         hook(prepared)
@@ -318,6 +329,7 @@ def run_variant(
     swapped_rows: Sequence[EncodedRow] | None = None,
     adapter: Path | None = None,
     spec: ModelSpec | None = None,
+    lm_ids: Sequence[int] | None = None,
 ) -> RunResult:
     """Load the variant's model, warm up, sample pass times, and collect outputs.
 
@@ -325,7 +337,8 @@ def run_variant(
     model gets shape-only random weights on the device: timings and memory are real,
     probabilities are not scored. `swapped_rows` (A and B exchanged) turns on test-time
     augmentation: both are run in every pass and the predictions symmetrised. `adapter`
-    is a local LoRA folder applied unmerged on top of the weights.
+    is a local LoRA folder applied unmerged on top of the weights. `lm_ids` (real weights): the
+    text scored for the backbone's next-token log-loss, untimed, after the passes.
     """
     prepared = prepare_variant(variant, settings, rows, pad_id, checkpoint, swapped_rows, adapter, spec)
     device, all_batches = prepared.device, prepared.all_batches
@@ -349,6 +362,7 @@ def run_variant(
     with OtherLoad() as load:
         samples = sampler(one_pass, rounds=rounds, warmup_rounds=0, between=probe)
     wbytes = weight_bytes(prepared.model)
+    lm_loss = prepared.lm_log_loss(lm_ids)
     return RunResult(
         variant=variant,
         work=work,
@@ -366,6 +380,7 @@ def run_variant(
         adapter=adapter,
         probe_samples=list(probe.samples),
         other_cpu_share=load.share,
+        lm_log_loss=lm_loss,
     )
 
 

@@ -62,7 +62,7 @@ def row_cells(outcome: Outcome) -> list[str]:
         _ratio_to_baseline(outcome),
         _fmt(lat.tokens_per_s, ",.0f"),
         _fmt(work.padding_overhead, ".2f"),
-        _fmt(q.log_loss, ".4f"),
+        _fmt(q.log_loss, ".4f") + (f" (LM {q.lm_log_loss:.4f})" if q.lm_log_loss is not None else ""),
         _fmt(q.accuracy, ".3f"),
         _fmt(mem.peak_bytes / 2**20 if mem.peak_bytes is not None else None, ".0f"),
         judged,

@@ -58,8 +58,15 @@ class LatencyStats:
         return self.iqr / m if m and not math.isnan(m) else float("nan")
 
 
-def compare_to_reference(probs: np.ndarray, reference: np.ndarray, labels: Sequence[int] | None) -> dict[str, float]:
-    """How far a variant's probabilities are from the reference run's, row by row (MLPerf-style).
+def compare_to_reference(
+    probs: np.ndarray,
+    reference: np.ndarray,
+    labels: Sequence[int] | None,
+    lm: float | None = None,
+    reference_lm: float | None = None,
+) -> dict[str, float]:
+    """How far a variant's probabilities are from the reference run's, row by row (MLPerf-style),
+    and with real weights its next-token log-loss from the reference's (`lm`, `reference_lm`).
 
     Rows where either side is not finite count as disagreeing and as |dp| = 1.
     """
@@ -71,4 +78,6 @@ def compare_to_reference(probs: np.ndarray, reference: np.ndarray, labels: Seque
     if labels is not None and finite.all():
         out["log_loss"], out["reference_log_loss"] = log_loss(p, labels), log_loss(r, labels)
         out["log_loss_increase"] = out["log_loss"] - out["reference_log_loss"]
+    if lm is not None and reference_lm is not None:
+        out.update(lm_log_loss=lm, reference_lm_log_loss=reference_lm, lm_log_loss_increase=lm - reference_lm)
     return out

@@ -60,13 +60,18 @@ def _number(value: Any, where: str, name: str, positive: bool = False) -> float:
 
 @dataclass(frozen=True)
 class Quality:
-    """Log-loss and accuracy of one pass over the workload (None where not scored)."""
+    """Log-loss and accuracy of one pass over the workload (None where not scored), and for real
+    weights the backbone's next-token log-loss on the fixed text (measure/language.py)."""
 
     log_loss: float | None
     accuracy: float | None
+    lm_log_loss: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"log_loss": self.log_loss, "accuracy": self.accuracy}
+        data = {"log_loss": self.log_loss, "accuracy": self.accuracy}
+        if self.lm_log_loss is not None:  # only real-weights records have it; the others stay as they were
+            data["lm_log_loss"] = self.lm_log_loss
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Quality | None:
@@ -74,7 +79,7 @@ class Quality:
             return None
         if not isinstance(data, dict):
             raise RecordError(f"{where}: quality must be an object")
-        values = {k: data.get(k) for k in ("log_loss", "accuracy")}
+        values = {k: data.get(k) for k in ("log_loss", "accuracy", "lm_log_loss")}
         for key, value in values.items():
             if value is not None:
                 _number(value, where, f"quality.{key}")
@@ -162,7 +167,7 @@ class PortableRecord:
         if (old_q is None) != (new_q is None):
             out.append(f"quality {old_q and old_q.to_dict()} -> {new_q and new_q.to_dict()}")
         elif old_q is not None and new_q is not None:
-            for key in ("log_loss", "accuracy"):
+            for key in ("log_loss", "accuracy", "lm_log_loss"):
                 a, b = getattr(old_q, key), getattr(new_q, key)
                 if (a is None) != (b is None) or (a is not None and abs(a - b) > QUALITY_SAME_ABS):
                     out.append(f"quality.{key} {a!r} -> {b!r}")
