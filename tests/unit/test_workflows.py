@@ -47,7 +47,7 @@ def test_rebaseline_workflow_is_manual_and_opens_a_pull_request():
 def test_ci_runs_lint_tests_and_the_cpu_tier_offline():
     text = (WORKFLOWS[0]).read_text()
     assert 'HF_HUB_OFFLINE: "1"' in text and "PIP_CONSTRAINT: constraints/ci.txt" in text
-    for command in ("tox -e lint", "run: tox\n", "tox -e perf"):
+    for command in ("tox -e lint", "run: tox\n", "tox -e perf", "tox -e real"):
         assert command in text
 
 
