@@ -15,7 +15,7 @@ from perfsuite.judge.checks import Verdict
 from perfsuite.matrix.options import add_data_option, add_workload_options, workload_of
 from perfsuite.matrix.shards import parse_shard, shard_assignment
 from perfsuite.matrix.tier import MatrixError, load_matrix
-from perfsuite.measure.runner import perf_counter_sampler
+from perfsuite.measure.runner import perf_counter_sampler, timing
 from perfsuite.report.outcomes import Outcome, PairOutcome
 from perfsuite.session import PerfSession
 from perfsuite.store.baselines import BaselineError
@@ -145,11 +145,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def benchmark_sampler(benchmark):
-    """pytest-benchmark does the sampling (its table and --benchmark-* options apply)."""
+    """pytest-benchmark does the sampling (its table and --benchmark-* options apply), in the
+    runner's timing state (the collector off: runner.timing), whatever the command line says."""
 
     def sample(fn, rounds: int, warmup_rounds: int, between=None) -> list[float]:
         setup = (lambda: between() and None) if between is not None else None  # pedantic wants None back
-        benchmark.pedantic(fn, setup=setup, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+        with timing():
+            benchmark.pedantic(fn, setup=setup, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
         stats = getattr(benchmark, "stats", None)
         if stats is None:  # --benchmark-disable: pedantic ran fn once without timing
             return perf_counter_sampler(fn, rounds, 0, between)

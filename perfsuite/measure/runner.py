@@ -9,6 +9,7 @@ extra forward.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import time
@@ -41,6 +42,23 @@ class Sampler(Protocol):
     ) -> list[float]: ...
 
 
+@contextlib.contextmanager
+def timing() -> Iterator[None]:
+    """The state every timed pass runs in - recording (`rebaseline`) and checking (`tox -e perf`,
+    `perfsuite run`) alike, so a record and its check are timed the same way: the garbage
+    collector off (a collection landing inside one pass is the allocator's noise, not the
+    code's; pyperf and pytest-benchmark's --benchmark-disable-gc do the same), restored after.
+    `perfsuite compare`'s worker, which runs on other revisions' code, does the same in
+    compare/worker.py (a test pins that the two agree)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def perf_counter_sampler(
     fn: Callable[[], object], rounds: int, warmup_rounds: int, between: Callable[[], object] | None = None
 ) -> list[float]:
@@ -48,12 +66,13 @@ def perf_counter_sampler(
     for _ in range(warmup_rounds):
         fn()
     samples = []
-    for _ in range(rounds):
-        if between is not None:
-            between()
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
+    with timing():
+        for _ in range(rounds):
+            if between is not None:
+                between()
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
     return samples
 
 
@@ -396,9 +415,10 @@ def time_interleaved(
         a.one_pass()
         b.one_pass()
     times: tuple[list[float], list[float]] = ([], [])
-    for i in range(rounds):
-        for side in (0, 1) if i % 2 == 0 else (1, 0):
-            start = time.perf_counter()
-            (a, b)[side].one_pass()
-            times[side].append(time.perf_counter() - start)
+    with timing():
+        for i in range(rounds):
+            for side in (0, 1) if i % 2 == 0 else (1, 0):
+                start = time.perf_counter()
+                (a, b)[side].one_pass()
+                times[side].append(time.perf_counter() - start)
     return times
