@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +26,26 @@ def atomic_write_text(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_folder(folder: Path, build: Callable[[Path], object], marker: str = "config.json") -> Path:
+    """`folder`, built once: `build` fills a temporary sibling, which is renamed into place. A
+    folder with `marker` is complete; a concurrent builder that wins the rename leaves an
+    equivalent one, and the loser's copy is removed."""
+    if (folder / marker).is_file():
+        return folder
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        build(tmp)
+        os.replace(tmp, folder)
+    except OSError:
+        if not (folder / marker).is_file():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
 
 
 def finite_or_none(value):

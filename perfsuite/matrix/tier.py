@@ -203,10 +203,9 @@ def _check_model_paths(where: str, paths: dict[str, Path | None]) -> None:
     if config is not None and not config.is_file():
         raise MatrixError(f"{where}: field config: {config} is not a file")
     if checkpoint is not None and checkpoint.suffix.lower() == ".gguf":
-        from perfsuite.models.gguf import GgufError, check_header, check_supported
+        from perfsuite.models.gguf import GgufError, check_supported
 
         try:
-            check_header(checkpoint)
             check_supported(checkpoint)
         except GgufError as exc:
             raise MatrixError(f"{where}: field checkpoint: {exc}") from None

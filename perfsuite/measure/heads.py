@@ -117,7 +117,7 @@ def train_head(spec: ModelSpec, data_path: Path, config: HeadConfig, cache_dir: 
     """Features from the frozen fp32 backbone (cached), then the head: (weight, report)."""
     from dataclasses import replace
 
-    from perfsuite.fileio import file_fingerprint
+    from perfsuite.fileio import file_digest, file_fingerprint
     from perfsuite.matrix.tier import load_matrix
     from perfsuite.measure.workload import Workload
     from perfsuite.models.factory import load_model
@@ -129,7 +129,7 @@ def train_head(spec: ModelSpec, data_path: Path, config: HeadConfig, cache_dir: 
     rows = encoded.rows
     lm_folder = work.converted(spec)
     digest = source_digest(lm_folder)
-    key = f"features-{file_fingerprint(data_path).split('@')[-1][:12]}-len{config.max_length}.npy"
+    key = f"features-{file_digest(data_path)[:12]}-len{config.max_length}.npy"
     cached = lm_folder / key
     if cached.is_file():
         features = np.load(cached)
@@ -137,7 +137,6 @@ def train_head(spec: ModelSpec, data_path: Path, config: HeadConfig, cache_dir: 
         from perfsuite.models.gguf import classifier
 
         seeded = classifier(lm_folder, spec.model_class(), spec.num_labels, encoded.tokenizer.pad_id, None, spec.seed)
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         model = load_model(spec, seeded, "fp32", "eager")
         log(f"{spec.name}: features of {len(rows)} rows at max_length {config.max_length} (fp32 eager)")
         features = pooled_features(model, rows, encoded.tokenizer.pad_id, config.batch_size)

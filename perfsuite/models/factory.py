@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from perfsuite.fileio import adapter_problem, default_cache_dir, file_digest
+from perfsuite.fileio import adapter_problem, atomic_folder, default_cache_dir, file_digest
 from perfsuite.models.specs import ModelSpec
 from perfsuite.variant import QUANTIZED, compute_dtype
 
@@ -43,22 +43,18 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Writing model shards" once per miniature buries the report
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     config = spec.build_config(pad_token_id=pad_token_id)
-    if trained is not None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        config.save_pretrained(tmp)
-        shutil.copyfile(trained, tmp / "model.safetensors")
-    else:
-        torch.manual_seed(spec.seed)
-        model = spec.model_class()._from_config(config, dtype=torch.float32)
-        model.save_pretrained(tmp, safe_serialization=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process won the race; its folder is equivalent
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+
+    def build(tmp: Path) -> None:
+        if trained is not None:
+            config.save_pretrained(tmp)
+            shutil.copyfile(trained, tmp / "model.safetensors")
+        else:
+            torch.manual_seed(spec.seed)
+            model = spec.model_class()._from_config(config, dtype=torch.float32)
+            model.save_pretrained(tmp, safe_serialization=True)
+
+    return atomic_folder(folder, build)
 
 
 def real_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None = None) -> Path:

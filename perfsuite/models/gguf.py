@@ -25,7 +25,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfsuite.fileio import default_cache_dir, file_digest
+from perfsuite.fileio import atomic_folder, atomic_write_text, default_cache_dir, file_digest
 
 GGUF_MAGIC = b"GGUF"
 BACKBONE_FILE = "backbone.safetensors"
@@ -126,7 +126,8 @@ def architecture(path: Path) -> str:
 
 
 def check_supported(path: Path) -> None:
-    """An architecture the installed transformers can dequantise (its GGUF mapping names it)."""
+    """A readable GGUF (check_header) of an architecture the installed transformers can
+    dequantise (its GGUF mapping names it)."""
     import transformers
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
@@ -157,8 +158,7 @@ def verified(weights: GgufWeights) -> tuple[Path, str]:
 def gguf_config(path: Path, cache_dir: Path | None = None) -> dict:
     """The config fields transformers reads from a GGUF's metadata (cached by the file's digest:
     reading them parses the whole vocabulary, seconds per call)."""
-    check_header(path)
-    check_supported(path)
+    check_supported(path)  # the header and tensor table too
     digest = file_digest(path)
     cached = (cache_dir or default_cache_dir()) / "gguf" / f"{path.stem}-{digest[:12]}.config.json"
     if cached.is_file():
@@ -169,29 +169,8 @@ def gguf_config(path: Path, cache_dir: Path | None = None) -> dict:
         config = dict(load_gguf_checkpoint(str(path), return_tensors=False)["config"])
     except Exception as exc:  # as in converted(): any failure of the reader is this file's
         raise GgufError(f"{path}: transformers could not read its config ({type(exc).__name__}: {exc})") from None
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(config, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, cached)
+    atomic_write_text(cached, json.dumps(config, indent=1, sort_keys=True) + "\n")
     return config
-
-
-def _atomic_folder(folder: Path, build) -> Path:
-    """Build into a temporary sibling and rename it into place (a concurrent builder's copy wins)."""
-    if (folder / "config.json").is_file():
-        return folder
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        build(tmp)
-        os.replace(tmp, folder)
-    except OSError:
-        if not (folder / "config.json").is_file():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
 
 
 def converted(weights: GgufWeights, cache_dir: Path | None = None) -> Path:
@@ -229,7 +208,7 @@ def converted(weights: GgufWeights, cache_dir: Path | None = None) -> Path:
         tokenizer.save_pretrained(tmp)
         (tmp / "source.json").write_text(json.dumps({"gguf": str(path), "sha256": digest}) + "\n", encoding="utf-8")
 
-    return _atomic_folder(folder, build)
+    return atomic_folder(folder, build)
 
 
 def source_digest(folder: Path) -> str:
@@ -292,4 +271,4 @@ def classifier(lm_folder: Path, model_class, num_labels: int, pad_id: int, head:
             if (lm_folder / name).is_file():
                 shutil.copyfile(lm_folder / name, tmp / name)
 
-    return _atomic_folder(folder, build)
+    return atomic_folder(folder, build)
