@@ -7,6 +7,7 @@ the ones that cannot run here as skips with their reason, and prints the table a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,12 @@ def add_baseline_options(group) -> None:
 
 def add_report_options(group) -> None:
     group.addoption("--perfsuite-report-dir", default=None, help="report folder (default: <rootdir>/reports/perfsuite)")
+    group.addoption(
+        "--perfsuite-history",
+        default=os.environ.get("PERFSUITE_HISTORY") or None,
+        metavar="PATH|URL",
+        help="append each tier's run to this history: a SQLite file or postgresql:// URL (default: $PERFSUITE_HISTORY)",
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -265,3 +272,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             terminalreporter.write_line(line)
         if report.warning:
             terminalreporter.write_line(report.warning, yellow=True, bold=True)
+        _append_history(terminalreporter, config, folder / "report.json")
+
+
+def _append_history(terminalreporter, config: pytest.Config, report_file: Path) -> None:
+    """With --perfsuite-history: the run goes into the history; a history that refuses it is one
+    red line naming it (the report stays where it was written, for `perfsuite history add`)."""
+    target = config.getoption("perfsuite_history")
+    if not target:
+        return
+    from perfsuite.history.ingest import append_run
+
+    try:
+        terminalreporter.write_line(append_run(target, report_file))
+    except ValueError as exc:
+        terminalreporter.write_line(f"perfsuite history: {exc} - {report_file} was not added", red=True, bold=True)

@@ -1,7 +1,5 @@
 """A perf session: prepare the workload once, run variants, judge them, keep the outcomes.
-
-The pytest plugin and the CLI are both thin over this class.
-"""
+The pytest plugin and the CLI are both thin over this class."""
 
 from __future__ import annotations
 
@@ -144,7 +142,6 @@ class PerfSession:
         preamble = [self.load_report.summary()] if self.load_report is not None else []
         preamble += self.length_summary()
         preamble += [line for spec in self.matrix.models.values() if (line := miniature_summary(spec))]
-        footer = list(self.finish_note)
         return RunReport(
             self.settings.name,
             self.store.machine_key,
@@ -153,7 +150,9 @@ class PerfSession:
             preamble,
             self.predictions(),
             shard,
-            footer,
+            list(self.finish_note),
+            "rebaseline" if self.rebaseline else "run",
+            self.settings.portable_quality_dtypes,
         )
 
     def finish(self, interrupted: bool = False) -> list[str]:

@@ -91,6 +91,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch, request):
     if request.node.get_closest_marker("real") is None:
         monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path_factory.getbasetemp() / "perfsuite-cache"))
     monkeypatch.delenv("PERFSUITE_BUSY_SIGNALS", raising=False)
+    monkeypatch.delenv("PERFSUITE_HISTORY", raising=False)  # a developer's history never gets test runs
 
 
 def gfm_tables(text: str) -> list[list[list[str]]]:

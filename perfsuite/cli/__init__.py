@@ -1,5 +1,5 @@
 """Command line: `perfsuite run | rebaseline | matrix | shard | selftest | explain | budget | fit |
-compare | bisect | merge | migrate-baselines` (also `python -m perfsuite`).
+compare | bisect | merge | migrate-baselines | history` (also `python -m perfsuite`).
 
 Same library as the pytest plugin; useful outside pytest (notebooks, scripts). One module per
 command group registers its subcommands and their functions (asv's `commands/`); the options
@@ -14,7 +14,7 @@ import sys
 from perfsuite.matrix.tier import MatrixError, default_baselines
 from perfsuite.store.baselines import baselines_root
 
-from . import compare, cost, run
+from . import compare, cost, history, run
 from .options import EXAMPLES, EXIT_CODES, _Subcommands
 
 __all__ = ["EXAMPLES", "main"]
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"perfsuite {__version__}")
     sub = _Subcommands(parser.add_subparsers(dest="command", required=True))
-    for group in (run, cost, compare):
+    for group in (run, cost, compare, history):
         group.register(sub)
     args = parser.parse_args(argv)
     if getattr(args, "baselines", "unset") is None:

@@ -45,8 +45,16 @@ def _compare(args: argparse.Namespace) -> int:
         comparison.check_sides()
         results = comparison.run(variants)
     print(render(results, (a, b), settings))
-    folder = write_reports(results, (a, b), comparison.versions, settings, Path(args.report_dir))
+    from perfsuite.device.machine import detect
+    from perfsuite.report.metadata import run_metadata
+
+    run = run_metadata("compare", matrix.settings.name, detect().machine_key())
+    folder = write_reports(results, (a, b), comparison.versions, settings, Path(args.report_dir), run)
     print(f"compare reports: {folder.resolve()}")
+    if args.history:
+        from perfsuite.history.ingest import append_run
+
+        print(append_run(args.history, folder / "compare.json"))
     return 1 if any(r.failed for r in results) else 0
 
 

@@ -14,6 +14,11 @@ BASELINES_HELP = (
     "baseline root (default: baselines/ of the project around the working folder, found like pytest's rootdir)"
 )
 
+HISTORY_HELP = (
+    "history: a SQLite file or postgresql://user@host/db (default: $PERFSUITE_HISTORY, else "
+    "~/.local/share/perfsuite/history.sqlite)"
+)
+
 
 def at_least(low: int):
     """argparse type: a whole number of at least `low`."""
@@ -48,6 +53,18 @@ def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ratio", default=None, metavar="A:B", help="print model A / model B latency per cell")
     parser.add_argument(
         "--strict", action="store_true", help="fail a variant judged on nothing beyond the guard (no usable record)"
+    )
+    history_option(parser)
+
+
+def history_option(parser: argparse.ArgumentParser) -> None:
+    """--history: append this run to a history (also when $PERFSUITE_HISTORY is set)."""
+    import os
+
+    parser.add_argument(
+        "--history",
+        default=os.environ.get("PERFSUITE_HISTORY") or None,
+        help="append this run to a history: a SQLite file or postgresql:// URL (default: $PERFSUITE_HISTORY; none)",
     )
 
 
@@ -100,6 +117,7 @@ EXAMPLES = {
     "merge": "perfsuite merge shard0/report.json shard1/report.json",
     "migrate-baselines": "perfsuite migrate-baselines",
     "fit": "perfsuite fit --tiers cpu",
+    "history": "perfsuite history changes --history reports/history.sqlite",
 }
 
 

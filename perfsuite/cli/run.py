@@ -66,6 +66,10 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     print(f"reports: {folder.resolve()}")
     for line in [*report.footer, *filter(None, [report.warning])]:
         print(line)
+    if args.history and not interrupted:  # after the table: a history that refuses the run loses no report
+        from perfsuite.history.ingest import append_run
+
+        print(append_run(args.history, folder / "report.json"))
     if interrupted:
         return 130
     return 1 if report.failed else 0

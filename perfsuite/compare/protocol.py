@@ -41,6 +41,7 @@ class Side:
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    revision: str = ""  # the full commit of a `--base` side: compare.json names it, history chains it
 
 
 def worker_argv(python: str) -> tuple[str, ...]:

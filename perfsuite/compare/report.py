@@ -44,9 +44,11 @@ def cells(c: VariantComparison) -> list[str]:
     ]
 
 
-def to_json(results: Sequence[VariantComparison], sides: Sequence[Side], versions, settings: CompareSettings):
+def to_json(results: Sequence[VariantComparison], sides: Sequence[Side], versions, settings: CompareSettings, run=None):
+    """`run`: the run's metadata (report.metadata); with a `--base` side, `base_commit` names B."""
     return {
-        "sides": {s.name: {"argv": list(s.argv), "description": s.description} for s in sides},
+        **({"run": run} if run else {}),
+        "sides": {s.name: {"argv": list(s.argv), "description": s.description, "revision": s.revision} for s in sides},
         "versions": versions,
         "settings": settings.__dict__,
         "variants": [
@@ -99,10 +101,10 @@ def render(results: Sequence[VariantComparison], sides: Sequence[Side], settings
     return cap.get()
 
 
-def write_reports(results, sides, versions, settings: CompareSettings, folder: Path) -> Path:
+def write_reports(results, sides, versions, settings: CompareSettings, folder: Path, run=None) -> Path:
     from perfsuite.fileio import atomic_write_text
 
-    data = to_json(results, sides, versions, settings)
+    data = to_json(results, sides, versions, settings, run)
     atomic_write_text(folder / "compare.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
     atomic_write_text(folder / "compare.md", to_markdown(results, sides, settings))
     return folder

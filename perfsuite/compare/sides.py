@@ -268,6 +268,6 @@ def base_side(revision: str, progress=print) -> Iterator[Side]:
         )
         if check.returncode != 0 or not check.stdout.strip().startswith(str(folder)):
             raise CompareError(f"--base {revision}: its perfsuite does not import from the worktree ({check.stderr})")
-        yield Side("B", worker_argv(python), env, f"revision {revision} ({sha[:12]}), {python}")
+        yield Side("B", worker_argv(python), env, f"revision {revision} ({sha[:12]}), {python}", sha)
     finally:
         remove_worktree(root, folder)

@@ -11,6 +11,7 @@ from typing import Any
 
 from perfsuite.fileio import atomic_write_text, console_width, finite_or_none
 from perfsuite.report import markdown
+from perfsuite.report.metadata import non_finite, run_metadata
 from perfsuite.report.outcomes import Outcome, PairOutcome
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "recorded": "cyan"}
@@ -240,12 +241,14 @@ def write_reports(
     relative: Sequence[PairOutcome] = (),
     predicted_s: dict[str, float] | None = None,
     shard: str | None = None,
+    run: dict[str, Any] | None = None,
 ) -> Path:
-    """report.json, report.md and the PNG plots into `folder`; returns the folder."""
+    """report.json, report.md and the PNG plots into `folder`; returns the folder. `run` is the
+    run's own metadata (report.metadata), so the file alone is a history record."""
     from perfsuite.report.plots import write_plots
 
     folder = Path(folder)
-    data = to_json(outcomes, machine_key, relative, shard)
+    data = {**({"run": run} if run else {}), **to_json(outcomes, machine_key, relative, shard)}
     data["plots"] = [p.name for p in write_plots(outcomes, relative, folder, predicted_s)]
     data["predicted_s"] = predicted_s or {}
     # strict JSON: NaN/inf (a median of no samples) become null, not tokens other parsers reject
@@ -267,6 +270,9 @@ class RunReport:
     predicted_s: dict[str, float] = field(default_factory=dict)
     shard: str | None = None
     footer: list[str] = field(default_factory=list)  # e.g. where a rebaseline wrote
+    kind: str = "run"  # or rebaseline
+    portable_quality_dtypes: tuple[str, ...] = ()
+    run: dict[str, Any] = field(default_factory=dict)  # the metadata `write` put into report.json
 
     @property
     def failed(self) -> bool:
@@ -286,7 +292,13 @@ class RunReport:
         return "".join(parts)
 
     def write(self, folder: str | Path) -> Path:
-        return write_reports(self.outcomes, self.machine_key, folder, self.pairs, self.predicted_s, self.shard)
+        measured = next((o.measurement for o in self.outcomes if o.measurement is not None), None)
+        env = measured.environment if measured is not None else None
+        pqd = self.portable_quality_dtypes
+        self.run = self.run or run_metadata(self.kind, self.tier, self.machine_key, env, pqd, shard=self.shard)
+        return write_reports(
+            self.outcomes, self.machine_key, folder, self.pairs, self.predicted_s, self.shard, self.run
+        )
 
 
 def model_ratios(outcomes: Sequence[Outcome], model_a: str, model_b: str) -> list[tuple[str, float, float, float]]:
@@ -311,18 +323,6 @@ def render_ratios(outcomes: Sequence[Outcome], model_a: str, model_b: str) -> st
     lines = [f"{model_a} / {model_b} latency (same dtype, attention, padding):"]
     lines += [f"  {cell:32s} {a:9.1f} ms / {b:9.1f} ms = {r:.2f}x" for cell, a, b, r in rows]
     return "\n".join(lines)
-
-
-def _non_finite(value: Any, where: str) -> str | None:
-    """The first field under `value` holding NaN or +-Infinity (not strict JSON), or None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return where
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = _non_finite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}")
-        if found:
-            return found
-    return None
 
 
 def _read_report(path: Path) -> dict[str, Any]:
@@ -351,7 +351,7 @@ def _read_report(path: Path) -> dict[str, Any]:
                 raise ValueError(f"{where}.{name} must be a string ({got})")
         if not all(isinstance(cell, str) for cell in entry["cells"]):
             raise ValueError(f"{where}.cells must be strings")
-        bad = _non_finite(entry, f"{table}[{i}]")
+        bad = non_finite(entry, f"{table}[{i}]")
         if bad:
             raise ValueError(f"{path}: field {bad} is NaN or Infinity, which report.json never holds (strict JSON)")
     return data

@@ -84,6 +84,7 @@ LAYERS = (
     "judge",
     "report",
     "compare",
+    "history",  # reads what report and compare wrote; the CLI and the plugin append to it
     "session",
     "selftest",
     "plugin",

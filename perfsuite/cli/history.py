@@ -1,0 +1,151 @@
+"""history add / changes / show / ack / html: every run remembered, change points found."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .options import HISTORY_HELP
+
+EXAMPLES = {
+    "add": "perfsuite history add reports/perfsuite/cpu/report.json artifacts/",
+    "changes": "perfsuite history changes -k 'tiny-llama3-*' --since 2026-11-01",
+    "show": "perfsuite history show -k tiny-llama3-fp32-sdpa-sorted",
+    "ack": "perfsuite history ack c1a2b3c4d5e --reason 'sdpa kernel change, intended'",
+    "html": "perfsuite history html reports/history-site",
+}
+
+
+def _store(args: argparse.Namespace):
+    from perfsuite.history.store import HistoryStore
+
+    return HistoryStore(args.history)
+
+
+def _add(args: argparse.Namespace) -> int:
+    from perfsuite.history.ingest import add_files
+
+    with _store(args) as store:
+        records = add_files(store, args.paths)
+        figures = sum(len(r.points) for r in records)
+        print(f"added {len(records)} runs ({figures} figures) to {store.where}")
+    return 0
+
+
+def _analyse(store, select: str | None, since: str | None):
+    from perfsuite.history.creep import creep
+    from perfsuite.history.series import find_changes, load_series
+
+    changes, series = find_changes(store, select, since)
+    chains, _ = load_series(store, select, ["head_over_base"])
+    return changes, series, creep(chains, store.acks())
+
+
+def _changes(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        changes, _, chains = _analyse(store, args.select, args.since)
+    alerting = [c for c in changes if c.alerting]
+    creeping = [c for c in chains if c.flagged]
+    if args.json:
+        doc = {
+            "changes": [c.to_json() for c in changes],
+            "creep": [c.to_json() for c in chains],
+            "alerting": [c.change_id for c in alerting] + [c.change_id for c in creeping],
+        }
+        print(json.dumps(doc, indent=2, allow_nan=False))
+    else:
+        for c in changes:
+            print(("ALERT " if c.alerting else "      ") + c.describe())
+        for c in chains:
+            print(("ALERT " if c.flagged else "      ") + c.describe())
+        print(
+            f"{len(changes)} change points, {len(alerting)} unacknowledged regressions at their series' latest "
+            f"level; compare chains: {len(chains)}, {len(creeping)} creeping"
+        )
+    return 1 if alerting or creeping else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from perfsuite.history.series import find_changes, load_series
+    from perfsuite.history.show import render_series
+
+    with _store(args) as store:
+        series, _ = load_series(store, args.select)
+        if not series:
+            raise ValueError(f"history {store.where}: no series matches {args.select!r}")
+        changes, _ = find_changes(store, args.select)
+    print(render_series(series, changes, args.width))
+    return 0
+
+
+def _ack(args: argparse.Namespace) -> int:
+    from perfsuite.history.store import Ack
+    from perfsuite.report.metadata import now_iso
+
+    if not args.reason.strip():
+        raise ValueError("--reason must say why the change is intended")
+    with _store(args) as store:
+        changes, _, chains = _analyse(store, None, None)
+        found = next((c for c in changes if c.change_id == args.change), None)
+        if found is not None:
+            key, run_id = found.key, found.run.run_id
+            store.add_ack(Ack(args.change, key.series, key.metric, key.scope, run_id, args.reason, now_iso()))
+            print(f"acknowledged {found.describe()}\n  reason: {args.reason}")
+            return 0
+        chain = next((c for c in chains if c.change_id == args.change and c.last), None)
+        if chain is None:
+            raise ValueError(
+                f"history {store.where}: no change point or compare chain {args.change!r} (see `history changes`)"
+            )
+        store.add_ack(Ack(args.change, chain.series, "head_over_base", "*", chain.last.run_id, args.reason, now_iso()))
+        print(f"acknowledged the compare chain of {chain.series} up to run {chain.last.run_id[:12]}: {args.reason}")
+    return 0
+
+
+def _html(args: argparse.Namespace) -> int:
+    from perfsuite.history.dashboard import write_dashboard
+
+    with _store(args) as store:
+        from perfsuite.history.series import load_series
+
+        changes, _, chains = _analyse(store, args.select, None)
+        shown, runs = load_series(store, args.select)
+        pages = write_dashboard(args.out, runs, shown, changes, chains, store.statuses())
+    print(f"dashboard: {len(pages)} pages in {pages[0].parent.resolve()} (open index.html)")
+    return 0
+
+
+def register(sub) -> None:
+    from perfsuite.history.store import default_history
+
+    parser = sub.add_parser("history", help="the history of runs: add, change points, show, ack, html dashboard")
+    commands = parser.add_subparsers(dest="history_command", required=True)
+
+    def command(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        p = commands.add_parser(
+            name,
+            help=help_text,
+            epilog=f"example:\n  {EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--history", default=default_history(), help=HISTORY_HELP)
+        p.set_defaults(func=func)
+        return p
+
+    add = command("add", "add report.json / compare.json files (or folders of them) as runs", _add)
+    add.add_argument("paths", nargs="+", help="report.json, compare.json, or folders holding them")
+    changes = command("changes", "change points per series and compare-chain creep (exit 1: an alert)", _changes)
+    changes.add_argument("-k", "--select", default=None, help="globs over series (variant ids, bound:variant)")
+    changes.add_argument("--since", default=None, help="only change points from this ISO date or time on")
+    changes.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    show = command("show", "a variant's series as sparklines, its change points, its latest runs", _show)
+    show.add_argument("-k", "--select", required=True, help="glob over series, e.g. a variant id")
+    show.add_argument("--width", type=int, default=60, help="runs per sparkline")
+    ack = command(
+        "ack", "acknowledge a change point (intended): it stops alerting, its level becomes the new one", _ack
+    )
+    ack.add_argument("change", help="the id `history changes` printed (c...)")
+    ack.add_argument("--reason", required=True, help="why the change is intended")
+    html = command("html", "write the static dashboard (offline; one page per tier, the compare chain)", _html)
+    html.add_argument("out", help="folder for index.html and the pages")
+    html.add_argument("-k", "--select", default=None, help="only these series")

@@ -1,0 +1,1 @@
+"""History: every run remembered (SQLite or PostgreSQL), change points found, a static dashboard."""

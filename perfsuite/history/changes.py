@@ -1,0 +1,170 @@
+"""Change points in one series (Apache Otava's recipe, reproduced): segment, then keep only the
+boundaries a test between the neighbouring segments confirms.
+
+1. Values are taken in log space (a step is a ratio) and a Hampel filter marks a point that
+   stands alone far from its neighbours' median: segmentation sees it replaced by that median,
+   the test leaves it out. One busy run is not a step.
+2. ruptures' PELT over a linear kernel (the l2 cost, in C) proposes boundaries, at least
+   `min_size` runs apart, with a BIC-like penalty on the robustly standardised series.
+3. Each boundary must pass Welch's t-test between its neighbouring segments (each side's
+   variance at least the series' robust noise) at `p_value` and
+   move the level by at least `min_magnitude`; the weakest failing boundary is dropped and the
+   rest re-tested, until all pass (as Otava re-tests after merging).
+Acknowledged changes are fixed boundaries: segments are found within the pieces between them,
+so after an acknowledged step later runs are judged against the new level.
+Exact series (work counts) step wherever a value differs from the one before.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ChangeSettings:
+    p_value: float = 0.001
+    min_magnitude: float = 0.03  # a level moved by less than 3% is not reported
+    min_size: int = 3  # runs on each side of a boundary before it can be confirmed
+    penalty: float = 3.0  # x log(n), on the series standardised by its robust noise
+    outlier_sigmas: float = 4.0  # Hampel filter: a lone point this far from its neighbours' median
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int  # the first run of the new level
+    ratio: float  # new level / old level
+    low: float
+    high: float
+    p_value: float
+    fixed: bool = False  # an acknowledged boundary
+
+    def __post_init__(self) -> None:  # plain Python numbers, not numpy scalars: they go into JSON
+        for name, kind in (("index", int), ("ratio", float), ("low", float), ("high", float), ("p_value", float)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+        object.__setattr__(self, "fixed", bool(self.fixed))
+
+
+def noise_scale(y: np.ndarray) -> float:
+    """The run-to-run noise, robust to steps and outliers: MAD of first differences / sqrt 2."""
+    if len(y) < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(np.diff(y))) / math.sqrt(2))
+
+
+def hampel(y: np.ndarray, sigma: float, sigmas: float, half_window: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(`y` with every lone outlier replaced by the median of its window, which points were)."""
+    out = y.copy()
+    flagged = np.zeros(len(y), dtype=bool)
+    if sigma <= 0:
+        return out, flagged
+    for i in range(len(y)):
+        window = y[max(0, i - half_window) : i + half_window + 1]
+        med = float(np.median(window))
+        if abs(y[i] - med) > sigmas * sigma:
+            out[i], flagged[i] = med, True
+    return out, flagged
+
+
+def _test(
+    left: np.ndarray, right: np.ndarray, confidence: float, floor: float = 0.0
+) -> tuple[float, float, float, float]:
+    """(difference of means, low, high, two-sided Welch p) of right - left. Each side's variance
+    is at least `floor` (the series' robust noise squared): three runs that happen to agree
+    closely do not make a segment's level look exact."""
+    from scipy import stats
+
+    d = float(right.mean() - left.mean())
+    vl = max(left.var(ddof=1) if len(left) > 1 else 0.0, floor) / len(left)
+    vr = max(right.var(ddof=1) if len(right) > 1 else 0.0, floor) / len(right)
+    se = math.sqrt(vl + vr)
+    if se == 0:
+        return d, d, d, 0.0 if d != 0 else 1.0
+    dof = (vl + vr) ** 2 / (
+        (vl**2 / (len(left) - 1) if len(left) > 1 else 0) + (vr**2 / (len(right) - 1) if len(right) > 1 else 0)
+    )
+    t = d / se
+    p = float(2 * stats.t.sf(abs(t), dof))
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * se
+    return d, d - half, d + half, p
+
+
+def _candidates(y: np.ndarray, settings: ChangeSettings) -> list[int]:
+    import ruptures as rpt
+
+    n = len(y)
+    if n < 2 * settings.min_size:
+        return []
+    algo = rpt.KernelCPD(kernel="linear", min_size=settings.min_size, jump=1).fit(y.reshape(-1, 1))
+    return [b for b in algo.predict(pen=settings.penalty * math.log(n)) if b < n]
+
+
+def _exact_steps(values: np.ndarray, fixed: Sequence[int]) -> list[Step]:
+    steps = []
+    for i in range(1, len(values)):
+        if values[i] != values[i - 1]:
+            r = values[i] / values[i - 1] if values[i - 1] else math.inf
+            steps.append(Step(i, r, r, r, 0.0, i in fixed))
+    return steps
+
+
+def find_steps(
+    values: Sequence[float], exact: bool = False, fixed: Sequence[int] = (), settings: ChangeSettings | None = None
+) -> list[Step]:
+    """Confirmed steps of a series in run order; `fixed` are acknowledged boundaries (indices)."""
+    settings = settings or ChangeSettings()
+    raw = np.asarray(values, dtype=float)
+    if exact:
+        return _exact_steps(raw, fixed)
+    logged = bool(np.all(raw > 0))
+    y = np.log(raw) if logged else raw
+    sigma = noise_scale(y)
+    clean, outlier = hampel(y, sigma, settings.outlier_sigmas)
+    floor = sigma * sigma
+
+    def test(lo: int, i: int, hi: int) -> tuple[float, float, float, float]:
+        """Between y[lo:i] and y[i:hi], the outliers left out (not replaced: a replaced point
+        would shrink its segment's variance)."""
+        left, right = y[lo:i][~outlier[lo:i]], y[i:hi][~outlier[i:hi]]
+        return _test(left, right, settings.confidence, floor)
+
+    scale = sigma if sigma > 0 else (float(np.std(clean)) or 1.0)
+    fixed = sorted({i for i in fixed if 0 < i < len(y)})
+    bounds = [0, *fixed, len(y)]
+    proposed: set[int] = set()
+    for lo, hi in itertools.pairwise(bounds):
+        proposed |= {lo + b for b in _candidates((clean[lo:hi] - clean[lo:hi].mean()) / scale, settings)}
+    kept = sorted(proposed)
+    while True:
+        edges = sorted({0, *kept, *fixed, len(y)})
+        verdicts = {}
+        for i in kept:
+            k = edges.index(i)
+            d, low, high, p = test(edges[k - 1], i, edges[k + 1])
+            magnitude = (
+                math.expm1(abs(d)) if logged else abs(d) / max(abs(float(np.median(clean[edges[k - 1] : i]))), 1e-12)
+            )
+            verdicts[i] = (d, low, high, p, p < settings.p_value and magnitude >= settings.min_magnitude)
+        failing = [i for i in kept if not verdicts[i][4]]
+        if not failing:
+            break
+        kept.remove(max(failing, key=lambda i: verdicts[i][3]))
+    steps = []
+    for i in sorted({*kept, *fixed}):
+        if i in verdicts and i in kept:
+            d, low, high, p, _ = verdicts[i]
+        else:
+            edges = sorted({0, *kept, *fixed, len(y)})
+            k = edges.index(i)
+            d, low, high, p = test(edges[k - 1], i, edges[k + 1])
+        if logged:
+            steps.append(Step(i, math.exp(d), math.exp(low), math.exp(high), p, i in fixed))
+        else:
+            base = float(np.mean(clean[max(0, i - settings.min_size) : i])) or 1e-12
+            steps.append(Step(i, 1 + d / base, 1 + low / base, 1 + high / base, p, i in fixed))
+    return steps

@@ -1,0 +1,153 @@
+"""`perfsuite history html OUT`: a static site that works offline - no CDN, no server. The data
+is embedded in each page as JSON and drawn as SVG by a small bundled script (dashboard.js):
+one page per tier with every variant's series, change points marked and labelled with what
+changed, acknowledged ones grey, verdict colours, hover details, filters by model, dtype,
+attention and padding; and a page for the compare chain."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from perfsuite.fileio import atomic_write_text
+from perfsuite.history.creep import Creep
+from perfsuite.history.series import Change, Series
+from perfsuite.history.store import StoredRun
+
+ASSETS = Path(__file__).with_name("assets")
+SHOWN = ("latency_ms", "tokens_per_s", "peak_mib", "log_loss", "lm_log_loss", "processed_tokens", "ratio")
+STATUS = {"pass": "p", "fail": "f", "skip": "s", "recorded": "r", "slower": "f", "same": "p", "faster": "p"}
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.5g}")
+
+
+def _variant_of(series: str) -> str:
+    return series.split(":", 1)[1] if ":" in series else series
+
+
+def _facets(variant: str) -> dict[str, str]:
+    parts = variant.rsplit("-", 3)
+    if len(parts) != 4:
+        return {"model": variant, "dtype": "", "attention": "", "padding": ""}
+    return dict(zip(("model", "dtype", "attention", "padding"), parts, strict=False))
+
+
+def _chart(s: Series, run_index: dict[int, int], statuses: dict[tuple[int, str], str], changes: list[Change]):
+    return {
+        "metric": s.key.metric,
+        "scope": s.key.scope,
+        "x": [run_index[r.pk] for r in s.runs],
+        "y": [_round(v) for v in s.values],
+        "s": "".join(STATUS.get(statuses.get((r.pk, s.key.series), ""), "u") for r in s.runs),
+        "changes": [
+            {
+                "i": run_index[c.run.pk],
+                "id": c.change_id,
+                "ratio": round(c.ratio, 4),
+                "ci": [round(c.low, 4), round(c.high, 4)],
+                "p": float(f"{c.p_value:.2g}"),
+                "regression": c.regression,
+                "acked": c.acked.reason if c.acked else None,
+                "label": "; ".join(c.what_changed[:3]) or "nothing recorded changed",
+            }
+            for c in changes
+        ],
+    }
+
+
+def tier_data(
+    tier: str,
+    runs: Sequence[StoredRun],
+    series: Sequence[Series],
+    changes: Sequence[Change],
+    statuses: dict[tuple[int, str], str],
+) -> dict[str, Any]:
+    mine = [r for r in runs if r.tier == tier and r.kind != "compare"]
+    run_index = {r.pk: i for i, r in enumerate(mine)}
+    by_key: dict[Any, list[Change]] = defaultdict(list)
+    for c in changes:
+        by_key[c.key].append(c)
+    variants: dict[str, dict[str, Any]] = {}
+    for s in series:
+        if s.key.metric not in SHOWN or not s.runs or s.runs[0].pk not in run_index:
+            continue
+        entry = variants.setdefault(
+            s.key.series, {"id": s.key.series, **_facets(_variant_of(s.key.series)), "charts": []}
+        )
+        entry["charts"].append(_chart(s, run_index, statuses, by_key[s.key]))
+    for v in variants.values():
+        v["charts"].sort(key=lambda c: (SHOWN.index(c["metric"]), c["scope"]))
+    return {
+        "tier": tier,
+        "runs": [[r.time[:19], r.commit[:12], r.machine_key, r.kind] for r in mine],
+        "variants": [variants[k] for k in sorted(variants)],
+    }
+
+
+def _page(title: str, kind: str, data: dict[str, Any], nav: str) -> str:
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    css = (ASSETS / "dashboard.css").read_text(encoding="utf-8")
+    js = (ASSETS / "dashboard.js").read_text(encoding="utf-8")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<style>{css}</style></head>\n<body data-page="{kind}">\n<nav>{nav}</nav>\n'
+        f'<h1>{html.escape(title)}</h1>\n<div id="filters"></div><div id="summary"></div><div id="charts"></div>'
+        f'<div id="tooltip" hidden></div>\n<script id="data" type="application/json">{payload}</script>\n'
+        f"<script>{js}</script>\n</body></html>\n"
+    )
+
+
+def write_dashboard(
+    out: Path,
+    runs: Sequence[StoredRun],
+    series: Sequence[Series],
+    changes: Sequence[Change],
+    creeps: Sequence[Creep],
+    statuses: dict[tuple[int, str], str],
+) -> list[Path]:
+    """index.html (tiers, alerts), one page per tier, compare.html; returns the pages written."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: a file, not a folder (the dashboard's pages go in it)")
+    tiers = sorted({r.tier for r in runs if r.kind != "compare"})
+    pages = {t: f"tier-{''.join(ch if ch.isalnum() or ch in '-_' else '_' for ch in t)}.html" for t in tiers}
+    nav = " | ".join(
+        [
+            '<a href="index.html">overview</a>',
+            *(f'<a href="{p}">{html.escape(t)}</a>' for t, p in pages.items()),
+            '<a href="compare.html">compare chain</a>',
+        ]
+    )
+    written = []
+    for tier, page in pages.items():
+        data = tier_data(tier, runs, series, changes, statuses)
+        written.append(atomic_write_text(out / page, _page(f"perfsuite history: {tier} tier", "tier", data, nav)))
+    chain = {
+        "chains": [c.to_json() for c in creeps],
+        "threshold": creeps[0].threshold if creeps else 0.05,
+    }
+    written.append(
+        atomic_write_text(out / "compare.html", _page("perfsuite history: compare chain", "chain", chain, nav))
+    )
+    overview = {
+        "tiers": [
+            {
+                "tier": t,
+                "page": pages[t],
+                "runs": sum(1 for r in runs if r.tier == t and r.kind != "compare"),
+                "last": max((r.time for r in runs if r.tier == t), default=""),
+            }
+            for t in tiers
+        ],
+        "alerts": [c.to_json() for c in changes if c.alerting],
+        "creep": [c.describe() for c in creeps if c.flagged],
+        "pages": pages,
+    }
+    written.append(atomic_write_text(out / "index.html", _page("perfsuite history", "index", overview, nav)))
+    return written

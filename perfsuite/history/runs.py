@@ -1,0 +1,264 @@
+"""report.json and compare.json as history records: the run's metadata, every variant's entry
+as the report held it, and the figures change points are looked for in (typed points).
+
+A file written before reports carried their own metadata still goes in: its commit and
+versions come from its measurements, its time from the file, its id from its content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from perfsuite.report.metadata import RUN_SCHEMA, non_finite
+
+PORTABLE = "*"  # the scope of a figure any machine reproduces (work counts, portable quality)
+
+# metric -> (higher is worse, exact). Exact figures (work counts) change only when the code or
+# the data did: any difference is a step. The rest are judged against their noise.
+METRICS: dict[str, tuple[bool, bool]] = {
+    "latency_ms": (True, False),
+    "tokens_per_s": (False, False),
+    "peak_mib": (True, False),
+    "log_loss": (True, False),
+    "accuracy": (False, False),
+    "lm_log_loss": (True, False),
+    "ref_max_abs_dp": (True, False),
+    "processed_tokens": (True, True),
+    "real_tokens": (False, True),
+    "flops": (True, True),
+    "weight_bytes": (True, True),
+    "ratio": (True, False),  # a relative bound's interleaved variant / reference time
+    "head_over_base": (True, False),  # compare --base: head / base time (1 / B/A)
+    "b_over_a": (True, False),  # compare with pins or another interpreter
+}
+SUPPORTED_SCHEMAS = (RUN_SCHEMA,)
+
+
+@dataclass(frozen=True)
+class Point:
+    series: str
+    metric: str
+    scope: str
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    series: str
+    status: str
+    entry: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    kind: str
+    time: str
+    machine_key: str
+    tier: str
+    commit: str
+    environment: dict[str, str]
+    settings: dict[str, Any]
+    source: str
+    results: tuple[Result, ...] = ()
+    points: tuple[Point, ...] = field(default_factory=tuple)
+
+
+def _field(data: dict[str, Any], name: str, where: str, kind: type = str) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind):
+        got = "missing" if name not in data else f"a {type(value).__name__}"
+        raise ValueError(f"{where}.{name} must be a {kind.__name__} ({got})")
+    return value
+
+
+def _dtype(variant: str) -> str:
+    parts = variant.rsplit("-", 3)
+    return parts[1] if len(parts) == 4 else ""
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def variant_points(entry: dict[str, Any], machine_key: str, portable_dtypes: list[str]) -> list[Point]:
+    """The figures of one report.json variant entry, each scoped where it is comparable."""
+    m = entry.get("measurement")
+    if not isinstance(m, dict):
+        return []
+    name = entry["variant"]
+    quality_scope = PORTABLE if _dtype(name) in portable_dtypes else machine_key
+    lat, work, quality, memory = (m.get(k) or {} for k in ("latency", "work", "quality", "memory"))
+    reference = quality.get("reference") or {}
+    figures = [
+        ("latency_ms", (_number(lat.get("median_s")) or 0) * 1000 or None, machine_key),
+        ("tokens_per_s", _number(lat.get("tokens_per_s")), machine_key),
+        ("peak_mib", (_number(memory.get("peak_bytes")) or 0) / 2**20 or None, machine_key),
+        ("log_loss", _number(quality.get("log_loss")), quality_scope),
+        ("accuracy", _number(quality.get("accuracy")), quality_scope),
+        ("lm_log_loss", _number(quality.get("lm_log_loss")), quality_scope),
+        ("ref_max_abs_dp", _number(reference.get("max_abs_dp")), quality_scope),
+        *((k, _number(work.get(k)), PORTABLE) for k in ("processed_tokens", "real_tokens", "flops", "weight_bytes")),
+    ]
+    return [Point(name, metric, scope, value) for metric, value, scope in figures if value is not None]
+
+
+def from_report(data: dict[str, Any], source: str, fallback_time: str) -> RunRecord:
+    """A report.json (run, rebaseline or a shard of either) as one run."""
+    where = source
+    if not isinstance(data.get("variants"), list):
+        raise ValueError(f"{where}: not a perfsuite report.json (no 'variants' list)")
+    if "merged_from" in data:
+        raise ValueError(f"{where}: a merged report; add each shard's report.json instead")
+    entries = data["variants"]
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise ValueError(f"{where}: variants[{i}] is not an object")
+        _field(e, "variant", f"{where}: variants[{i}]")
+        _field(e, "status", f"{where}: variants[{i}]")
+    measured = next((e["measurement"] for e in entries if isinstance(e.get("measurement"), dict)), {})
+    run = _run_block(data, where)
+    machine_key = _field(data, "machine_key", where)
+    if run is None:  # a report.json from before reports carried their own metadata
+        env = dict(measured.get("environment") or {})
+        settings = dict(measured.get("settings") or {})
+        run = {
+            "kind": "run",
+            "run_id": hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32],
+            "time": fallback_time,
+            "tier": str(settings.get("tier", "unknown")),
+            "commit": str(env.get("commit", "unknown")),
+            "environment": env,
+            "portable_quality_dtypes": [],
+        }
+    portable = [str(d) for d in run.get("portable_quality_dtypes") or []]
+    points: list[Point] = []
+    for e in entries:
+        points += variant_points(e, machine_key, portable)
+    for i, r in enumerate(data.get("relative") or []):
+        if not isinstance(r, dict):
+            raise ValueError(f"{where}: relative[{i}] is not an object")
+        est = r.get("estimate") if isinstance(r.get("estimate"), dict) else None
+        ratio = _number(est.get("ratio")) if est else None
+        if ratio is not None:
+            series = f"{_field(r, 'bound', f'{where}: relative[{i}]')}:{r['variant']}"
+            points.append(Point(series, "ratio", machine_key, ratio, _number(est.get("low")), _number(est.get("high"))))
+    results = [Result(e["variant"], e["status"], {k: v for k, v in e.items() if k != "cells"}) for e in entries]
+    results += [
+        Result(f"{r['bound']}:{r['variant']}", str(r.get("status", "")), {k: v for k, v in r.items() if k != "cells"})
+        for r in data.get("relative") or []
+        if isinstance(r.get("bound"), str) and isinstance(r.get("variant"), str)
+    ]
+    settings = dict(measured.get("settings") or {})
+    return RunRecord(
+        run["run_id"],
+        run["kind"],
+        run["time"],
+        machine_key,
+        run["tier"],
+        run["commit"],
+        {k: str(v) for k, v in (run.get("environment") or {}).items()},
+        settings,
+        source,
+        _unique(results, where),
+        tuple(points),
+    )
+
+
+def from_compare(data: dict[str, Any], source: str) -> RunRecord:
+    """A compare.json as one run: per variant, head / base (a `--base` side) or B / A."""
+    where = source
+    run = _run_block(data, where)
+    if run is None:
+        raise ValueError(f"{where}: a compare.json without its run metadata (written before history existed)")
+    sides = data.get("sides") if isinstance(data.get("sides"), dict) else {}
+    base = str((sides.get("B") or {}).get("revision") or "")
+    metric = "head_over_base" if base else "b_over_a"
+    points, results = [], []
+    for i, e in enumerate(data["variants"]):
+        if not isinstance(e, dict):
+            raise ValueError(f"{where}: variants[{i}] is not an object")
+        name = _field(e, "variant", f"{where}: variants[{i}]")
+        results.append(Result(name, _field(e, "verdict", f"{where}: variants[{i}]"), e))
+        est = e.get("estimate") if isinstance(e.get("estimate"), dict) else None
+        ratio, low, high = (_number(est.get(k)) for k in ("ratio", "low", "high")) if est else (None, None, None)
+        if ratio and low and high:
+            if base:  # B/A is base / head: the chain wants head / base
+                ratio, low, high = 1 / ratio, 1 / high, 1 / low
+            points.append(Point(name, metric, PORTABLE, ratio, low, high))
+    settings = {"compare": data.get("settings") or {}, "sides": sides, "base_commit": base}
+    return RunRecord(
+        run["run_id"],
+        "compare",
+        run["time"],
+        run["machine_key"],
+        run["tier"],
+        run["commit"],
+        {k: str(v) for k, v in (run.get("environment") or {}).items()},
+        settings,
+        source,
+        _unique(results, where),
+        tuple(points),
+    )
+
+
+def _unique(results: list[Result], where: str) -> tuple[Result, ...]:
+    seen: set[str] = set()
+    for r in results:
+        if r.series in seen:
+            raise ValueError(f"{where}: {r.series} appears twice")
+        seen.add(r.series)
+    return tuple(results)
+
+
+def _run_block(data: dict[str, Any], where: str) -> dict[str, Any] | None:
+    run = data.get("run")
+    if run is None:
+        return None
+    if not isinstance(run, dict):
+        raise ValueError(f"{where}: field 'run' must be an object")
+    if run.get("schema") not in SUPPORTED_SCHEMAS:
+        raise ValueError(
+            f"{where}: run.schema {run.get('schema')!r} is not one this perfsuite reads "
+            f"({', '.join(SUPPORTED_SCHEMAS)}); a newer perfsuite wrote it?"
+        )
+    for name in ("run_id", "kind", "time", "tier", "commit", "machine_key"):
+        _field(run, name, f"{where}: run")
+    try:
+        datetime.fromisoformat(run["time"])
+    except ValueError:
+        raise ValueError(f"{where}: run.time {run['time']!r} is not an ISO 8601 time") from None
+    if not isinstance(run.get("environment", {}), dict):
+        raise ValueError(f"{where}: run.environment must be an object")
+    return run
+
+
+def read_run_file(path: Path) -> RunRecord:
+    """One report.json or compare.json, checked field by field: ValueError naming the file and
+    field otherwise (NaN figures included - the run is refused whole, never half-added)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable report.json or compare.json ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply to be a perfsuite report") from None
+    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
+        raise ValueError(f"{path}: not a perfsuite report.json or compare.json (no 'variants' list)")
+    bad = non_finite(data, "")
+    if bad:
+        raise ValueError(f"{path}: field {bad.lstrip('.')} is NaN or Infinity; the run was not added")
+    mtime = datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc).isoformat(timespec="milliseconds")
+    if "sides" in data:
+        return from_compare(data, str(path))
+    return from_report(data, str(path), mtime)

@@ -1,0 +1,187 @@
+"""Series out of the store - variant x metric x scope (a machine key, or any machine for
+portable figures), ordered by run time - and the change points found in them, each with the
+run and commit it starts at and what else changed between that run and the one before."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from perfsuite.history.changes import ChangeSettings, Step, find_steps
+from perfsuite.history.runs import METRICS, PORTABLE
+from perfsuite.history.store import Ack, HistoryStore, StoredRun
+from perfsuite.matrix.tier import matches_any
+
+# Looked for change points by default: the figures a user acts on (tokens/s mirrors latency,
+# accuracy on a few rows moves in coarse steps, the compare chain is judged as creep).
+DETECTED = ("latency_ms", "peak_mib", "log_loss", "lm_log_loss", "processed_tokens", "flops", "weight_bytes", "ratio")
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    series: str
+    metric: str
+    scope: str
+
+    def label(self) -> str:
+        where = "any machine" if self.scope == PORTABLE else self.scope
+        return f"{self.series} {self.metric} ({where})"
+
+
+@dataclass
+class Series:
+    key: SeriesKey
+    runs: list[StoredRun] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    lows: list[float | None] = field(default_factory=list)
+    highs: list[float | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Change:
+    change_id: str
+    key: SeriesKey
+    run: StoredRun  # the first run at the new level
+    previous: StoredRun
+    index: int
+    ratio: float
+    low: float
+    high: float
+    p_value: float
+    regression: bool
+    acked: Ack | None
+    what_changed: tuple[str, ...]
+    latest: bool  # the last change of its series: the level runs are at now
+
+    @property
+    def alerting(self) -> bool:
+        return self.regression and self.acked is None and self.latest
+
+    def describe(self) -> str:
+        interval = f"{self.ratio:.3f}x [{self.low:.3f}, {self.high:.3f}]"
+        kind = "acknowledged" if self.acked else "regression" if self.regression else "improvement"
+        changed = "; ".join(self.what_changed) or "nothing recorded changed"
+        return (
+            f"{self.change_id} {kind}: {self.key.label()} {interval}, p={self.p_value:.1e}, from run "
+            f"{self.run.run_id[:12]} ({self.run.time[:19]}, commit {self.run.commit[:12]}) - {changed}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "change": self.change_id,
+            "series": self.key.series,
+            "metric": self.key.metric,
+            "scope": self.key.scope,
+            "run_id": self.run.run_id,
+            "time": self.run.time,
+            "commit": self.run.commit,
+            "previous_run_id": self.previous.run_id,
+            "previous_commit": self.previous.commit,
+            "ratio": self.ratio,
+            "low": self.low,
+            "high": self.high,
+            "p_value": self.p_value,
+            "regression": self.regression,
+            "acknowledged": self.acked.reason if self.acked else None,
+            "latest": self.latest,
+            "alerting": self.alerting,
+            "what_changed": list(self.what_changed),
+        }
+
+
+def change_id(key: SeriesKey, run_id: str) -> str:
+    digest = hashlib.sha256(f"{key.series}|{key.metric}|{key.scope}|{run_id}".encode()).hexdigest()
+    return "c" + digest[:10]
+
+
+def load_series(
+    store: HistoryStore, select: str | None = None, metrics: Sequence[str] | None = None
+) -> tuple[list[Series], list[StoredRun]]:
+    """Every series (matching the comma-separated globs `select`), its runs in time order."""
+    runs = store.runs()  # ordered by time, then insertion
+    order = {r.pk: i for i, r in enumerate(runs)}
+    by_pk = {r.pk: r for r in runs}
+    grouped: dict[SeriesKey, list[Any]] = defaultdict(list)
+    for p in store.points(metrics):
+        if select and not matches_any(p.series, select):
+            continue
+        grouped[SeriesKey(p.series, p.metric, p.scope)].append(p)
+    out = []
+    for key in sorted(grouped, key=lambda k: (k.series, k.metric, k.scope)):
+        pts = sorted(grouped[key], key=lambda p: order[p.run])
+        out.append(
+            Series(
+                key, [by_pk[p.run] for p in pts], [p.value for p in pts], [p.low for p in pts], [p.high for p in pts]
+            )
+        )
+    return out, runs
+
+
+def what_changed(before: StoredRun, after: StoredRun, portable: bool) -> tuple[str, ...]:
+    """Commit, versions and provenance, settings (data digest, workload), and - for a portable
+    series - the machine, between two runs."""
+    out = []
+    if before.commit != after.commit:
+        out.append(f"commit {before.commit[:12]} -> {after.commit[:12]}")
+    for label, old, new in (("", before.environment, after.environment), ("", before.settings, after.settings)):
+        for k in sorted(set(old) | set(new)):
+            if k in ("commit",) or old.get(k) == new.get(k):
+                continue
+            out.append(f"{label}{k} {old.get(k, 'absent')} -> {new.get(k, 'absent')}")
+    if portable and before.machine_key != after.machine_key:
+        out.append(f"machine {before.machine_key} -> {after.machine_key}")
+    return tuple(out)
+
+
+def series_changes(series: Series, acks: Sequence[Ack], settings: ChangeSettings | None = None) -> list[Change]:
+    higher_worse, exact = METRICS.get(series.key.metric, (True, False))
+    index_of = {r.run_id: i for i, r in enumerate(series.runs)}
+    mine = [
+        a for a in acks if (a.series, a.metric, a.scope) == (series.key.series, series.key.metric, series.key.scope)
+    ]
+    fixed = [index_of[a.run_id] for a in mine if a.run_id in index_of]
+    steps: list[Step] = find_steps(series.values, exact=exact, fixed=fixed, settings=settings)
+    acked = {index_of[a.run_id]: a for a in mine if a.run_id in index_of}
+    changes = []
+    for n, s in enumerate(steps):
+        run, previous = series.runs[s.index], series.runs[s.index - 1]
+        ack = acked.get(s.index) or next((a for i, a in acked.items() if abs(i - s.index) <= 1), None)
+        worse = bool(s.ratio > 1 if higher_worse else s.ratio < 1)
+        changes.append(
+            Change(
+                change_id(series.key, run.run_id),
+                series.key,
+                run,
+                previous,
+                s.index,
+                s.ratio,
+                s.low,
+                s.high,
+                s.p_value,
+                worse,
+                ack,
+                what_changed(previous, run, series.key.scope == PORTABLE),
+                n == len(steps) - 1,
+            )
+        )
+    return changes
+
+
+def find_changes(
+    store: HistoryStore,
+    select: str | None = None,
+    since: str | None = None,
+    metrics: Sequence[str] = DETECTED,
+    settings: ChangeSettings | None = None,
+) -> tuple[list[Change], list[Series]]:
+    """Change points of every matching series; with `since` (ISO time or date) only those
+    starting at or after it are listed (the series are searched whole)."""
+    series, _ = load_series(store, select, metrics)
+    acks = store.acks()
+    changes = [c for s in series for c in series_changes(s, acks, settings)]
+    if since:
+        changes = [c for c in changes if c.run.time >= since]
+    return changes, series

@@ -1,0 +1,349 @@
+"""The history store: one schema on SQLite (a file, nothing to start) or PostgreSQL (a team's
+shared server), through SQLAlchemy Core. Every run goes in whole in one transaction or not at
+all; a corrupt, foreign or newer history is one HistoryError naming the file or URL."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from perfsuite.history import schema
+from perfsuite.history.runs import RunRecord
+from perfsuite.report.metadata import now_iso
+
+HISTORY_ENV = "PERFSUITE_HISTORY"
+
+
+class HistoryError(ValueError):
+    """A history that cannot be used as asked (the CLI prints it and exits 2)."""
+
+
+def default_history() -> str:
+    """`PERFSUITE_HISTORY`, else history.sqlite under $XDG_DATA_HOME/perfsuite (~/.local/share)."""
+    if os.environ.get(HISTORY_ENV):
+        return os.environ[HISTORY_ENV]
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return str(data_home / "perfsuite" / "history.sqlite")
+
+
+def is_url(target: str) -> bool:
+    return "://" in target
+
+
+def _url(target: str):
+    """A path becomes a SQLite URL; postgresql:// takes the psycopg (3) driver."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not is_url(target):
+        return make_url("sqlite://").set(database=str(Path(target).expanduser().resolve()))
+    try:
+        url = make_url(target)
+    except ArgumentError as exc:
+        raise HistoryError(f"--history {target}: not a database URL ({exc})") from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise HistoryError(f"--history {target}: only SQLite files and postgresql:// URLs are supported")
+    return url
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    pk: int
+    run_id: str
+    kind: str
+    time: str
+    machine_key: str
+    tier: str
+    commit: str
+    environment: dict[str, str]
+    settings: dict[str, Any]
+    source: str
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    run: int  # StoredRun.pk
+    series: str
+    metric: str
+    scope: str
+    value: float
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class Ack:
+    change_id: str
+    series: str
+    metric: str
+    scope: str
+    run_id: str
+    reason: str
+    at: str
+
+
+class HistoryStore:
+    """Open (creating or migrating the schema) a history at a path or URL."""
+
+    def __init__(self, target: str) -> None:
+        from sqlalchemy import create_engine, event
+
+        self.target = str(target)
+        url = _url(self.target)
+        self.backend = url.get_backend_name()
+        self.where = self.target if self.backend == "sqlite" else url.render_as_string(hide_password=True)
+        self._immediate = False
+        if self.backend == "sqlite":
+            path = Path(url.database or "")
+            if path.is_dir():
+                raise HistoryError(f"history {path}: a folder, not a SQLite file")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(url, connect_args={"timeout": 60})
+
+            @event.listens_for(self.engine, "connect")
+            def _connect(dbapi, _record) -> None:
+                dbapi.isolation_level = None  # transactions are begun below, as SQLite means them
+                cursor = dbapi.cursor()
+                cursor.execute("PRAGMA busy_timeout = 60000")
+                cursor.execute("PRAGMA foreign_keys = ON")
+                cursor.close()
+
+            @event.listens_for(self.engine, "begin")
+            def _begin(conn) -> None:
+                # A writer takes the write lock when it begins: two writers queue instead of one
+                # failing when it upgrades a read lock (the deadlock SQLite answers with SQLITE_BUSY).
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if self._immediate else "BEGIN")
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        with self._errors():
+            self._ensure_schema()
+
+    # -- transactions and errors ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+        try:
+            yield
+        except HistoryError:
+            raise
+        except DBAPIError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise HistoryError(f"history {self.where}: {self._explain(first)}") from None
+        except SQLAlchemyError as exc:
+            raise HistoryError(f"history {self.where}: {exc}") from None
+
+    def _explain(self, message: str) -> str:
+        if "file is not a database" in message or "malformed" in message:
+            return f"not a usable SQLite database ({message}); nothing was written"
+        if self.backend == "postgresql" and ("connect" in message or "authentication" in message):
+            return f"cannot connect to the PostgreSQL server ({message})"
+        return message
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Any]:
+        """One write transaction: committed whole, or rolled back (an error, a kill) whole."""
+        with self.engine.connect() as conn:
+            self._immediate = True
+            try:
+                conn.begin()
+            finally:
+                self._immediate = False
+            if self.backend == "postgresql":  # writers of one history take turns, schema creation included
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(728374651)")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def _ensure_schema(self) -> None:
+        from sqlalchemy import inspect, select
+
+        with self._write() as conn:
+            tables = set(inspect(conn).get_table_names())
+            ours = tables & set(schema.TABLES)
+            if not ours:
+                if tables and self.backend == "sqlite":
+                    listed = ", ".join(sorted(tables)[:5])
+                    raise HistoryError(
+                        f"history {self.where}: a SQLite database, but not a perfsuite history ({listed})"
+                    )
+                schema.metadata.create_all(conn)
+                conn.execute(
+                    schema.meta.insert(),
+                    [
+                        {"key": "application", "value": schema.APPLICATION},
+                        {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+                        {"key": "created_at", "value": now_iso()},
+                    ],
+                )
+                return
+            if schema.meta.name not in tables:
+                raise HistoryError(f"history {self.where}: has perfsuite tables but no {schema.meta.name} table")
+            values = dict(conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all())
+            if values.get("application") != schema.APPLICATION:
+                raise HistoryError(
+                    f"history {self.where}: not a perfsuite history (application {values.get('application')!r})"
+                )
+            version = int(values.get("schema_version", "0"))
+            if version > schema.SCHEMA_VERSION:
+                raise HistoryError(
+                    f"history {self.where}: schema {version} was written by a newer perfsuite "
+                    f"(this one reads up to {schema.SCHEMA_VERSION}); upgrade perfsuite"
+                )
+            for step in range(version, schema.SCHEMA_VERSION):
+                if step not in schema.MIGRATIONS:
+                    raise HistoryError(f"history {self.where}: no migration from schema {step}")
+                schema.MIGRATIONS[step](conn)
+            if version != schema.SCHEMA_VERSION:
+                conn.execute(
+                    schema.meta.update()
+                    .where(schema.meta.c.key == "schema_version")
+                    .values(value=str(schema.SCHEMA_VERSION))
+                )
+            schema.metadata.create_all(conn)  # tables a migration added
+
+    def schema_version(self) -> int:
+        from sqlalchemy import select
+
+        with self._errors(), self.engine.connect() as conn:
+            row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).first()
+        return int(row[0]) if row else 0
+
+    # -- writing -------------------------------------------------------------------------------
+    def add(self, records: Sequence[RunRecord], source: str = "") -> list[str]:
+        """Append runs, all in one transaction. A run already in the history is a HistoryError
+        naming it and the file it came from; then nothing of this call is written."""
+        from sqlalchemy import select
+
+        ids = [r.run_id for r in records]
+        seen: dict[str, RunRecord] = {}
+        for r in records:
+            if r.run_id in seen:
+                raise HistoryError(f"run {r.run_id} is in both {seen[r.run_id].source} and {r.source}")
+            seen[r.run_id] = r
+        added_at = now_iso()
+        with self._errors(), self._write() as conn:
+            existing: dict[str, str] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                query = select(schema.runs.c.run_id, schema.runs.c.source).where(schema.runs.c.run_id.in_(chunk))
+                existing.update(dict(conn.execute(query).all()))
+            if existing:
+                run_id, first_source = next(iter(existing.items()))
+                raise HistoryError(
+                    f"{seen[run_id].source}: run {run_id} is already in history {self.where} "
+                    f"(added from {first_source}); nothing was added"
+                )
+            result_rows: list[dict[str, Any]] = []
+            point_rows: list[dict[str, Any]] = []
+            for r in records:
+                pk = conn.execute(
+                    schema.runs.insert().values(
+                        run_id=r.run_id,
+                        kind=r.kind,
+                        time=r.time,
+                        machine_key=r.machine_key,
+                        tier=r.tier,
+                        commit=r.commit,
+                        environment=json.dumps(r.environment, sort_keys=True),
+                        settings=json.dumps(r.settings, sort_keys=True),
+                        source=r.source or source,
+                        added_at=added_at,
+                    )
+                ).inserted_primary_key[0]
+                result_rows += [
+                    {"run": pk, "series": x.series, "status": x.status, "entry": json.dumps(x.entry, allow_nan=False)}
+                    for x in r.results
+                ]
+                point_rows += [
+                    {
+                        "run": pk,
+                        "series": p.series,
+                        "metric": p.metric,
+                        "scope": p.scope,
+                        "value": p.value,
+                        "low": p.low,
+                        "high": p.high,
+                    }
+                    for p in r.points
+                ]
+            if result_rows:
+                conn.execute(schema.results.insert(), result_rows)
+            if point_rows:
+                conn.execute(schema.points.insert(), point_rows)
+        return ids
+
+    def add_ack(self, ack: Ack) -> None:
+        from sqlalchemy import delete
+
+        with self._errors(), self._write() as conn:
+            conn.execute(delete(schema.acks).where(schema.acks.c.change_id == ack.change_id))
+            conn.execute(schema.acks.insert().values(**ack.__dict__))
+
+    # -- reading -------------------------------------------------------------------------------
+    def runs(self) -> list[StoredRun]:
+        from sqlalchemy import select
+
+        r = schema.runs.c
+        query = select(
+            r.id, r.run_id, r.kind, r.time, r.machine_key, r.tier, r.commit, r.environment, r.settings, r.source
+        )
+        with self._errors(), self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(r.time, r.id)).all()
+        return [
+            StoredRun(
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]), json.loads(row[8]), row[9]
+            )
+            for row in rows
+        ]
+
+    def points(self, metrics: Sequence[str] | None = None) -> list[StoredPoint]:
+        from sqlalchemy import select
+
+        p = schema.points.c
+        query = select(p.run, p.series, p.metric, p.scope, p.value, p.low, p.high)
+        if metrics:
+            query = query.where(p.metric.in_(list(metrics)))
+        with self._errors(), self.engine.connect() as conn:
+            return [StoredPoint(*row) for row in conn.execute(query)]
+
+    def results(self, series: str) -> list[tuple[int, str, dict[str, Any]]]:
+        """(run pk, status, the report's entry) of one series, every run that has it."""
+        from sqlalchemy import select
+
+        x = schema.results.c
+        query = select(x.run, x.status, x.entry).where(x.series == series)
+        with self._errors(), self.engine.connect() as conn:
+            return [(row[0], row[1], json.loads(row[2])) for row in conn.execute(query)]
+
+    def statuses(self) -> dict[tuple[int, str], str]:
+        from sqlalchemy import select
+
+        x = schema.results.c
+        with self._errors(), self.engine.connect() as conn:
+            return {(row[0], row[1]): row[2] for row in conn.execute(select(x.run, x.series, x.status))}
+
+    def acks(self) -> list[Ack]:
+        from sqlalchemy import select
+
+        with self._errors(), self.engine.connect() as conn:
+            return [Ack(*row) for row in conn.execute(select(*schema.acks.c))]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,98 @@
+"""Every run goes in: `perfsuite run --history`, `rebaseline` and the plugin's
+--perfsuite-history append the report they wrote; report.json and compare.json carry their own
+run metadata, so a file alone is a complete history record."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from perfsuite.cli import main
+from perfsuite.history.runs import from_compare
+from perfsuite.history.store import HistoryStore
+from tests.conftest import write_matrix
+
+
+def test_run_and_rebaseline_append_to_the_history_with_their_metadata(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "quiet")
+    matrix = write_matrix(tmp_path, rows=4)
+    db = tmp_path / "h.sqlite"
+    common = ["--matrix", str(matrix), "--baselines", str(tmp_path / "bl"), "--report-dir", str(tmp_path / "r")]
+    assert main(["rebaseline", *common, "--history", str(db)]) == 0
+    monkeypatch.setenv("PERFSUITE_HISTORY", str(db))  # the environment configures it too
+    assert main(["run", *common, "--history", str(db)]) == 0
+    assert "added to" in capsys.readouterr().out
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    run = report["run"]
+    assert run["schema"] == "perfsuite-run/1" and run["kind"] == "run" and run["tier"] == "unit"
+    assert run["environment"]["torch"] and run["portable_quality_dtypes"] == ["fp32"]
+    with HistoryStore(str(db)) as store:
+        runs = store.runs()
+        metrics = {p.metric for p in store.points()}
+    assert [r.kind for r in runs] == ["rebaseline", "run"] and runs[1].run_id == run["run_id"]
+    assert {"latency_ms", "processed_tokens", "log_loss", "flops"} <= metrics
+
+
+def test_a_history_that_refuses_the_run_is_exit_2_and_the_report_stays(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "quiet")
+    matrix = write_matrix(tmp_path, rows=4)
+    bad = tmp_path / "h.sqlite"
+    bad.write_bytes(b"garbage" * 200)
+    argv = ["run", "--matrix", str(matrix), "--baselines", str(tmp_path / "bl"), "--report-dir", str(tmp_path / "r")]
+    assert main([*argv, "--history", str(bad)]) == 2
+    assert "not a usable SQLite database" in capsys.readouterr().err
+    assert (tmp_path / "r" / "report.json").is_file()
+
+
+TEST_MODULE = """
+import pytest
+from perfsuite.plugin import assert_outcome
+
+PERFSUITE_MATRIX = {matrix!r}
+pytestmark = pytest.mark.perf
+
+
+def test_variant(perf_outcome):
+    assert_outcome(perf_outcome)
+"""
+
+
+def test_the_plugin_appends_with_perfsuite_history(pytester, monkeypatch):
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "quiet")
+    pytester.makeini("[pytest]\nmarkers =\n    cpu: cpu\n    perf: perf\n")
+    matrix = write_matrix(pytester.path, rows=4)
+    pytester.makepyfile(test_tier=TEST_MODULE.format(matrix=str(matrix)))
+    db = pytester.path / "h.sqlite"
+    args = [
+        "-p",
+        "no:cacheprovider",
+        "--perfsuite-baselines",
+        str(pytester.path / "bl"),
+        "--perfsuite-history",
+        str(db),
+    ]
+    result = pytester.runpytest_subprocess(*args, "--perfsuite-rebaseline")
+    result.stdout.fnmatch_lines(["*history: run * figures) added to*"])
+    with HistoryStore(str(db)) as store:
+        assert [r.kind for r in store.runs()] == ["rebaseline"]
+
+
+def test_compare_json_carries_the_base_commit_and_reads_as_head_over_base(tmp_path):
+    from perfsuite.compare.protocol import CompareSettings, Side, VariantComparison
+    from perfsuite.compare.report import write_reports
+    from perfsuite.report.metadata import run_metadata
+    from perfsuite.stats.intervals import RatioEstimate
+    from perfsuite.variant import Variant
+
+    result = VariantComparison(Variant("tiny-llama3", "fp32", "sdpa", "sorted"), "faster")
+    result.estimate = RatioEstimate(0.8, 0.75, 0.85, 6, 0.95)
+    sides = (Side("A", ("python",), {}, "this checkout"), Side("B", ("python",), {}, "revision main", "f" * 40))
+    run = run_metadata("compare", "cpu", "cpu-test-2c")
+    write_reports([result], sides, {}, CompareSettings(), tmp_path, run)
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert data["run"]["kind"] == "compare" and data["sides"]["B"]["revision"] == "f" * 40
+    record = from_compare(data, "compare.json")
+    (point,) = record.points
+    assert point.metric == "head_over_base"
+    assert point.value == pytest.approx(1.25) and point.low == pytest.approx(1 / 0.85)
