@@ -330,8 +330,97 @@ def render_compare(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# -- history: detection on histories built from real runs, one real injected history, scale --
+def history_child(scenario: Scenario, select: str, baselines: str, out: Path) -> None:
+    """One run of a real history: the selected variants (no relative bounds) with the
+    scenario's regression installed, its report.json (with run metadata) written to `out`."""
+    from perfsuite.matrix.tier import load_matrix
+    from perfsuite.session import PerfSession
+
+    install(scenario)
+    matrix = load_matrix("cpu")
+    session = PerfSession(matrix, baselines)
+    for variant in matrix.select(select):
+        session.run(variant)
+    session.report().write(out)
+
+
+def real_history(runs: int, inject_from: int, target: str, slowdown: float, select: str, baselines: str, out: Path):
+    """`runs` fresh processes in a row, the target made `slowdown` slower from run `inject_from`
+    on (0-based): the report.json files of a fully real history."""
+    from perfsuite.progress import Progress
+
+    paths = []
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with Progress(runs, "real history runs") as progress:
+        for i in range(runs):
+            sc = Scenario(f"{target} +{slowdown:.0%}", slowdown, target) if i >= inject_from else Scenario("A/A")
+            folder = out / f"run-{i:03d}"
+            cmd = [sys.executable, "-m", "perfsuite.selftest", "history-child", json.dumps(asdict(sc)), select]
+            proc = subprocess.run([*cmd, baselines, str(folder)], env=env, capture_output=True, text=True)
+            if proc.returncode != 0 or not (folder / "report.json").exists():
+                raise RuntimeError(f"history run {i}: exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
+            paths.append(folder / "report.json")
+            progress.advance(f"run {i}: {sc.name}")
+    return paths
+
+
+def history_selftest(
+    runs: Sequence[str] = (),
+    out_dir: str | Path = "reports/selftest",
+    step: float = 0.05,
+    histories: int = 10,
+    flat: int = 100,
+    real_runs: int = 0,
+    inject_from: int = 20,
+    target: str = DEFAULT_TARGET,
+    scale: tuple[int, int] | None = (1000, 100),
+    baselines: str = "baselines",
+) -> dict[str, Any]:
+    """The history's targets measured here: detection on histories built from `runs` (folders
+    of report.json files recorded on this machine), one fully real history, the compare chain,
+    and the scale of add / changes / html. Writes history-selftest.json and prints the figures."""
+    from perfsuite.device.machine import detect
+    from perfsuite.fileio import atomic_write_text
+    from perfsuite.history import bench
+    from perfsuite.history.ingest import expand
+    from perfsuite.history.series import find_changes
+    from perfsuite.history.store import HistoryStore
+
+    out = Path(out_dir)
+    settings = {"step": step, "histories": histories, "flat": flat, "length": 30, "after": 5}
+    doc: dict[str, Any] = {"machine": detect("cpu").machine_key(), "settings": settings}
+    if runs:
+        pool = bench.load_pool([p for p in expand(runs) if p.name == "report.json"])
+        doc["pool_runs"] = pool.runs
+        doc["detection"] = bench.detection_table(pool, step, histories, flat, 30, 5)
+    if real_runs:
+        paths = real_history(real_runs, inject_from, target, step, target, baselines, out / "real-history")
+        with HistoryStore(str(out / "real-history" / "history.sqlite")) as store:
+            from perfsuite.history.ingest import add_files
+
+            add_files(store, paths)
+            changes, _ = find_changes(store, target, metrics=["latency_ms"])
+        doc["real"] = {"runs": real_runs, "inject_from": inject_from, "target": target, "slowdown": step}
+        doc["real"]["changes"] = [
+            f"run {c.index}: {c.ratio:.3f}x [{c.low:.3f}, {c.high:.3f}] p={c.p_value:.1e}" for c in changes
+        ]
+    doc["chain"] = [bench.chained(10, 1.02, 0.03, seed) for seed in range(3)] + [
+        bench.chained(10, 1.0, 0.03, seed) for seed in range(3)
+    ]
+    if scale:
+        doc["scale"] = bench.scale(*scale, render=bench.chromium_render_s)
+    atomic_write_text(out / "history-selftest.json", json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"perfsuite history selftest on {doc['machine']}")
+    print(bench.render(doc))
+    print(f"history selftest report: {(out / 'history-selftest.json').resolve()}")
+    return doc
+
+
 if __name__ == "__main__":
-    if (
+    if sys.argv[1] == "history-child":  # python -m perfsuite.selftest history-child SC SELECT BASELINES OUT
+        history_child(Scenario(**json.loads(sys.argv[2])), sys.argv[3], sys.argv[4], Path(sys.argv[5]))
+    elif (
         sys.argv[1] == "compare-worker"
     ):  # side B of the compare selftest: python -m perfsuite.selftest compare-worker SC
         install(Scenario(**json.loads(sys.argv[2])))

@@ -9,16 +9,7 @@ import importlib.util
 import shutil
 from collections.abc import Iterator
 
-# Without the background-networking flags Chromium keeps trying to reach Google on a closed network.
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from perfsuite.history.bench import CHROMIUM_ARGS as ARGS  # one way to start it, for the test and the benchmark
 
 
 def chromium_path() -> str | None:
@@ -39,7 +30,7 @@ def browser_page(errors: list[str]) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=chromium_path(), args=list(ARGS), headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))

@@ -147,6 +147,13 @@ def _selftest(args: argparse.Namespace) -> int:
     from perfsuite.selftest import compare_selftest, selftest
 
     sizes = tuple(float(x) for x in args.sizes.split(","))
+    if args.history:
+        from perfsuite.selftest import history_selftest
+
+        scale = None if args.no_scale else (args.scale_runs, args.scale_variants)
+        real = (args.real_runs, args.inject_from)
+        history_selftest(args.runs, args.report_dir, sizes[0], real_runs=real[0], inject_from=real[1], scale=scale)
+        return 0
     if args.compare:
         from perfsuite.compare.protocol import CompareSettings
 
@@ -170,6 +177,18 @@ def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compare", action="store_true", help="measure `perfsuite compare` instead (A/A and slowdowns of side B)"
     )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="measure the history instead: change-point detection on histories built from --runs, a real injected "
+        "history (--real-runs), the compare chain and the scale of add/changes/html (--sizes' first is the step)",
+    )
+    parser.add_argument("--runs", nargs="*", default=[], help="--history: folders of report.json files recorded here")
+    parser.add_argument("--real-runs", type=int, default=0, help="--history: runs of a fully real history (0: none)")
+    parser.add_argument("--inject-from", type=int, default=20, help="--history: the real run the slowdown starts at")
+    parser.add_argument("--scale-runs", type=positive_int, default=1000, help="--history: runs in the scale test")
+    parser.add_argument("--scale-variants", type=positive_int, default=100, help="--history: variants per run there")
+    parser.add_argument("--no-scale", action="store_true", help="--history: skip the scale test")
     parser.add_argument("--passes", type=positive_int, default=6, help="--compare: interleaved passes per process pair")
     parser.add_argument("--min-pairs", type=at_least(3), default=6, help="--compare: process pairs before deciding")
     parser.add_argument(

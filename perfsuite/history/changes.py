@@ -61,13 +61,18 @@ def hampel(y: np.ndarray, sigma: float, sigmas: float, half_window: int = 2) -> 
     """(`y` with every lone outlier replaced by the median of its window, which points were)."""
     out = y.copy()
     flagged = np.zeros(len(y), dtype=bool)
-    if sigma <= 0:
+    if sigma <= 0 or len(y) < 3:
         return out, flagged
-    for i in range(len(y)):
-        window = y[max(0, i - half_window) : i + half_window + 1]
-        med = float(np.median(window))
-        if abs(y[i] - med) > sigmas * sigma:
-            out[i], flagged[i] = med, True
+    w = 2 * half_window + 1
+    medians = np.empty(len(y))
+    ends = range(len(y))  # windows cut short by an end of the series, one by one
+    if len(y) >= w:  # the full windows at once
+        medians[half_window : len(y) - half_window] = np.median(np.lib.stride_tricks.sliding_window_view(y, w), axis=1)
+        ends = [*range(half_window), *range(len(y) - half_window, len(y))]
+    for i in ends:
+        medians[i] = np.median(y[max(0, i - half_window) : i + half_window + 1])
+    flagged = np.abs(y - medians) > sigmas * sigma
+    out[flagged] = medians[flagged]
     return out, flagged
 
 

@@ -23,8 +23,10 @@ SHOWN = ("latency_ms", "tokens_per_s", "peak_mib", "log_loss", "lm_log_loss", "p
 STATUS = {"pass": "p", "fail": "f", "skip": "s", "recorded": "r", "slower": "f", "same": "p", "faster": "p"}
 
 
-def _round(value: float) -> float:
-    return float(f"{value:.5g}")
+def _round(value: float) -> float | int:
+    """Four significant digits - a chart's pixel is coarser - and no ".0" on whole numbers."""
+    rounded = float(f"{value:.4g}")
+    return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
 
 
 def _variant_of(series: str) -> str:
@@ -39,10 +41,13 @@ def _facets(variant: str) -> dict[str, str]:
 
 
 def _chart(s: Series, run_index: dict[int, int], statuses: dict[tuple[int, str], str], changes: list[Change]):
+    x = [run_index[r.pk] for r in s.runs]
+    consecutive = x == list(range(x[0], x[0] + len(x)))  # most series: one value per run, [first, count]
     return {
         "metric": s.key.metric,
         "scope": s.key.scope,
-        "x": [run_index[r.pk] for r in s.runs],
+        "x": [x[0], len(x)] if consecutive else x,
+        "xr": consecutive,
         "y": [_round(v) for v in s.values],
         "s": "".join(STATUS.get(statuses.get((r.pk, s.key.series), ""), "u") for r in s.runs),
         "changes": [

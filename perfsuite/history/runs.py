@@ -246,16 +246,22 @@ def _run_block(data: dict[str, Any], where: str) -> dict[str, Any] | None:
 def read_run_file(path: Path) -> RunRecord:
     """One report.json or compare.json, checked field by field: ValueError naming the file and
     field otherwise (NaN figures included - the run is refused whole, never half-added)."""
+    non_finite_tokens: list[str] = []
+
+    def constant(token: str) -> float:  # NaN, Infinity, -Infinity: Python's json accepts them
+        non_finite_tokens.append(token)
+        return float(token)
+
     try:
         text = Path(path).read_text(encoding="utf-8")
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=constant)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable report.json or compare.json ({exc})") from None
     except RecursionError:
         raise ValueError(f"{path}: nested too deeply to be a perfsuite report") from None
     if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
         raise ValueError(f"{path}: not a perfsuite report.json or compare.json (no 'variants' list)")
-    bad = non_finite(data, "")
+    bad = non_finite(data, "") if non_finite_tokens else None  # the walk only to name the field
     if bad:
         raise ValueError(f"{path}: field {bad.lstrip('.')} is NaN or Infinity; the run was not added")
     mtime = datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc).isoformat(timespec="milliseconds")

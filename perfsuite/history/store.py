@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from perfsuite.history import schema
 from perfsuite.history.runs import RunRecord
@@ -67,8 +67,7 @@ class StoredRun:
     source: str
 
 
-@dataclass(frozen=True)
-class StoredPoint:
+class StoredPoint(NamedTuple):  # a million of them load at once: a tuple, not a dataclass
     run: int  # StoredRun.pk
     series: str
     metric: str
@@ -87,6 +86,17 @@ class Ack:
     run_id: str
     reason: str
     at: str
+
+
+def _bulk(conn: Any, table: Any, rows: list[tuple[Any, ...]]) -> None:
+    """Many rows (tuples in the table's column order) in one executemany, straight to the
+    driver: building SQLAlchemy's per-row parameter dicts took most of a 100k-row insert."""
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(f'"{c.name}"' for c in table.columns)
+    marks = ", ".join(mark for _ in table.columns)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
 
 
 class HistoryStore:
@@ -261,26 +271,10 @@ class HistoryStore:
                         added_at=added_at,
                     )
                 ).inserted_primary_key[0]
-                result_rows += [
-                    {"run": pk, "series": x.series, "status": x.status, "entry": json.dumps(x.entry, allow_nan=False)}
-                    for x in r.results
-                ]
-                point_rows += [
-                    {
-                        "run": pk,
-                        "series": p.series,
-                        "metric": p.metric,
-                        "scope": p.scope,
-                        "value": p.value,
-                        "low": p.low,
-                        "high": p.high,
-                    }
-                    for p in r.points
-                ]
-            if result_rows:
-                conn.execute(schema.results.insert(), result_rows)
-            if point_rows:
-                conn.execute(schema.points.insert(), point_rows)
+                result_rows += [(pk, x.series, x.status, json.dumps(x.entry, allow_nan=False)) for x in r.results]
+                point_rows += [(pk, p.series, p.metric, p.scope, p.value, p.low, p.high) for p in r.points]
+            _bulk(conn, schema.results, result_rows)
+            _bulk(conn, schema.points, point_rows)
         return ids
 
     def add_ack(self, ack: Ack) -> None:
@@ -315,7 +309,7 @@ class HistoryStore:
         if metrics:
             query = query.where(p.metric.in_(list(metrics)))
         with self._errors(), self.engine.connect() as conn:
-            return [StoredPoint(*row) for row in conn.execute(query)]
+            return list(map(StoredPoint._make, conn.execute(query).all()))
 
     def results(self, series: str) -> list[tuple[int, str, dict[str, Any]]]:
         """(run pk, status, the report's entry) of one series, every run that has it."""

@@ -162,29 +162,16 @@ def test_two_concurrent_writers_lose_nothing(tmp_path):
 
 _KILLED = """
 import sys, time
-from perfsuite.history.ingest import add_files
-from perfsuite.history.store import HistoryStore
 import perfsuite.history.store as store_module
-store = HistoryStore(sys.argv[1])
-original = store_module.HistoryStore._write
-def slow_insert(self):
-    cm = original(self)
-    class Wrapped:
-        def __enter__(inner):
-            conn = cm.__enter__()
-            def execute(statement, *args, **kwargs):
-                result = type(conn).execute(conn, statement, *args, **kwargs)
-                if "perfsuite_points" in str(statement):
-                    print("points written", flush=True)
-                    time.sleep(60)
-                return result
-            conn.execute = execute
-            return conn
-        def __exit__(inner, *exc):
-            return cm.__exit__(*exc)
-    return Wrapped()
-store_module.HistoryStore._write = slow_insert
-add_files(store, sys.argv[2:])
+from perfsuite.history.ingest import add_files
+bulk = store_module._bulk
+def slow_bulk(conn, table, rows):
+    bulk(conn, table, rows)
+    if table.name == "perfsuite_points":  # runs, results and points are in, not yet committed
+        print("points written", flush=True)
+        time.sleep(60)
+store_module._bulk = slow_bulk
+add_files(store_module.HistoryStore(sys.argv[1]), sys.argv[2:])
 """
 
 

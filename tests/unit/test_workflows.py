@@ -83,5 +83,20 @@ def test_every_ci_job_takes_torch_from_the_cpu_index_and_keeps_the_pip_cache():
     assert workflow["env"]["PIP_EXTRA_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
     for name, job in workflow["jobs"].items():
         assert "PIP_EXTRA_INDEX_URL" not in job.get("env", {}), f"{name} overrides the CPU index"
+        if not any("pip install" in str(s.get("run", "")) for s in job["steps"]):
+            continue  # installs nothing (the Pages deployment)
         caches = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache@")]
         assert any("~/.cache/pip" in c["with"]["path"] for c in caches), f"{name} keeps no pip cache"
+
+
+def test_main_branch_runs_keep_their_history_on_a_branch_and_publish_the_dashboard():
+    import yaml
+
+    ci = yaml.safe_load(WORKFLOWS[0].read_text())["jobs"]
+    steps = " ".join(str(s.get("run", "")) for s in ci["history"]["steps"])
+    assert "scripts/ci_history.sh perfsuite-history" in steps and "compare/compare.json" in steps
+    assert ci["history"]["permissions"] == {"contents": "write"} and ci["history"]["concurrency"]
+    uploads = [s for s in ci["history"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert uploads and uploads[0]["with"]["path"] == "site"
+    gpu = (WORKFLOWS[0].parent / "gpu.yml").read_text()
+    assert "scripts/ci_history.sh perfsuite-history-gpu" in gpu

@@ -20,7 +20,13 @@
     return function (v) { return a + (v - lo) / (hi - lo) * (b - a); };
   }
 
+  function expand(c) {  // x as [first, count] where a series has one value per run
+    if (c.xr) { var x = []; for (var i = 0; i < c.x[1]; i++) x.push(c.x[0] + i); c.x = x; c.xr = false; }
+    return c;
+  }
+
   function chartSvg(c, nRuns, runs, title) {
+    expand(c);
     var ys = c.y, lo = Math.min.apply(null, ys), hi = Math.max.apply(null, ys);
     var sx = scale(0, Math.max(nRuns - 1, 1), L, W - R), sy = scale(lo, hi, H - B, T);
     var pts = [], i, out = [];
