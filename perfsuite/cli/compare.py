@@ -21,7 +21,6 @@ def _compare(args: argparse.Namespace) -> int:
     from perfsuite.compare.harness import Comparison
     from perfsuite.compare.protocol import CompareSettings
     from perfsuite.compare.report import render, write_reports
-    from perfsuite.compare.sides import base_side, pinned_side, python_side, this_side
 
     matrix = load_matrix(args.matrix)
     variants = matrix.select(args.select)
@@ -34,13 +33,7 @@ def _compare(args: argparse.Namespace) -> int:
     )
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     with contextlib.ExitStack() as stack:
-        if args.python:
-            b = python_side(args.python)
-        elif args.pin:
-            b = pinned_side(args.pin, say)
-        else:
-            b = stack.enter_context(base_side(args.base, say))
-        a = this_side()
+        a, b = sides(args, stack, say)
         comparison = Comparison(matrix, a, b, settings, args.data, workload(args), say)
         comparison.check_sides()
         results = comparison.run(variants)
@@ -56,6 +49,22 @@ def _compare(args: argparse.Namespace) -> int:
 
         print(append_run(args.history, folder / "compare.json"))
     return 1 if any(r.failed for r in results) else 0
+
+
+def sides(args: argparse.Namespace, stack, say):
+    """(A, B): B is always what is being tried - the pins, the other interpreter, or this
+    checkout against `--base` (then A is the base revision) - so "B slower" is the regression
+    in every mode, and B/A reads head / base for a PR."""
+    import dataclasses
+
+    from perfsuite.compare.sides import base_side, pinned_side, python_side, this_side
+
+    if args.python:
+        return this_side(), python_side(args.python)
+    if args.pin:
+        return this_side(), pinned_side(args.pin, say)
+    base = stack.enter_context(base_side(args.base, say))
+    return dataclasses.replace(base, name="A"), dataclasses.replace(this_side(), name="B")
 
 
 def _bisect(args: argparse.Namespace) -> int:

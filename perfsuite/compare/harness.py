@@ -1,7 +1,8 @@
 """`perfsuite compare`: A/B of two environments on one machine, interleaved in one run.
 
-Duet benchmarking (Bulej et al., ICPE 2020; Laaber et al., EMSE 2019): A is this checkout
-with this interpreter, B another interpreter, a pinned venv or a base revision. Each side is
+Duet benchmarking (Bulej et al., ICPE 2020; Laaber et al., EMSE 2019): B is what is tried -
+another interpreter, a pinned venv, or this checkout against a base revision (then A is the
+base; otherwise A is this checkout with this interpreter). Each side is
 a worker process (``compare_worker``) holding the prepared variant; the harness alternates
 single passes A B / B A in random order, so whatever else the machine does hits both.
 

@@ -176,13 +176,14 @@ def from_report(data: dict[str, Any], source: str, fallback_time: str) -> RunRec
 
 
 def from_compare(data: dict[str, Any], source: str) -> RunRecord:
-    """A compare.json as one run: per variant, head / base (a `--base` side) or B / A."""
+    """A compare.json as one run: per variant, head / base (with `--base`, A is the base and B this
+    checkout, so B/A is head / base) or B / A (pins, another interpreter)."""
     where = source
     run = _run_block(data, where)
     if run is None:
         raise ValueError(f"{where}: a compare.json without its run metadata (written before history existed)")
     sides = data.get("sides") if isinstance(data.get("sides"), dict) else {}
-    base = str((sides.get("B") or {}).get("revision") or "")
+    base = str((sides.get("A") or {}).get("revision") or "")  # compare --base: A is the base revision
     metric = "head_over_base" if base else "b_over_a"
     points, results = [], []
     for i, e in enumerate(data["variants"]):
@@ -193,8 +194,6 @@ def from_compare(data: dict[str, Any], source: str) -> RunRecord:
         est = e.get("estimate") if isinstance(e.get("estimate"), dict) else None
         ratio, low, high = (_number(est.get(k)) for k in ("ratio", "low", "high")) if est else (None, None, None)
         if ratio and low and high:
-            if base:  # B/A is base / head: the chain wants head / base
-                ratio, low, high = 1 / ratio, 1 / high, 1 / low
             points.append(Point(name, metric, PORTABLE, ratio, low, high))
     settings = {"compare": data.get("settings") or {}, "sides": sides, "base_commit": base}
     return RunRecord(

@@ -80,7 +80,8 @@ def report(
     }
 
 
-def compare_doc(i: int, variant: str, b_over_a: float, half_width: float = 0.03, base: str = "b" * 40):
+def compare_doc(i: int, variant: str, head_over_base: float, half_width: float = 0.03, base: str = "b" * 40):
+    """compare --base as perfsuite writes it: A is the base revision, B this checkout (head)."""
     return {
         "run": {
             "schema": RUN_SCHEMA,
@@ -92,16 +93,16 @@ def compare_doc(i: int, variant: str, b_over_a: float, half_width: float = 0.03,
             "commit": f"{i:012x}",
             "environment": {"transformers": "5.24.0"},
         },
-        "sides": {"A": {"description": "this checkout"}, "B": {"description": "base", "revision": base}},
+        "sides": {"A": {"description": "base", "revision": base}, "B": {"description": "this checkout"}},
         "settings": {"max_slowdown": 0.05},
         "variants": [
             {
                 "variant": variant,
                 "verdict": "same",
                 "estimate": {
-                    "ratio": b_over_a,
-                    "low": b_over_a * (1 - half_width),
-                    "high": b_over_a * (1 + half_width),
+                    "ratio": head_over_base,
+                    "low": head_over_base * (1 - half_width),
+                    "high": head_over_base * (1 + half_width),
                 },
             }
         ],

@@ -16,8 +16,7 @@ V = "tiny-llama3-fp32-sdpa-sorted"
 
 
 def _chain(tmp_path, head_over_base):
-    # compare.json holds B/A = base / head
-    docs = [compare_doc(i, V, 1 / r) for i, r in enumerate(head_over_base)]
+    docs = [compare_doc(i, V, r) for i, r in enumerate(head_over_base)]
     store = HistoryStore(str(tmp_path / "h.sqlite"))
     add_files(store, write(tmp_path, docs, "compare.json"))
     series, _ = load_series(store, metrics=["head_over_base"])
@@ -38,7 +37,7 @@ def test_ten_a_a_merges_are_not_flagged(tmp_path):
     store.close()
 
 
-def test_head_over_base_inverts_compares_b_over_a(tmp_path):
+def test_a_compare_against_a_base_reads_as_head_over_base(tmp_path):
     store, (chain,) = _chain(tmp_path, [1.25])
     assert abs(chain.links[0].ratio - 1.25) < 1e-9 and chain.links[0].base_commit == "b" * 40
     store.close()

@@ -29,7 +29,7 @@ def site(tmp_path):
     docs += [report(21 + i, {V: 130.0, W: 70.0 + i * 0.1}, processed={W: 1500}) for i in range(4)]
     with HistoryStore(db) as store:
         add_files(store, write(tmp_path / "runs", docs))
-        add_files(store, write(tmp_path / "cmp", [compare_doc(i, V, 1 / 1.02) for i in range(10)], "compare.json"))
+        add_files(store, write(tmp_path / "cmp", [compare_doc(i, V, 1.02) for i in range(10)], "compare.json"))
         (step,) = [c for c in find_changes(store, V)[0] if c.key.metric == "latency_ms"]
         store.add_ack(Ack(step.change_id, V, "latency_ms", step.key.scope, step.run.run_id, "intended", "now"))
     out = tmp_path / "site"

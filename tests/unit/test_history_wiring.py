@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from perfsuite.cli import main
 from perfsuite.history.runs import from_compare
 from perfsuite.history.store import HistoryStore
@@ -85,14 +83,26 @@ def test_compare_json_carries_the_base_commit_and_reads_as_head_over_base(tmp_pa
     from perfsuite.stats.intervals import RatioEstimate
     from perfsuite.variant import Variant
 
-    result = VariantComparison(Variant("tiny-llama3", "fp32", "sdpa", "sorted"), "faster")
-    result.estimate = RatioEstimate(0.8, 0.75, 0.85, 6, 0.95)
-    sides = (Side("A", ("python",), {}, "this checkout"), Side("B", ("python",), {}, "revision main", "f" * 40))
+    result = VariantComparison(Variant("tiny-llama3", "fp32", "sdpa", "sorted"), "slower")
+    result.estimate = RatioEstimate(1.25, 1.2, 1.3, 6, 0.95)
+    sides = (Side("A", ("python",), {}, "revision main", "f" * 40), Side("B", ("python",), {}, "this checkout"))
     run = run_metadata("compare", "cpu", "cpu-test-2c")
     write_reports([result], sides, {}, CompareSettings(), tmp_path, run)
     data = json.loads((tmp_path / "compare.json").read_text())
-    assert data["run"]["kind"] == "compare" and data["sides"]["B"]["revision"] == "f" * 40
-    record = from_compare(data, "compare.json")
-    (point,) = record.points
+    assert data["run"]["kind"] == "compare" and data["sides"]["A"]["revision"] == "f" * 40
+    (point,) = from_compare(data, "compare.json").points
     assert point.metric == "head_over_base"
-    assert point.value == pytest.approx(1.25) and point.low == pytest.approx(1 / 0.85)
+    assert (point.value, point.low, point.high) == (1.25, 1.2, 1.3)
+
+
+def test_compare_base_puts_the_base_on_side_a_so_b_slower_is_a_regression_of_head(tmp_path):
+    import argparse
+    import contextlib
+
+    from perfsuite.cli.compare import sides
+
+    args = argparse.Namespace(python=None, pin=None, base="HEAD")
+    with contextlib.ExitStack() as stack:
+        a, b = sides(args, stack, lambda _text: None)
+        assert a.name == "A" and len(a.revision) == 40 and a.env["PYTHONPATH"]
+        assert b.name == "B" and b.description.startswith("this checkout") and not b.revision
