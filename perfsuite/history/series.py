@@ -4,12 +4,14 @@ run and commit it starts at and what else changed between that run and the one b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from perfsuite.device.environment import PROVENANCE
 from perfsuite.history.changes import ChangeSettings, Step, find_steps
 from perfsuite.history.runs import METRICS, PORTABLE
 from perfsuite.history.store import Ack, HistoryStore, StoredRun
@@ -170,6 +172,16 @@ def series_changes(series: Series, acks: Sequence[Ack], settings: ChangeSettings
     return changes
 
 
+def _with_provenance(store: HistoryStore, change: Change) -> Change:
+    """Add what changed for this variant alone between the two runs: its checkpoint digest,
+    adapter, threads and other provenance, as its own report entries recorded them."""
+    before, after = (store.entry(r.pk, change.key.series) for r in (change.previous, change.run))
+    envs = [((e or {}).get("measurement") or {}).get("environment") or {} for e in (before, after)]
+    keys = sorted(k for k in set(envs[0]) | set(envs[1]) if k in PROVENANCE and envs[0].get(k) != envs[1].get(k))
+    extra = tuple(f"{k} {envs[0].get(k, 'absent')} -> {envs[1].get(k, 'absent')}" for k in keys)
+    return dataclasses.replace(change, what_changed=change.what_changed + extra) if extra else change
+
+
 def find_changes(
     store: HistoryStore,
     select: str | None = None,
@@ -181,7 +193,7 @@ def find_changes(
     starting at or after it are listed (the series are searched whole)."""
     series, _ = load_series(store, select, metrics)
     acks = store.acks()
-    changes = [c for s in series for c in series_changes(s, acks, settings)]
+    changes = [_with_provenance(store, c) for s in series for c in series_changes(s, acks, settings)]
     if since:
         changes = [c for c in changes if c.run.time >= since]
     return changes, series

@@ -320,6 +320,16 @@ class HistoryStore:
         with self._errors(), self.engine.connect() as conn:
             return [(row[0], row[1], json.loads(row[2])) for row in conn.execute(query)]
 
+    def entry(self, run: int, series: str) -> dict[str, Any] | None:
+        """The report's entry of one series in one run (StoredRun.pk), or None."""
+        from sqlalchemy import select
+
+        x = schema.results.c
+        query = select(x.entry).where(x.run == run, x.series == series)
+        with self._errors(), self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return json.loads(row[0]) if row else None
+
     def statuses(self) -> dict[tuple[int, str], str]:
         from sqlalchemy import select
 

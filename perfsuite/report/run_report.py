@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perfsuite.device.environment import PROVENANCE
 from perfsuite.fileio import atomic_write_text, console_width, finite_or_none
 from perfsuite.report import markdown
 from perfsuite.report.metadata import non_finite, run_metadata
@@ -293,7 +294,8 @@ class RunReport:
 
     def write(self, folder: str | Path) -> Path:
         measured = next((o.measurement for o in self.outcomes if o.measurement is not None), None)
-        env = measured.environment if measured is not None else None
+        # the run's versions and commit; a variant's own provenance (checkpoint, threads) stays in its entry
+        env = {k: v for k, v in measured.environment.items() if k not in PROVENANCE} if measured else None
         pqd = self.portable_quality_dtypes
         self.run = self.run or run_metadata(self.kind, self.tier, self.machine_key, env, pqd, shard=self.shard)
         return write_reports(

@@ -70,6 +70,16 @@ def test_a_step_names_its_run_commit_and_what_else_changed(tmp_path):
     assert f"commit {15:012x} -> {16:012x}" in change.what_changed
 
 
+def test_a_step_names_the_variants_own_provenance_change(tmp_path):
+    docs = [report(i, {V: 100.0 * (1.3 if i >= 8 else 1.0)}) for i in range(14)]
+    for i, doc in enumerate(docs):
+        doc["variants"][0]["measurement"]["environment"]["checkpoint"] = "weights@new" if i >= 8 else "weights@old"
+    with HistoryStore(str(tmp_path / "h.sqlite")) as store:
+        add_files(store, write(tmp_path, docs))
+        (change,) = [c for c in find_changes(store)[0] if c.key.metric == "latency_ms"]
+    assert "checkpoint weights@old -> weights@new" in change.what_changed
+
+
 def test_runs_added_out_of_order_give_the_same_change(tmp_path):
     with _history(tmp_path / "a") as store:
         ordered = [(c.key, c.run.commit) for c in find_changes(store)[0]]
