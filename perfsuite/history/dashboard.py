@@ -41,15 +41,19 @@ def _facets(variant: str) -> dict[str, str]:
 
 
 def _chart(s: Series, run_index: dict[int, int], statuses: dict[tuple[int, str], str], changes: list[Change]):
-    x = [run_index[r.pk] for r in s.runs]
+    """One chart of this page's tier: the points of runs of other tiers (the same variant id in
+    two matrices) are left to their own page."""
+    keep = [i for i, r in enumerate(s.runs) if r.pk in run_index]
+    runs, values = [s.runs[i] for i in keep], [s.values[i] for i in keep]
+    x = [run_index[r.pk] for r in runs]
     consecutive = x == list(range(x[0], x[0] + len(x)))  # most series: one value per run, [first, count]
     return {
         "metric": s.key.metric,
         "scope": s.key.scope,
         "x": [x[0], len(x)] if consecutive else x,
         "xr": consecutive,
-        "y": [_round(v) for v in s.values],
-        "s": "".join(STATUS.get(statuses.get((r.pk, s.key.series), ""), "u") for r in s.runs),
+        "y": [_round(v) for v in values],
+        "s": "".join(STATUS.get(statuses.get((r.pk, s.key.series), ""), "u") for r in runs),
         "changes": [
             {
                 "i": run_index[c.run.pk],
@@ -62,6 +66,7 @@ def _chart(s: Series, run_index: dict[int, int], statuses: dict[tuple[int, str],
                 "label": "; ".join(c.what_changed[:3]) or "nothing recorded changed",
             }
             for c in changes
+            if c.run.pk in run_index
         ],
     }
 
@@ -80,7 +85,7 @@ def tier_data(
         by_key[c.key].append(c)
     variants: dict[str, dict[str, Any]] = {}
     for s in series:
-        if s.key.metric not in SHOWN or not s.runs or s.runs[0].pk not in run_index:
+        if s.key.metric not in SHOWN or not any(r.pk in run_index for r in s.runs):
             continue
         entry = variants.setdefault(
             s.key.series, {"id": s.key.series, **_facets(_variant_of(s.key.series)), "charts": []}
@@ -91,7 +96,7 @@ def tier_data(
     return {
         "tier": tier,
         "runs": [[r.time[:19], r.commit[:12], r.machine_key, r.kind] for r in mine],
-        "variants": [variants[k] for k in sorted(variants)],
+        "variants": [variants[k] for k in sorted(variants, key=lambda k: (":" in k, k))],  # bounds last
     }
 
 

@@ -44,6 +44,18 @@ def test_the_pages_load_nothing_from_the_network(site):
         assert "<script src" not in text
 
 
+def test_a_variant_id_in_two_tiers_is_drawn_on_each_tiers_page_with_its_own_runs(tmp_path):
+    docs = [report(i, {V: 100.0}) for i in range(3)] + [report(3, {V: 5.0})]
+    docs[3]["run"]["tier"] = "unit"
+    db = str(tmp_path / "h.sqlite")
+    with HistoryStore(db) as store:
+        add_files(store, write(tmp_path / "runs", docs))
+    assert main(["history", "html", str(tmp_path / "site"), "--history", db]) == 0
+    pages = {p.name: p.read_text() for p in (tmp_path / "site").glob("tier-*.html")}
+    assert set(pages) == {"tier-cpu.html", "tier-unit.html"}
+    assert '"y":[100,100,100]' in pages["tier-cpu.html"] and '"y":[5]' in pages["tier-unit.html"]
+
+
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")
 def test_every_chart_renders_in_headless_chromium_with_no_javascript_error(site):
     import json
