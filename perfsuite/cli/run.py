@@ -152,7 +152,15 @@ def _selftest(args: argparse.Namespace) -> int:
 
         scale = None if args.no_scale else (args.scale_runs, args.scale_variants)
         real = (args.real_runs, args.inject_from)
-        history_selftest(args.runs, args.report_dir, sizes[0], real_runs=real[0], inject_from=real[1], scale=scale)
+        history_selftest(
+            args.runs,
+            args.report_dir,
+            sizes[0],
+            real_runs=real[0],
+            inject_from=real[1],
+            target=args.target,
+            scale=scale,
+        )
         return 0
     if args.compare:
         from perfsuite.compare.protocol import CompareSettings

@@ -19,7 +19,7 @@ from perfsuite.history.series import Change, Series
 from perfsuite.history.store import StoredRun
 
 ASSETS = Path(__file__).with_name("assets")
-SHOWN = ("latency_ms", "tokens_per_s", "peak_mib", "log_loss", "lm_log_loss", "processed_tokens", "ratio")
+SHOWN = ("latency_ms", "tokens_per_s", "peak_mib", "rss_mib", "log_loss", "lm_log_loss", "processed_tokens", "ratio")
 STATUS = {"pass": "p", "fail": "f", "skip": "s", "recorded": "r", "slower": "f", "same": "p", "faster": "p"}
 
 
@@ -45,6 +45,7 @@ def _chart(s: Series, run_index: dict[int, int], statuses: dict[tuple[int, str],
     two matrices) are left to their own page."""
     keep = [i for i, r in enumerate(s.runs) if r.pk in run_index]
     runs, values = [s.runs[i] for i in keep], [s.values[i] for i in keep]
+    busy = [bool(s.busy[i]) if s.busy else False for i in keep]
     x = [run_index[r.pk] for r in runs]
     consecutive = x == list(range(x[0], x[0] + len(x)))  # most series: one value per run, [first, count]
     return {
@@ -53,7 +54,10 @@ def _chart(s: Series, run_index: dict[int, int], statuses: dict[tuple[int, str],
         "x": [x[0], len(x)] if consecutive else x,
         "xr": consecutive,
         "y": [_round(v) for v in values],
-        "s": "".join(STATUS.get(statuses.get((r.pk, s.key.series), ""), "u") for r in runs),
+        "s": "".join(
+            "b" if b else STATUS.get(statuses.get((r.pk, s.key.series), ""), "u")
+            for r, b in zip(runs, busy, strict=True)
+        ),
         "changes": [
             {
                 "i": run_index[c.run.pk],

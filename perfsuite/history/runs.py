@@ -15,16 +15,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from perfsuite.device.environment import PROVENANCE
 from perfsuite.report.metadata import RUN_SCHEMA, non_finite
 
 PORTABLE = "*"  # the scope of a figure any machine reproduces (work counts, portable quality)
+BUSY_SHARE = 0.2  # other processes' share of the CPU while timing, as the tier's busy_other_cpu
+TIMING = ("latency_ms", "tokens_per_s", "ratio")  # what a busy machine makes undecided
 
 # metric -> (higher is worse, exact). Exact figures (work counts) change only when the code or
 # the data did: any difference is a step. The rest are judged against their noise.
 METRICS: dict[str, tuple[bool, bool]] = {
     "latency_ms": (True, False),
     "tokens_per_s": (False, False),
-    "peak_mib": (True, False),
+    "peak_mib": (True, False),  # device memory (torch.cuda.max_memory_allocated): judged
+    "rss_mib": (True, False),  # a CPU's RSS increase: depends on what ran before, shown only
     "log_loss": (True, False),
     "accuracy": (False, False),
     "lm_log_loss": (True, False),
@@ -48,6 +52,7 @@ class Point:
     value: float
     low: float | None = None
     high: float | None = None
+    busy: bool = False  # timed while the machine was busy: drawn, not searched for change points
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,19 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def variant_points(entry: dict[str, Any], machine_key: str, portable_dtypes: list[str]) -> list[Point]:
+def run_was_busy(entries: list[dict[str, Any]]) -> bool:
+    """The busy signal of the run: another process took more than BUSY_SHARE of the CPU while a
+    variant was timed, or the judge left latency undecided because the machine was busy."""
+    for e in entries:
+        lat = ((e.get("measurement") or {}).get("latency")) or {}
+        share = _number(lat.get("other_cpu_share"))
+        judged = (e.get("judged") or {}).get("latency")
+        if (share is not None and share > BUSY_SHARE) or (isinstance(judged, str) and "machine busy" in judged):
+            return True
+    return False
+
+
+def variant_points(entry: dict[str, Any], machine_key: str, portable_dtypes: list[str], busy: bool = False):
     """The figures of one report.json variant entry, each scoped where it is comparable."""
     m = entry.get("measurement")
     if not isinstance(m, dict):
@@ -100,17 +117,22 @@ def variant_points(entry: dict[str, Any], machine_key: str, portable_dtypes: lis
     quality_scope = PORTABLE if _dtype(name) in portable_dtypes else machine_key
     lat, work, quality, memory = (m.get(k) or {} for k in ("latency", "work", "quality", "memory"))
     reference = quality.get("reference") or {}
+    memory_metric = "rss_mib" if "rss" in str(memory.get("kind", "")) else "peak_mib"
     figures = [
         ("latency_ms", (_number(lat.get("median_s")) or 0) * 1000 or None, machine_key),
         ("tokens_per_s", _number(lat.get("tokens_per_s")), machine_key),
-        ("peak_mib", (_number(memory.get("peak_bytes")) or 0) / 2**20 or None, machine_key),
+        (memory_metric, (_number(memory.get("peak_bytes")) or 0) / 2**20 or None, machine_key),
         ("log_loss", _number(quality.get("log_loss")), quality_scope),
         ("accuracy", _number(quality.get("accuracy")), quality_scope),
         ("lm_log_loss", _number(quality.get("lm_log_loss")), quality_scope),
         ("ref_max_abs_dp", _number(reference.get("max_abs_dp")), quality_scope),
         *((k, _number(work.get(k)), PORTABLE) for k in ("processed_tokens", "real_tokens", "flops", "weight_bytes")),
     ]
-    return [Point(name, metric, scope, value) for metric, value, scope in figures if value is not None]
+    return [
+        Point(name, metric, scope, value, busy=busy and metric in TIMING)
+        for metric, value, scope in figures
+        if value is not None
+    ]
 
 
 def from_report(data: dict[str, Any], source: str, fallback_time: str) -> RunRecord:
@@ -130,7 +152,7 @@ def from_report(data: dict[str, Any], source: str, fallback_time: str) -> RunRec
     run = _run_block(data, where)
     machine_key = _field(data, "machine_key", where)
     if run is None:  # a report.json from before reports carried their own metadata
-        env = dict(measured.get("environment") or {})
+        env = {k: v for k, v in (measured.get("environment") or {}).items() if k not in PROVENANCE}
         settings = dict(measured.get("settings") or {})
         run = {
             "kind": "run",
@@ -142,9 +164,10 @@ def from_report(data: dict[str, Any], source: str, fallback_time: str) -> RunRec
             "portable_quality_dtypes": [],
         }
     portable = [str(d) for d in run.get("portable_quality_dtypes") or []]
+    busy = run_was_busy(entries)
     points: list[Point] = []
     for e in entries:
-        points += variant_points(e, machine_key, portable)
+        points += variant_points(e, machine_key, portable, busy)
     for i, r in enumerate(data.get("relative") or []):
         if not isinstance(r, dict):
             raise ValueError(f"{where}: relative[{i}] is not an object")
@@ -152,7 +175,8 @@ def from_report(data: dict[str, Any], source: str, fallback_time: str) -> RunRec
         ratio = _number(est.get("ratio")) if est else None
         if ratio is not None:
             series = f"{_field(r, 'bound', f'{where}: relative[{i}]')}:{r['variant']}"
-            points.append(Point(series, "ratio", machine_key, ratio, _number(est.get("low")), _number(est.get("high"))))
+            low, high = _number(est.get("low")), _number(est.get("high"))
+            points.append(Point(series, "ratio", machine_key, ratio, low, high, busy))
     results = [Result(e["variant"], e["status"], {k: v for k, v in e.items() if k != "cells"}) for e in entries]
     results += [
         Result(f"{r['bound']}:{r['variant']}", str(r.get("status", "")), {k: v for k, v in r.items() if k != "cells"})

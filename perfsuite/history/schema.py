@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     Float,
@@ -67,6 +68,7 @@ points = Table(
     Column("value", Float, nullable=False),
     Column("low", Float),
     Column("high", Float),
+    Column("busy", Boolean, nullable=False),  # timed on a busy machine: drawn, not searched
     PrimaryKeyConstraint("run", "series", "metric"),
     Index("perfsuite_points_by_series", "series", "metric", "scope"),
 )

@@ -40,6 +40,7 @@ class Series:
     values: list[float] = field(default_factory=list)
     lows: list[float | None] = field(default_factory=list)
     highs: list[float | None] = field(default_factory=list)
+    busy: list[bool] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,12 @@ def load_series(
         pts = sorted(grouped[key], key=lambda p: order[p.run])
         out.append(
             Series(
-                key, [by_pk[p.run] for p in pts], [p.value for p in pts], [p.low for p in pts], [p.high for p in pts]
+                key,
+                [by_pk[p.run] for p in pts],
+                [p.value for p in pts],
+                [p.low for p in pts],
+                [p.high for p in pts],
+                [bool(p.busy) for p in pts],
             )
         )
     return out, runs
@@ -128,11 +134,12 @@ def what_changed(before: StoredRun, after: StoredRun, portable: bool) -> tuple[s
     out = []
     if before.commit != after.commit:
         out.append(f"commit {before.commit[:12]} -> {after.commit[:12]}")
-    for label, old, new in (("", before.environment, after.environment), ("", before.settings, after.settings)):
+    for old, new in ((before.environment, after.environment), (before.settings, after.settings)):
         for k in sorted(set(old) | set(new)):
-            if k in ("commit",) or old.get(k) == new.get(k):
+            # a variant's provenance is its own (_with_provenance), not the run's
+            if k == "commit" or k in PROVENANCE or old.get(k) == new.get(k):
                 continue
-            out.append(f"{label}{k} {old.get(k, 'absent')} -> {new.get(k, 'absent')}")
+            out.append(f"{k} {old.get(k, 'absent')} -> {new.get(k, 'absent')}")
     if portable and before.machine_key != after.machine_key:
         out.append(f"machine {before.machine_key} -> {after.machine_key}")
     return tuple(out)
@@ -140,16 +147,18 @@ def what_changed(before: StoredRun, after: StoredRun, portable: bool) -> tuple[s
 
 def series_changes(series: Series, acks: Sequence[Ack], settings: ChangeSettings | None = None) -> list[Change]:
     higher_worse, exact = METRICS.get(series.key.metric, (True, False))
-    index_of = {r.run_id: i for i, r in enumerate(series.runs)}
-    mine = [
-        a for a in acks if (a.series, a.metric, a.scope) == (series.key.series, series.key.metric, series.key.scope)
-    ]
+    # Runs timed on a busy machine are drawn but not searched: their latency was undecided.
+    kept = [i for i, busy in enumerate(series.busy or [False] * len(series.runs)) if not busy]
+    runs = [series.runs[i] for i in kept]
+    index_of = {r.run_id: i for i, r in enumerate(runs)}
+    key = series.key
+    mine = [a for a in acks if (a.series, a.metric, a.scope) == (key.series, key.metric, key.scope)]
     fixed = [index_of[a.run_id] for a in mine if a.run_id in index_of]
-    steps: list[Step] = find_steps(series.values, exact=exact, fixed=fixed, settings=settings)
+    steps: list[Step] = find_steps([series.values[i] for i in kept], exact=exact, fixed=fixed, settings=settings)
     acked = {index_of[a.run_id]: a for a in mine if a.run_id in index_of}
     changes = []
     for n, s in enumerate(steps):
-        run, previous = series.runs[s.index], series.runs[s.index - 1]
+        run, previous = runs[s.index], runs[s.index - 1]
         ack = acked.get(s.index) or next((a for i, a in acked.items() if abs(i - s.index) <= 1), None)
         worse = bool(s.ratio > 1 if higher_worse else s.ratio < 1)
         changes.append(
@@ -158,7 +167,7 @@ def series_changes(series: Series, acks: Sequence[Ack], settings: ChangeSettings
                 series.key,
                 run,
                 previous,
-                s.index,
+                kept[s.index],  # in the series, busy runs included
                 s.ratio,
                 s.low,
                 s.high,

@@ -75,6 +75,7 @@ class StoredPoint(NamedTuple):  # a million of them load at once: a tuple, not a
     value: float
     low: float | None
     high: float | None
+    busy: bool
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,7 @@ class HistoryStore:
                     )
                 ).inserted_primary_key[0]
                 result_rows += [(pk, x.series, x.status, json.dumps(x.entry, allow_nan=False)) for x in r.results]
-                point_rows += [(pk, p.series, p.metric, p.scope, p.value, p.low, p.high) for p in r.points]
+                point_rows += [(pk, p.series, p.metric, p.scope, p.value, p.low, p.high, p.busy) for p in r.points]
             _bulk(conn, schema.results, result_rows)
             _bulk(conn, schema.points, point_rows)
         return ids
@@ -305,7 +306,7 @@ class HistoryStore:
         from sqlalchemy import select
 
         p = schema.points.c
-        query = select(p.run, p.series, p.metric, p.scope, p.value, p.low, p.high)
+        query = select(p.run, p.series, p.metric, p.scope, p.value, p.low, p.high, p.busy)
         if metrics:
             query = query.where(p.metric.in_(list(metrics)))
         with self._errors(), self.engine.connect() as conn:

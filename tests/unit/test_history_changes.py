@@ -41,6 +41,30 @@ def test_a_flat_series_has_no_step():
     assert all(find_steps(_noisy(30, seed, 0.03)) == [] for seed in range(30))
 
 
+def test_runs_timed_on_a_busy_machine_are_kept_but_not_searched(tmp_path):
+    docs = [report(i, {V: 100.0 * (1 + 0.002 * (i % 3))}) for i in range(20)]
+    for doc in docs[8:14]:  # six runs in a row with a busy loop beside them: 2-3x slower
+        m = doc["variants"][0]["measurement"]["latency"]
+        m["median_s"], m["other_cpu_share"] = 0.25, 0.45
+    with HistoryStore(str(tmp_path / "h.sqlite")) as store:
+        add_files(store, write(tmp_path, docs))
+        changes, series = find_changes(store, V)
+        (latency,) = [s for s in series if s.key.metric == "latency_ms"]
+    assert sum(latency.busy) == 6 and len(latency.values) == 20
+    assert [c for c in changes if c.key.metric == "latency_ms"] == []
+
+
+def test_a_cpus_rss_increase_is_kept_apart_from_device_memory_and_not_searched(tmp_path):
+    (path,) = write(tmp_path, [report(0, {V: 100.0})])
+    with HistoryStore(str(tmp_path / "h.sqlite")) as store:
+        add_files(store, [path])
+        metrics = {p.metric for p in store.points()}
+    assert "rss_mib" in metrics and "peak_mib" not in metrics
+    from perfsuite.history.series import DETECTED
+
+    assert "rss_mib" not in DETECTED
+
+
 def test_work_counts_step_exactly_where_they_change():
     steps = find_steps([1000] * 5 + [1200] * 3, exact=True)
     assert [(s.index, s.ratio, s.p_value) for s in steps] == [(5, 1.2, 0.0)]

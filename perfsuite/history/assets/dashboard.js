@@ -27,7 +27,11 @@
 
   function chartSvg(c, nRuns, runs, title) {
     expand(c);
-    var ys = c.y, lo = Math.min.apply(null, ys), hi = Math.max.apply(null, ys);
+    // The y range comes from runs timed on a quiet machine where there are any: a busy run
+    // (hollow) beyond it is drawn at the edge instead of flattening the series.
+    var calm = c.y.filter(function (v, i) { return c.s.charAt(i) !== "b"; });
+    var range = calm.length >= 2 ? calm : c.y, lo = Math.min.apply(null, range), hi = Math.max.apply(null, range);
+    var ys = c.y.map(function (v) { return Math.min(Math.max(v, lo), hi); });
     var sx = scale(0, Math.max(nRuns - 1, 1), L, W - R), sy = scale(lo, hi, H - B, T);
     var pts = [], i, out = [];
     for (i = 0; i < ys.length; i++) pts.push(sx(c.x[i]).toFixed(1) + "," + sy(ys[i]).toFixed(1));
@@ -43,12 +47,13 @@
         out.push('<circle class="pt-' + st + '" r="' + (st === "p" ? 1.6 : 2.6) + '" cx="' + sx(c.x[i]).toFixed(1) + '" cy="' + sy(ys[i]).toFixed(1) + '"/>');
       }
     }
-    (c.changes || []).forEach(function (cp) {
+    (c.changes || []).forEach(function (cp, k) {
       var x = sx(cp.i).toFixed(1), cls = cp.acked ? "acked" : (cp.regression ? "regression" : "improvement");
       out.push('<line class="cp ' + cls + '" x1="' + x + '" x2="' + x + '" y1="' + T + '" y2="' + (H - B) + '"><title>' +
         esc(cp.id + " " + cls + ": " + fmt(cp.ratio) + "x [" + fmt(cp.ci[0]) + ", " + fmt(cp.ci[1]) + "], p=" + cp.p +
         (cp.acked ? "\nacknowledged: " + cp.acked : "") + "\n" + cp.label) + "</title></line>");
-      out.push('<text class="cplabel ' + cls + '" x="' + (+x + 2) + '" y="' + (H - 3) + '">' + esc(cp.label.slice(0, 40)) + "</text>");
+      var ly = k % 2 === 0 ? H - 3 : T - 3;  // alternate bottom and top, so neighbouring labels do not overlap
+      out.push('<text class="cplabel ' + cls + '" x="' + (+x + 2) + '" y="' + ly + '">' + esc(cp.label.slice(0, 40)) + "</text>");
     });
     out.push('<line class="hover" x1="-1" x2="-1" y1="' + T + '" y2="' + (H - B) + '"/>');
     out.push("</svg>");
@@ -66,7 +71,7 @@
       }
       var run = runs[c.x[best]] || [];
       hover.setAttribute("x1", sx(c.x[best])); hover.setAttribute("x2", sx(c.x[best]));
-      var status = {p: "pass", f: "fail", s: "skip", r: "recorded", u: "-"}[c.s.charAt(best)] || "-";
+      var status = {p: "pass", f: "fail", s: "skip", r: "recorded", b: "machine busy: not searched", u: "-"}[c.s.charAt(best)] || "-";
       tooltip.textContent = label + "\n" + c.metric + " = " + fmt(c.y[best]) + "\n" + run[0] + "  commit " + run[1] +
         "\n" + run[2] + "  (" + run[3] + ", " + status + ")";
       tooltip.hidden = false;
