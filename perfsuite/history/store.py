@@ -123,6 +123,9 @@ class HistoryStore:
                 dbapi.isolation_level = None  # transactions are begun below, as SQLite means them
                 cursor = dbapi.cursor()
                 cursor.execute("PRAGMA busy_timeout = 60000")
+                # WAL: readers (changes, html) go on while a run is written; an uncommitted
+                # transaction's frames are ignored after a kill, so the file stays as it was
+                cursor.execute("PRAGMA journal_mode = WAL")
                 cursor.execute("PRAGMA foreign_keys = ON")
                 cursor.close()
 
