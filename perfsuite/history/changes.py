@@ -84,15 +84,16 @@ def _test(
     closely do not make a segment's level look exact."""
     from scipy import stats
 
+    if len(left) == 0 or len(right) == 0:  # an acknowledged boundary with nothing on one side yet
+        return 0.0, 0.0, 0.0, 1.0
     d = float(right.mean() - left.mean())
     vl = max(left.var(ddof=1) if len(left) > 1 else 0.0, floor) / len(left)
     vr = max(right.var(ddof=1) if len(right) > 1 else 0.0, floor) / len(right)
     se = math.sqrt(vl + vr)
     if se == 0:
         return d, d, d, 0.0 if d != 0 else 1.0
-    dof = (vl + vr) ** 2 / (
-        (vl**2 / (len(left) - 1) if len(left) > 1 else 0) + (vr**2 / (len(right) - 1) if len(right) > 1 else 0)
-    )
+    parts = (vl**2 / (len(left) - 1) if len(left) > 1 else 0.0) + (vr**2 / (len(right) - 1) if len(right) > 1 else 0.0)
+    dof = (vl + vr) ** 2 / parts if parts > 0 else 1.0  # one run a side: the widest t there is
     t = d / se
     p = float(2 * stats.t.sf(abs(t), dof))
     half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * se

@@ -65,6 +65,13 @@ def test_a_cpus_rss_increase_is_kept_apart_from_device_memory_and_not_searched(t
     assert "rss_mib" not in DETECTED
 
 
+def test_an_acknowledged_step_with_one_run_on_each_side_is_reported_without_error():
+    (step,) = find_steps([100.0, 150.0], fixed=[1])
+    assert step.fixed and step.index == 1 and step.ratio == pytest.approx(1.5)
+    (step,) = find_steps([100.0, 101.0, 150.0], fixed=[2])
+    assert step.fixed and step.low < 1.5 < step.high
+
+
 def test_work_counts_step_exactly_where_they_change():
     steps = find_steps([1000] * 5 + [1200] * 3, exact=True)
     assert [(s.index, s.ratio, s.p_value) for s in steps] == [(5, 1.2, 0.0)]
