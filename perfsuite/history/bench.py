@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from perfsuite.history.changes import ChangeSettings, find_steps, noise_scale
+from perfsuite.history.runs import BUSY_SHARE
 
-BUSY_SHARE = 0.2  # as the tier's busy_other_cpu
 # Headless Chromium on a closed network: without the background-networking flags it keeps
 # trying to reach Google's hosts. The dashboard's browser test starts it the same way.
 CHROMIUM_ARGS = (

@@ -115,7 +115,10 @@ class HistoryStore:
             path = Path(url.database or "")
             if path.is_dir():
                 raise HistoryError(f"history {path}: a folder, not a SQLite file")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise HistoryError(f"history {path}: cannot create its folder ({exc.strerror})") from None
             self.engine = create_engine(url, connect_args={"timeout": 60})
 
             @event.listens_for(self.engine, "connect")

@@ -62,6 +62,12 @@ def test_a_corrupt_sqlite_file_is_exit_2_naming_it_and_stays_as_it_was(tmp_path,
     assert db.read_bytes() == b"this is not a database" * 100
 
 
+def test_a_history_path_under_a_file_is_exit_2_naming_it(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["history", "changes", "--history", str(tmp_path / "afile" / "h.sqlite")]) == 2
+    assert "cannot create its folder" in capsys.readouterr().err
+
+
 def test_a_foreign_sqlite_database_is_refused(tmp_path):
     db = tmp_path / "other.sqlite"
     with sqlite3.connect(db) as conn:
