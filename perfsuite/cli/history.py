@@ -32,18 +32,21 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyse(store, select: str | None, since: str | None):
+def _analyse(store, select: str | None, since: str | None, everything: bool = True):
+    """(change points, series, compare chains, runs) from one load of the store: every figure
+    (the dashboard, show), or only those searched for change points and the compare chain."""
     from perfsuite.history.creep import creep
-    from perfsuite.history.series import find_changes, load_series
+    from perfsuite.history.series import DETECTED, changes_in, load_series
 
-    changes, series = find_changes(store, select, since)
-    chains, _ = load_series(store, select, ["head_over_base"])
-    return changes, series, creep(chains, store.acks())
+    wanted = None if everything else [*DETECTED, "head_over_base"]
+    series, runs = load_series(store, select, wanted)
+    chains = creep([s for s in series if s.key.metric == "head_over_base"], store.acks())
+    return changes_in(store, series, since), series, chains, runs
 
 
 def _changes(args: argparse.Namespace) -> int:
     with _store(args) as store:
-        changes, _, chains = _analyse(store, args.select, args.since)
+        changes, _, chains, _ = _analyse(store, args.select, args.since, everything=False)
     alerting = [c for c in changes if c.alerting]
     creeping = [c for c in chains if c.flagged]
     if args.json:
@@ -66,14 +69,12 @@ def _changes(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from perfsuite.history.series import find_changes, load_series
     from perfsuite.history.show import render_series
 
     with _store(args) as store:
-        series, _ = load_series(store, args.select)
+        changes, series, _, _ = _analyse(store, args.select, None)
         if not series:
             raise ValueError(f"history {store.where}: no series matches {args.select!r}")
-        changes, _ = find_changes(store, args.select)
     print(render_series(series, changes, args.width))
     return 0
 
@@ -85,7 +86,7 @@ def _ack(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise ValueError("--reason must say why the change is intended")
     with _store(args) as store:
-        changes, _, chains = _analyse(store, None, None)
+        changes, _, chains, _ = _analyse(store, None, None, everything=False)
         found = next((c for c in changes if c.change_id == args.change), None)
         if found is not None:
             key, run_id = found.key, found.run.run_id
@@ -106,11 +107,8 @@ def _html(args: argparse.Namespace) -> int:
     from perfsuite.history.dashboard import write_dashboard
 
     with _store(args) as store:
-        from perfsuite.history.series import load_series
-
-        changes, _, chains = _analyse(store, args.select, None)
-        shown, runs = load_series(store, args.select)
-        pages = write_dashboard(args.out, runs, shown, changes, chains, store.statuses())
+        changes, series, chains, runs = _analyse(store, args.select, None)
+        pages = write_dashboard(args.out, runs, series, changes, chains, store.statuses())
     print(f"dashboard: {len(pages)} pages in {pages[0].parent.resolve()} (open index.html)")
     return 0
 

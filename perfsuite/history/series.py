@@ -191,6 +191,17 @@ def _with_provenance(store: HistoryStore, change: Change) -> Change:
     return dataclasses.replace(change, what_changed=change.what_changed + extra) if extra else change
 
 
+def changes_in(
+    store: HistoryStore, series: Sequence[Series], since: str | None = None, settings: ChangeSettings | None = None
+) -> list[Change]:
+    """Change points of `series` (those of DETECTED figures; others pass through unsearched);
+    with `since` (ISO time or date) only those starting at or after it (each series is searched whole)."""
+    acks = store.acks()
+    searched = [s for s in series if s.key.metric in DETECTED]
+    changes = [_with_provenance(store, c) for s in searched for c in series_changes(s, acks, settings)]
+    return [c for c in changes if c.run.time >= since] if since else changes
+
+
 def find_changes(
     store: HistoryStore,
     select: str | None = None,
@@ -198,11 +209,6 @@ def find_changes(
     metrics: Sequence[str] = DETECTED,
     settings: ChangeSettings | None = None,
 ) -> tuple[list[Change], list[Series]]:
-    """Change points of every matching series; with `since` (ISO time or date) only those
-    starting at or after it are listed (the series are searched whole)."""
+    """Load the matching series of `metrics` and find their change points."""
     series, _ = load_series(store, select, metrics)
-    acks = store.acks()
-    changes = [_with_provenance(store, c) for s in series for c in series_changes(s, acks, settings)]
-    if since:
-        changes = [c for c in changes if c.run.time >= since]
-    return changes, series
+    return changes_in(store, series, since, settings), series
