@@ -183,20 +183,7 @@ def from_report(data: dict[str, Any], source: str, fallback_time: str) -> RunRec
         for r in data.get("relative") or []
         if isinstance(r.get("bound"), str) and isinstance(r.get("variant"), str)
     ]
-    settings = dict(measured.get("settings") or {})
-    return RunRecord(
-        run["run_id"],
-        run["kind"],
-        run["time"],
-        machine_key,
-        run["tier"],
-        run["commit"],
-        {k: str(v) for k, v in (run.get("environment") or {}).items()},
-        settings,
-        source,
-        _unique(results, where),
-        tuple(points),
-    )
+    return _record(run, run["kind"], machine_key, dict(measured.get("settings") or {}), source, results, points)
 
 
 def from_compare(data: dict[str, Any], source: str) -> RunRecord:
@@ -220,28 +207,23 @@ def from_compare(data: dict[str, Any], source: str) -> RunRecord:
         if ratio and low and high:
             points.append(Point(name, metric, PORTABLE, ratio, low, high))
     settings = {"compare": data.get("settings") or {}, "sides": sides, "base_commit": base}
-    return RunRecord(
-        run["run_id"],
-        "compare",
-        run["time"],
-        run["machine_key"],
-        run["tier"],
-        run["commit"],
-        {k: str(v) for k, v in (run.get("environment") or {}).items()},
-        settings,
-        source,
-        _unique(results, where),
-        tuple(points),
-    )
+    return _record(run, "compare", run["machine_key"], settings, source, results, points)
 
 
-def _unique(results: list[Result], where: str) -> tuple[Result, ...]:
+def _record(
+    run: dict[str, Any], kind: str, machine_key: str, settings: dict[str, Any], source: str, results, points
+) -> RunRecord:
+    """The record of a checked run block, its results (each series once) and its points."""
     seen: set[str] = set()
     for r in results:
         if r.series in seen:
-            raise ValueError(f"{where}: {r.series} appears twice")
+            raise ValueError(f"{source}: {r.series} appears twice")
         seen.add(r.series)
-    return tuple(results)
+    environment = {k: str(v) for k, v in (run.get("environment") or {}).items()}
+    return RunRecord(
+        run["run_id"], kind, run["time"], machine_key, run["tier"], run["commit"], environment, settings, source,
+        tuple(results), tuple(points),
+    )  # fmt: skip
 
 
 def _run_block(data: dict[str, Any], where: str) -> dict[str, Any] | None:
