@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from perfsuite.device.environment import PROVENANCE
-from perfsuite.report.metadata import RUN_SCHEMA, non_finite
+from perfsuite.report.metadata import RUN_SCHEMA, non_finite, read_report_json
 
 PORTABLE = "*"  # the scope of a figure any machine reproduces (work counts, portable quality)
 BUSY_SHARE = 0.2  # other processes' share of the CPU while timing, as the tier's busy_other_cpu
@@ -257,15 +257,7 @@ def read_run_file(path: Path) -> RunRecord:
         non_finite_tokens.append(token)
         return float(token)
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        data = json.loads(text, parse_constant=constant)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable report.json or compare.json ({exc})") from None
-    except RecursionError:
-        raise ValueError(f"{path}: nested too deeply to be a perfsuite report") from None
-    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
-        raise ValueError(f"{path}: not a perfsuite report.json or compare.json (no 'variants' list)")
+    data = read_report_json(path, "report.json or compare.json", constant)
     bad = non_finite(data, "") if non_finite_tokens else None  # the walk only to name the field
     if bad:
         raise ValueError(f"{path}: field {bad.lstrip('.')} is NaN or Infinity; the run was not added")

@@ -261,8 +261,8 @@ class HistoryStore:
                     f"{seen[run_id].source}: run {run_id} is already in history {self.where} "
                     f"(added from {first_source}); nothing was added"
                 )
-            result_rows: list[dict[str, Any]] = []
-            point_rows: list[dict[str, Any]] = []
+            result_rows: list[tuple[Any, ...]] = []  # in the tables' column order, for _bulk
+            point_rows: list[tuple[Any, ...]] = []
             for r in records:
                 pk = conn.execute(
                     schema.runs.insert().values(

@@ -3,10 +3,12 @@ history record (which run, when, on what machine, at which commit, under which v
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from perfsuite.device.environment import git_commit, package_versions
@@ -54,3 +56,17 @@ def non_finite(value: Any, where: str) -> str | None:
         if found:
             return found
     return None
+
+
+def read_report_json(path: Path, what: str, parse_constant=None) -> dict[str, Any]:
+    """A perfsuite report file as a dict with a 'variants' list; ValueError naming the file
+    otherwise (`merge` reads shards, `history add` reads runs, through this one reader)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=parse_constant)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable {what} ({exc})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not a perfsuite {what} (nested too deeply)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
+        raise ValueError(f"{path}: not a perfsuite {what} (no 'variants' list)")
+    return data

@@ -12,7 +12,7 @@ from typing import Any
 from perfsuite.device.environment import PROVENANCE
 from perfsuite.fileio import atomic_write_text, console_width, finite_or_none
 from perfsuite.report import markdown
-from perfsuite.report.metadata import non_finite, run_metadata
+from perfsuite.report.metadata import non_finite, read_report_json, run_metadata
 from perfsuite.report.outcomes import Outcome, PairOutcome
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow", "recorded": "cyan"}
@@ -329,14 +329,7 @@ def render_ratios(outcomes: Sequence[Outcome], model_a: str, model_b: str) -> st
 
 def _read_report(path: Path) -> dict[str, Any]:
     """A shard's report.json, checked field by field: ValueError naming the file and field otherwise."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable report.json ({exc})") from None
-    except RecursionError:
-        raise ValueError(f"{path}: not a perfsuite report.json (nested too deeply)") from None
-    if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
-        raise ValueError(f"{path}: not a perfsuite report.json (no 'variants' list)")
+    data = read_report_json(path, "report.json")
     if not isinstance(data.get("relative", []), list):
         raise ValueError(f"{path}: field 'relative' must be a list")
     if not isinstance(data.get("machine_key", ""), str):
