@@ -254,20 +254,24 @@ def selftest(
 def compare_selftest(
     aa_runs: int = 10,
     inject_runs: int = 10,
-    sizes: Sequence[float] = (0.10, 0.25),
+    sizes: Sequence[float] = (0.05, 0.10),
     target: str = DEFAULT_TARGET,
     untouched: str = "tiny-mistral-fp32-sdpa-sorted",
     out_dir: str | Path = "reports/selftest",
     settings: Any = None,
+    busy: int = 0,
 ) -> dict[str, Any]:
-    """`perfsuite compare` against itself: how often it flags an unchanged B, and catches a slower one.
+    """`perfsuite compare` against itself: the coverage of its intervals over A/A runs, how often
+    it flags an unchanged B, and how often it catches a slower one.
 
-    Side B is this checkout in a worker that installs the scenario (a busy-wait in `target`'s
-    forward); every injected run also compares `untouched`, which B leaves alone.
+    Side B is this checkout started differently (``-m perfsuite.selftest compare-worker``, which
+    installs the scenario: a busy-wait in `target`'s forward); every injected run also compares
+    `untouched`, which B leaves alone. `busy`: spinning processes beside the A/A runs.
     """
+    from perfsuite.compare import calibration
     from perfsuite.compare.harness import Comparison
     from perfsuite.compare.protocol import CompareSettings, Side
-    from perfsuite.compare.sides import this_side
+    from perfsuite.compare.sides import checkout_env, this_side
     from perfsuite.fileio import atomic_write_text
     from perfsuite.matrix.tier import load_matrix
 
@@ -276,28 +280,19 @@ def compare_selftest(
     by_id = {v.id: v for v in matrix.variants}
     plan = [(Scenario("A/A"), aa_runs)] + [(Scenario(f"{target} +{x:.0%}", x, target), inject_runs) for x in sizes]
     rows: list[dict[str, Any]] = []
+    out = Path(out_dir) / "compare-selftest.json"
     for sc, count in plan:
         for i in range(count):
             argv = (sys.executable, "-m", "perfsuite.selftest", "compare-worker", json.dumps(asdict(sc)))
-            b = Side("B", argv, {}, f"this checkout, scenario {sc.name}")
+            b = Side("B", argv, checkout_env(), f"this checkout, scenario {sc.name}")
             comparison = Comparison(matrix, this_side(), b, settings, progress=lambda _text: None)
             variants = [by_id[target]] + ([by_id[untouched]] if sc.injected else [])
-            for result in comparison.run(variants):
-                e = result.estimate
-                rows.append(
-                    {
-                        "scenario": sc.name,
-                        "run": i + 1,
-                        "variant": result.variant.id,
-                        "touched": result.variant.id == target and sc.injected,
-                        "verdict": result.verdict,
-                        "ratio": e.ratio if e else None,
-                        "low": e.low if e else None,
-                        "high": e.high if e else None,
-                        "pairs": len(result.pairs),
-                        "seconds": round(result.seconds, 1),
-                    }
-                )
+            loops = 0 if sc.injected else busy
+            with calibration.busy_loops(loops):
+                results = comparison.run(variants)
+            for result in results:
+                touched = result.variant.id == target and sc.injected
+                rows.append(calibration.row(sc.name, i + 1, result, touched, loops))
                 r = rows[-1]
                 print(
                     f"{sc.name} run {i + 1} {r['variant']}: {r['verdict']} B/A {r['ratio'] or 0:.3f} "
@@ -305,29 +300,11 @@ def compare_selftest(
                     file=sys.stderr,
                     flush=True,
                 )
-    out = Path(out_dir) / "compare-selftest.json"
-    atomic_write_text(out, json.dumps({"settings": settings.__dict__, "runs": rows}, indent=2) + "\n")
-    print(render_compare(rows))
+            # kept as it comes: an interrupted selftest loses nothing
+            atomic_write_text(out, json.dumps({"settings": asdict(settings), "runs": rows}, indent=2) + "\n")
+    print(calibration.render(rows))
     print(f"compare selftest report: {out.resolve()}")
-    return {"settings": settings.__dict__, "runs": rows}
-
-
-def render_compare(rows: list[dict[str, Any]]) -> str:
-    """Per scenario and variant: how many runs said slower / same / faster / undecided."""
-    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["scenario"], r["variant"], r["touched"]), []).append(r)
-    lines = ["scenario | variant | B changed | runs | slower | same | faster | undecided | pairs (mean) | s per run"]
-    for (scenario, variant, touched), rs in groups.items():
-        n = len(rs)
-        tally = {k: sum(r["verdict"] == k for r in rs) for k in ("slower", "same", "faster", "undecided")}
-        pairs = sum(r["pairs"] for r in rs) / n
-        secs = sum(r["seconds"] for r in rs) / n
-        lines.append(
-            f"{scenario} | {variant} | {'yes' if touched else 'no'} | {n} | {tally['slower']} | {tally['same']} | "
-            f"{tally['faster']} | {tally['undecided']} | {pairs:.1f} | {secs:.0f}"
-        )
-    return "\n".join(lines)
+    return {"settings": asdict(settings), "runs": rows}
 
 
 # -- history: detection on histories built from real runs, one real injected history, scale --

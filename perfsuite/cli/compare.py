@@ -11,7 +11,7 @@ from pathlib import Path
 from perfsuite.matrix.options import add_data_option, add_workload_options
 from perfsuite.matrix.tier import MatrixError, load_matrix
 
-from .options import at_least, common_options, positive_fraction, positive_int, workload
+from .options import common_options, compare_settings, compare_timing_options, positive_fraction, workload
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -19,18 +19,13 @@ def _compare(args: argparse.Namespace) -> int:
     import contextlib
 
     from perfsuite.compare.harness import Comparison
-    from perfsuite.compare.protocol import CompareSettings
     from perfsuite.compare.report import render, write_reports
 
     matrix = load_matrix(args.matrix)
     variants = matrix.select(args.select)
     if not variants:
         raise MatrixError(f"no variant of {matrix.source} matches {args.select!r}")
-    if args.max_pairs < args.min_pairs:
-        raise ValueError(f"--max-pairs {args.max_pairs} is below --min-pairs {args.min_pairs}")
-    settings = CompareSettings(
-        max_slowdown=args.max_slowdown, passes=args.passes, min_pairs=args.min_pairs, max_pairs=args.max_pairs
-    )
+    settings = compare_settings(args)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     with contextlib.ExitStack() as stack:
         a, b = sides(args, stack, say)
@@ -120,14 +115,7 @@ def register(sub) -> None:
     side.add_argument("--python", help="B = this interpreter (another venv that can import perfsuite)")
     side.add_argument("--pin", action="append", metavar="PKG==VER", help="B = this environment with these pins")
     side.add_argument("--base", metavar="GIT_REV", help="B = that revision of this repository (a git worktree)")
-    compare.add_argument(
-        "--max-slowdown", type=positive_fraction, default=0.05, help="B slower than this fraction fails"
-    )
-    compare.add_argument("--passes", type=positive_int, default=6, help="interleaved passes per process pair")
-    compare.add_argument(
-        "--min-pairs", type=at_least(3), default=6, help="process pairs before the first decision (an interval needs 3)"
-    )
-    compare.add_argument("--max-pairs", type=positive_int, default=24, help="most process pairs while undecided")
+    compare_timing_options(compare)
     bisect = sub.add_parser(
         "bisect",
         help="first release of a package between GOOD and BAD at which a variant changed (status, work, "

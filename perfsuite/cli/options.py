@@ -68,6 +68,75 @@ def history_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def compare_timing_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """How much evidence a compare verdict gathers: one group for `compare` and `selftest
+    --compare`, defaults from CompareSettings (`prefix` names the mode an option belongs to)."""
+    from perfsuite.compare.protocol import CompareSettings
+
+    d = CompareSettings()
+    group = parser.add_argument_group("compare timing")
+    group.add_argument(
+        "--max-slowdown",
+        type=positive_fraction,
+        default=d.max_slowdown,
+        help=f"{prefix}an interval wholly within +- this fraction is `same`; the run aims to catch this slowdown",
+    )
+    group.add_argument(
+        "--min-effect",
+        type=positive_fraction,
+        default=d.min_effect,
+        help=f"{prefix}`slower`/`faster` need the whole 95%% interval beyond +- this fraction",
+    )
+    group.add_argument(
+        "--passes", type=positive_int, default=d.passes, help=f"{prefix}interleaved passes per process pair"
+    )
+    group.add_argument(
+        "--block-pairs",
+        type=positive_int,
+        default=d.block_pairs,
+        help=f"{prefix}process pairs forked from each pair of fresh zygotes (a block)",
+    )
+    group.add_argument(
+        "--min-pairs",
+        type=at_least(2),
+        default=d.min_pairs,
+        help=f"{prefix}process pairs before the first decision (whole blocks; an interval needs 2 blocks)",
+    )
+    group.add_argument(
+        "--max-pairs", type=positive_int, default=d.max_pairs, help=f"{prefix}most process pairs while undecided"
+    )
+    group.add_argument(
+        "--budget-s",
+        type=float,
+        default=d.budget_s,
+        help=f"{prefix}no further block once it would end past this many seconds per variant (0: no limit)",
+    )
+
+
+def compare_settings(args: argparse.Namespace):
+    """CompareSettings from compare_timing_options' values; ValueError (exit 2) when they contradict."""
+    from perfsuite.compare.protocol import CompareSettings
+
+    if args.max_pairs < args.min_pairs:
+        raise ValueError(f"--max-pairs {args.max_pairs} is below --min-pairs {args.min_pairs}")
+    if args.min_pairs < 2 * args.block_pairs:
+        raise ValueError(
+            f"--min-pairs {args.min_pairs} is less than two blocks of --block-pairs {args.block_pairs}: "
+            "an interval over blocks needs two"
+        )
+    if not args.budget_s >= 0:
+        raise ValueError(f"--budget-s {args.budget_s} must be 0 (no limit) or more")
+    return CompareSettings(
+        max_slowdown=args.max_slowdown,
+        min_effect=args.min_effect,
+        passes=args.passes,
+        block_pairs=args.block_pairs,
+        min_pairs=args.min_pairs,
+        max_pairs=args.max_pairs,
+        budget_s=args.budget_s,
+    )
+
+
 def workload(args: argparse.Namespace) -> dict[str, int | None]:
     return workload_of(lambda field: getattr(args, field))
 

@@ -227,7 +227,7 @@ class Bisection:
         self.latency = latency
         # Without latency one pair of one pass is enough to read status, work and predictions.
         self.settings = settings or (
-            CompareSettings() if latency else CompareSettings(passes=1, min_pairs=1, max_pairs=1)
+            CompareSettings() if latency else CompareSettings(passes=1, block_pairs=1, min_pairs=1, max_pairs=1)
         )
         self.data, self.workload, self.progress = data, workload, progress
         self._good: Side | None = None

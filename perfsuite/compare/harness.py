@@ -7,10 +7,12 @@ a worker process (``compare_worker``) holding the prepared variant; the harness 
 single passes A B / B A in random order, so whatever else the machine does hits both.
 
 Passes of one process share a bias of their own (5-10% here between two processes of the
-same code), so the unit of randomisation is the process pair as well as the pass: each pair
-of fresh processes (forked from a per-side zygote) runs ``passes`` interleaved rounds, and
-the interval of the B/A time ratio comes from a two-level bootstrap (pairs, then passes).
-An undecided verdict buys more pairs, up to ``max_pairs`` (Chromium Pinpoint's rule).
+same code), and processes forked from one zygote share its heap and import order (a few
+percent more), so randomisation happens at three levels: each block starts fresh zygotes on
+both sides, forks ``block_pairs`` pairs of processes from them, and each pair runs ``passes``
+interleaved rounds. The interval of the B/A time ratio is a t interval over the blocks
+(`stats.intervals.block_ratio_interval`). An undecided verdict buys one more block, up to
+``max_pairs`` or the per-variant ``budget_s`` (Chromium Pinpoint's rule).
 
 Besides time, the first pair's outputs are compared exactly: work counts, and predictions
 row by row against the tier's margins for the variant's dtype.
@@ -19,6 +21,7 @@ row by row against the tier's margins for the variant's dtype.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import sys
 import time
@@ -39,21 +42,42 @@ from perfsuite.compare.protocol import (
 )
 from perfsuite.judge.checks import reference_checks
 from perfsuite.matrix.tier import MATRIX_DIR, Matrix
-from perfsuite.stats.intervals import RatioEstimate, nested_ratio_interval
+from perfsuite.stats.intervals import RatioEstimate, block_ratio_interval, variance_components
 from perfsuite.stats.metrics import compare_to_reference
 from perfsuite.variant import Variant
 
 
-def decide(estimate: RatioEstimate, max_slowdown: float) -> str:
-    """slower / faster / same / undecided from where the interval lies against +-max_slowdown."""
-    hi, lo = 1 + max_slowdown, 1 / (1 + max_slowdown)
-    if estimate.low > hi:
+def decide(estimate: RatioEstimate, max_slowdown: float, min_effect: float | None = None) -> str:
+    """slower / faster / same / undecided from where the interval lies.
+
+    slower: wholly above 1 + min_effect (B slower by more than that, at the interval's
+    confidence); faster: wholly below 1 / (1 + min_effect); same: wholly within
+    +-max_slowdown; undecided otherwise. min_effect below max_slowdown is what lets a run
+    catch a slowdown of max_slowdown itself (with an interval of +-3% around 1.05, the low end
+    clears 1.02, never 1.05). Without min_effect both thresholds are max_slowdown.
+    """
+    flag = max_slowdown if min_effect is None else min_effect
+    if estimate.low > 1 + flag:
         return "slower"
-    if estimate.high < lo:
+    if estimate.high < 1 / (1 + flag):
         return "faster"
-    if estimate.low >= lo and estimate.high <= hi:
+    if estimate.low >= 1 / (1 + max_slowdown) and estimate.high <= 1 + max_slowdown:
         return "same"
     return "undecided"
+
+
+def undecided_reason(result: VariantComparison, settings: CompareSettings) -> str:
+    """What an undecided run could and could not tell apart: the change it measured, and the
+    smallest slowdown a run this precise would have flagged 4 times in 5."""
+    e = result.estimate
+    assert e is not None
+    measured = abs(math.log(e.ratio))
+    stop = {"budget": f"budget of {settings.budget_s:.0f} s", "max pairs": f"{settings.max_pairs} pairs"}
+    told = f"could not tell {math.expm1(measured):.1%} from noise here" if measured else "measured no change"
+    catch = f"a slowdown of {result.detectable:.1%} would be caught 4 times in 5"
+    if not math.isfinite(result.detectable):
+        catch = "too few blocks for an interval"
+    return f"{told} ({stop.get(result.stopped, result.stopped)} reached); {catch}"
 
 
 def compare_outputs(variant: Variant, a: SideOutput, b: SideOutput) -> tuple[list[str], dict[str, float], list[str]]:
@@ -110,6 +134,7 @@ class Comparison:
         self.rng = random.Random(settings.seed)
         self.progress = progress or (lambda text: print(text, file=sys.stderr, flush=True))
         self.versions: dict[str, dict[str, str]] = {}
+        self.clock = time.perf_counter  # the budget's clock (a seam: tests stub it)
 
     def matrix_name(self) -> str:
         """A bundled tier by name, so each side reads its own copy (a base revision's may differ)."""
@@ -176,49 +201,76 @@ class Comparison:
                         w.ask("quit")  # the child exits; the zygote stays
         return times, outputs
 
+    def _block(self, workers: tuple[WorkerProcess, WorkerProcess], variant: Variant, result: VariantComparison):
+        """`block_pairs` process pairs from one pair of zygotes, which are closed after."""
+        block: list[tuple[list[float], list[float]]] = []
+        try:
+            for _ in range(self.settings.block_pairs):
+                times, outputs = self._pair(workers, variant)
+                if not result.blocks and not block:  # the first pair's outputs: work and predictions
+                    result.work_diff, result.predictions, result.prediction_problems = compare_outputs(
+                        variant, outputs[0], outputs[1]
+                    )
+                block.append(times)
+        finally:
+            for w in workers:
+                w.close()
+        result.blocks.append(block)
+
+    def _decide(self, variant: Variant, result: VariantComparison) -> None:
+        s = self.settings
+        result.estimate = block_ratio_interval(result.blocks, s.confidence)
+        result.verdict = result.time_verdict = decide(result.estimate, s.max_slowdown, s.min_effect)
+        result.components = variance_components(result.blocks)
+        result.detectable = result.estimate.detectable(s.min_effect)
+        self.progress(f"{variant.id}: {len(result.blocks)} blocks, B/A {result.estimate.describe()}: {result.verdict}")
+
     def run_variant(self, variant: Variant) -> VariantComparison:
-        t0 = time.perf_counter()
+        """Blocks of process pairs, each block from fresh zygotes on both sides, until the
+        interval decides, `max_pairs` are run, or the next block would overrun `budget_s`."""
+        t0 = self.clock()
         s = self.settings
         try:
             started = self._start(variant)
         except WorkerDied as exc:
-            result = VariantComparison(variant, "fail", reason=str(exc), seconds=time.perf_counter() - t0)
+            result = VariantComparison(variant, "fail", reason=str(exc), seconds=self.clock() - t0)
             result.side_status = {exc.side: f"errors ({exc})"} if exc.side else {}
             return result
         if isinstance(started, dict):
             why = "; ".join(f"side {name}: {status}" for name, status in started.items() if status != "runs")
             return VariantComparison(variant, "skip", reason=why, side_status=started)
-        workers = started
+        workers: tuple[WorkerProcess, WorkerProcess] | dict[str, str] = started
         result = VariantComparison(variant, "undecided", side_status={"A": "runs", "B": "runs"})
         try:
-            target = s.min_pairs
             while True:
-                while len(result.pairs) < target:
-                    times, outputs = self._pair(workers, variant)
-                    if not result.pairs:
-                        result.work_diff, result.predictions, result.prediction_problems = compare_outputs(
-                            variant, outputs[0], outputs[1]
-                        )
-                    result.pairs.append(times)
-                result.estimate = nested_ratio_interval(result.pairs, s.confidence, s.seed)
-                result.verdict = result.time_verdict = decide(result.estimate, s.max_slowdown)
-                pairs, estimate = len(result.pairs), result.estimate.describe()
-                self.progress(f"{variant.id}: {pairs} process pairs, B/A {estimate}: {result.verdict}")
-                if result.verdict != "undecided" or len(result.pairs) >= s.max_pairs:
+                if isinstance(workers, dict):  # a side that ran the first block refuses a later one
+                    raise WorkerDied(f"fresh workers refused the variant: {workers}")
+                self._block(workers, variant, result)
+                blocks, spent = len(result.blocks), self.clock() - t0
+                if blocks < s.min_blocks:
+                    workers = self._start(variant)
+                    continue
+                self._decide(variant, result)
+                if result.verdict != "undecided":
+                    result.stopped = "decided"
+                elif blocks >= s.max_blocks:
+                    result.stopped = "max pairs"
+                elif s.budget_s and spent + spent / blocks > s.budget_s:
+                    result.stopped = "budget"
+                if result.stopped:
                     break
-                target = min(s.max_pairs, target + s.step_pairs)
+                workers = self._start(variant)
         except WorkerDied as exc:
             result.verdict, result.reason = "fail", str(exc)
             if exc.side:
                 result.side_status[exc.side] = f"errors ({exc})"
-        finally:
-            for w in workers:
-                w.close()
+        if result.verdict == "undecided" and result.estimate is not None:
+            result.reason = undecided_reason(result, s)
         if result.verdict != "fail" and (result.work_diff or result.prediction_problems):
             result.reason = "; ".join([*(f"work {d}" for d in result.work_diff), *result.prediction_problems])
             if result.verdict != "slower":  # slower says more; the reason names the change too
                 result.verdict = "changed"
-        result.seconds = time.perf_counter() - t0
+        result.seconds = self.clock() - t0
         return result
 
     def run(self, variants: Sequence[Variant]) -> list[VariantComparison]:

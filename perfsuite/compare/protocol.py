@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import select
 import subprocess
@@ -52,14 +53,24 @@ def worker_argv(python: str) -> tuple[str, ...]:
 class CompareSettings:
     """How much evidence a verdict needs (defaults: the targets measured in docs/bounds.md)."""
 
-    max_slowdown: float = 0.05
+    max_slowdown: float = 0.05  # an interval wholly within +-this is "same"
+    min_effect: float = 0.02  # "slower" ("faster") needs the whole interval beyond +-this
     passes: int = 6  # interleaved rounds per process pair
-    min_pairs: int = 6
-    step_pairs: int = 4  # pairs added while undecided
-    max_pairs: int = 24
+    block_pairs: int = 2  # process pairs forked from one pair of fresh zygotes
+    min_pairs: int = 6  # before the first decision: 3 blocks, the fewest a t interval is useful with
+    max_pairs: int = 40  # one block more while undecided, up to this ...
+    budget_s: float = 300.0  # ... or until the next block would end past this many seconds (0: no limit)
     confidence: float = 0.95
     timeout_s: float = 600.0  # longest wait for one answer of a worker
     seed: int = 0
+
+    @property
+    def min_blocks(self) -> int:
+        return max(1, -(-self.min_pairs // self.block_pairs))
+
+    @property
+    def max_blocks(self) -> int:
+        return max(self.min_blocks, -(-self.max_pairs // self.block_pairs))
 
 
 @dataclass
@@ -79,7 +90,7 @@ class VariantComparison:
     variant: Variant
     verdict: str  # slower | faster | same | undecided | changed | skip | fail
     estimate: RatioEstimate | None = None
-    pairs: list[tuple[list[float], list[float]]] = field(default_factory=list)
+    blocks: list[list[tuple[list[float], list[float]]]] = field(default_factory=list)  # per fresh zygote pair
     work_diff: list[str] = field(default_factory=list)
     predictions: dict[str, float] = field(default_factory=dict)
     prediction_problems: list[str] = field(default_factory=list)
@@ -87,6 +98,13 @@ class VariantComparison:
     seconds: float = 0.0
     time_verdict: str = ""  # slower | faster | same | undecided, before work or predictions override it
     side_status: dict[str, str] = field(default_factory=dict)  # runs | refused (...) | errors (...)
+    components: dict[str, float] = field(default_factory=dict)  # zygote / process / pass sd (log scale)
+    detectable: float = math.inf  # smallest slowdown this run's precision flags 4 times in 5
+    stopped: str = ""  # why no more blocks were run: decided | max pairs | budget
+
+    @property
+    def pairs(self) -> list[tuple[list[float], list[float]]]:
+        return [pair for block in self.blocks for pair in block]
 
     @property
     def failed(self) -> bool:

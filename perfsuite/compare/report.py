@@ -16,6 +16,7 @@ HEADERS = (
     "verdict",
     "B/A time [95% CI]",
     "pairs",
+    "catches",
     "work",
     "max |dp|",
     "agree",
@@ -34,7 +35,8 @@ def cells(c: VariantComparison) -> list[str]:
         c.variant.id,
         c.verdict,
         ratio,
-        str(len(c.pairs)),
+        f"{len(c.pairs)} ({len(c.blocks)} blocks)" if c.blocks else "0",
+        f"{c.detectable:.1%}" if math.isfinite(c.detectable) else "-",
         "same" if not c.work_diff and c.pairs else ("; ".join(c.work_diff) or "-"),
         f"{p['max_abs_dp']:.2e}" if "max_abs_dp" in p else "-",
         f"{p['argmax_agreement']:.3f}" if "argmax_agreement" in p else "-",
@@ -42,6 +44,11 @@ def cells(c: VariantComparison) -> list[str]:
         c.reason,
         f"{c.seconds:.0f}",
     ]
+
+
+def _finite(values: dict) -> dict:
+    """JSON has no NaN: a figure that could not be estimated is null."""
+    return {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in values.items()}
 
 
 def to_json(results: Sequence[VariantComparison], sides: Sequence[Side], versions, settings: CompareSettings, run=None):
@@ -56,8 +63,12 @@ def to_json(results: Sequence[VariantComparison], sides: Sequence[Side], version
                 "variant": c.variant.id,
                 "verdict": c.verdict,
                 "reason": c.reason,
-                "estimate": c.estimate.__dict__ if c.estimate and math.isfinite(c.estimate.high) else None,
+                "estimate": _finite(c.estimate.__dict__) if c.estimate and math.isfinite(c.estimate.high) else None,
                 "pairs": [[list(a), list(b)] for a, b in c.pairs],
+                "blocks": [len(block) for block in c.blocks],  # pairs per fresh-zygote block, in order
+                "components": _finite(c.components),
+                "detectable": c.detectable if math.isfinite(c.detectable) else None,
+                "stopped": c.stopped,
                 "work_diff": c.work_diff,
                 "predictions": c.predictions,
                 "prediction_problems": c.prediction_problems,
@@ -75,8 +86,9 @@ def to_markdown(results: Sequence[VariantComparison], sides: Sequence[Side], set
         "",
         f"A: {a.description}  ",
         f"B: {b.description}  ",
-        f"B/A pass-time ratio, {settings.confidence:.0%} interval over process pairs and passes; "
-        f"slower/faster beyond {settings.max_slowdown:.0%}.",
+        f"B/A pass-time ratio, {settings.confidence:.0%} t interval over blocks of process pairs (each block "
+        f"from fresh zygotes); slower/faster: the whole interval beyond {settings.min_effect:.0%}, same: within "
+        f"{settings.max_slowdown:.0%}; catches: the smallest slowdown this run flags 4 times in 5.",
         "",
         *markdown.table(HEADERS, [cells(c) for c in results]),
     ]

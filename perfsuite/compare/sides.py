@@ -31,8 +31,21 @@ PIP_TIMEOUT_S = 3600  # a torch release with its CUDA libraries is several GB
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!_-]+$")
 
 
+def checkout_env() -> dict[str, str]:
+    """PYTHONPATH naming the checkout this perfsuite is imported from (none when it is installed).
+
+    A `--base` side starts its worker with one PYTHONPATH entry, its worktree; this checkout's
+    sides start the same way (the same variable, the same import order, the shell's own
+    PYTHONPATH left out on both), so the two differ in the code alone wherever the tool decides.
+    """
+    import perfsuite
+
+    root = Path(perfsuite.__file__).resolve().parent.parent
+    return {"PYTHONPATH": str(root)} if (root / "pyproject.toml").is_file() else {}
+
+
 def this_side() -> Side:
-    return Side("A", worker_argv(sys.executable), {}, f"this checkout, {sys.executable}")
+    return Side("A", worker_argv(sys.executable), checkout_env(), f"this checkout, {sys.executable}")
 
 
 def check_imports_perfsuite(python: str) -> str:
@@ -122,7 +135,8 @@ def pinned_venv(pins: Sequence[str], progress=print) -> Path:
 
 def pinned_side(pins: Sequence[str], progress=print) -> Side:
     python = pinned_venv(pins, progress)
-    return Side("B", worker_argv(str(python)), {}, f"this checkout with {' '.join(pins)} ({python.parent.parent})")
+    where = python.parent.parent
+    return Side("B", worker_argv(str(python)), checkout_env(), f"this checkout with {' '.join(pins)} ({where})")
 
 
 def folder_size(folder: Path) -> int:

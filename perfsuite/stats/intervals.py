@@ -1,8 +1,9 @@
 """Statistics used by the bounds and by `compare`, each computed in one place.
 
 asv keeps its statistics in one module (``_stats.py``); so does perfsuite: the rank test of
-the absolute latency bound, the bootstrap of an interleaved median ratio (relative bounds)
-and the two-level bootstrap over process pairs and passes (`compare`).
+the absolute latency bound, the bootstrap of an interleaved median ratio (relative bounds),
+the interval over zygote blocks, process pairs and passes (`compare`) - and the two-level
+bootstrap it replaced, kept so the selftest can show what that one covered on the same data.
 """
 
 from __future__ import annotations
@@ -32,9 +33,23 @@ class RatioEstimate:
     high: float
     pairs: int
     confidence: float
+    blocks: int = 0  # compare: blocks of process pairs, each from fresh zygotes (0: not blocked)
+    se_log: float = math.nan  # standard error of log(ratio), where the interval is a t interval
+    df: int = 0  # its degrees of freedom
 
     def describe(self) -> str:
-        return f"{self.ratio:.3f}x [{self.low:.3f}, {self.high:.3f}] ({self.confidence:.0%} CI, {self.pairs} pairs)"
+        unit = f"{self.pairs} pairs in {self.blocks} blocks" if self.blocks else f"{self.pairs} pairs"
+        return f"{self.ratio:.3f}x [{self.low:.3f}, {self.high:.3f}] ({self.confidence:.0%} CI, {unit})"
+
+    def detectable(self, threshold: float, power: float = 0.8) -> float:
+        """The smallest slowdown (a fraction) a run this precise flags `power` of the time, when
+        "slower" needs the interval's low end above 1 + threshold; inf without an interval."""
+        if not (self.df > 0 and math.isfinite(self.se_log)):
+            return math.inf
+        from scipy.stats import t
+
+        reach = (t.ppf(0.5 + self.confidence / 2, self.df) + t.ppf(power, self.df)) * self.se_log
+        return math.expm1(math.log1p(threshold) + reach)
 
 
 def _check_positive(values: Sequence[float]) -> None:
@@ -105,3 +120,76 @@ def nested_ratio_interval(
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(stats, [tail, 100 - tail])
     return RatioEstimate(math.exp(center), math.exp(float(low)), math.exp(float(high)), n, confidence)
+
+
+Pair = tuple[Sequence[float], Sequence[float]]
+
+
+def pair_log_ratio(a: Sequence[float], b: Sequence[float]) -> float:
+    """One process pair's median of log(b_i / a_i) over its interleaved passes."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"a process pair needs equally many passes per side, got {len(a)} and {len(b)}")
+    _check_positive([*a, *b])
+    return float(np.median(np.log(np.asarray(b, dtype=float) / np.asarray(a, dtype=float))))
+
+
+def block_ratio_interval(blocks: Sequence[Sequence[Pair]], confidence: float = 0.95) -> RatioEstimate:
+    """Interval of the B/A time ratio when passes nest in process pairs, and pairs in blocks.
+
+    A block is what one pair of fresh zygotes served; each of its process pairs was forked from
+    them and ran interleaved passes. Every level carries a bias of its own here: a pass (load),
+    a process (memory layout, thread placement: 5-10%) and a zygote (its children share its
+    heap and import order), so only the block is an independent draw of all three. The
+    estimate is the mean over blocks of the mean over pairs of each pair's median pass
+    log-ratio; the interval is Student's t over the block means with blocks - 1 degrees of
+    freedom: the nested (mixed) model's interval for the grand mean when blocks are alike in
+    size. A bootstrap over three or four blocks would be far too narrow.
+    """
+    means = [float(np.mean([pair_log_ratio(a, b) for a, b in block])) for block in blocks if block]
+    if not means:
+        raise ValueError("need at least one block of process pairs")
+    pairs = sum(len(block) for block in blocks)
+    center = float(np.mean(means))
+    n = len(means)
+    if n < 2:
+        return RatioEstimate(math.exp(center), 0.0, math.inf, pairs, confidence, n)
+    from scipy.stats import t
+
+    se = float(np.std(means, ddof=1)) / math.sqrt(n)
+    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * se
+    return RatioEstimate(
+        math.exp(center), math.exp(center - half), math.exp(center + half), pairs, confidence, n, se, n - 1
+    )
+
+
+def variance_components(blocks: Sequence[Sequence[Pair]]) -> dict[str, float]:
+    """Standard deviations (log scale) of the bias each level adds: zygote, process, pass.
+
+    Method of moments on the nested design: the pass level from the spread of the pass
+    log-ratios around their pair's median (MAD x 1.4826), the process level from the spread
+    of pair medians within blocks less what the passes explain, the zygote level from the
+    spread of block means less what the pairs explain; a level that explains nothing is 0.
+    """
+    pass_var, pair_within, block_means, sizes, passes = [], [], [], [], []
+    for block in blocks:
+        d = []
+        for a, b in block:
+            logs = np.log(np.asarray(b, dtype=float) / np.asarray(a, dtype=float))
+            d.append(float(np.median(logs)))
+            passes.append(len(logs))
+            pass_var.append(float(1.4826 * np.median(np.abs(logs - d[-1]))) ** 2)
+        if len(d) > 1:
+            pair_within.append(float(np.var(d, ddof=1)))
+        if d:
+            block_means.append(float(np.mean(d)))
+            sizes.append(len(d))
+    nan = math.nan
+    s_pass = math.sqrt(float(np.mean(pass_var))) if pass_var else nan
+    # a median of k passes varies about (pi/2)/k times a pass's variance
+    pass_share = (s_pass**2) * (math.pi / 2) / float(np.mean(passes)) if passes else nan
+    within = float(np.mean(pair_within)) if pair_within else nan
+    s_process = math.sqrt(max(within - pass_share, 0.0)) if pair_within else nan
+    s_zygote = nan
+    if len(block_means) > 1 and pair_within:
+        s_zygote = math.sqrt(max(float(np.var(block_means, ddof=1)) - within / float(np.mean(sizes)), 0.0))
+    return {"zygote_sd": s_zygote, "process_sd": s_process, "pass_sd": s_pass}

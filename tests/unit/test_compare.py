@@ -83,7 +83,7 @@ def unit_matrix(tmp_path):
 
 
 def test_two_workers_of_the_same_code_agree_on_work_and_predictions(unit_matrix):
-    settings = CompareSettings(passes=2, min_pairs=2, max_pairs=2)
+    settings = CompareSettings(passes=2, block_pairs=1, min_pairs=2, max_pairs=2)
     b = python_side(sys.executable)
     (result,) = Comparison(unit_matrix, this_side(), b, settings, progress=lambda _t: None).run(unit_matrix.variants)
     assert result.verdict in ("same", "undecided", "faster", "slower")
@@ -96,7 +96,7 @@ def test_two_workers_of_the_same_code_agree_on_work_and_predictions(unit_matrix)
 
 def test_a_worker_that_dies_fails_that_variant_naming_the_side(unit_matrix):
     dead = Side("B", (sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"), {}, "dies")
-    settings = CompareSettings(passes=1, min_pairs=1, max_pairs=1, timeout_s=60)
+    settings = CompareSettings(passes=1, block_pairs=1, min_pairs=1, max_pairs=1, timeout_s=60)
     comparison = Comparison(unit_matrix, this_side(), dead, settings, progress=lambda _t: None)
     (result,) = comparison.run(unit_matrix.variants)
     assert result.verdict == "fail" and result.failed
@@ -178,7 +178,7 @@ def test_compare_against_a_revision_from_before_the_package_layout(unit_matrix):
     revision = _revision_before_the_package_layout()
     if revision is None:
         pytest.skip("no git history with the flat layout here (a shallow clone?)")
-    settings = CompareSettings(passes=1, min_pairs=1, max_pairs=1)
+    settings = CompareSettings(passes=1, block_pairs=1, min_pairs=1, max_pairs=1)
     with base_side(revision, progress=lambda _t: None) as b:
         comparison = Comparison(unit_matrix, this_side(), b, settings, progress=lambda _t: None)
         comparison.check_sides()

@@ -439,7 +439,7 @@ def test_compare_runs_a_declared_model_on_both_sides(project):
     from perfsuite.compare.sides import python_side, this_side
 
     matrix = load_matrix(str(project / "my.toml"))
-    settings = CompareSettings(passes=2, min_pairs=2, max_pairs=2)
+    settings = CompareSettings(passes=2, block_pairs=1, min_pairs=2, max_pairs=2)
     comparison = Comparison(matrix, this_side(), python_side(sys.executable), settings, progress=lambda _t: None)
     (result,) = comparison.run(matrix.variants)
     assert result.variant.id == "my-qwen-fp32-sdpa-sorted" and len(result.pairs) == 2

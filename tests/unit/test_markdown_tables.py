@@ -27,7 +27,7 @@ def test_an_unescaped_pipe_in_a_header_is_what_breaks_a_table():
 def test_compare_md_header_delimiter_and_rows_agree():
     variant = Variant("tiny-llama3", "fp32", "sdpa", "sorted", "unit")
     result = VariantComparison(variant, "slower", estimate=RatioEstimate(1.2, 1.1, 1.3, 6, 0.95))
-    result.pairs = [([1.0], [1.2])] * 6
+    result.blocks = [[([1.0], [1.2])] * 3] * 2
     result.predictions = {"max_abs_dp": 0.0, "argmax_agreement": 1.0, "log_loss_a": 1.0, "log_loss_b": 1.0}
     result.reason = "a | reason\nover two lines"
     sides = (Side("A", ("python",), {}, "this | checkout"), Side("B", ("python",), {}, "base"))
