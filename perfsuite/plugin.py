@@ -16,6 +16,7 @@ from perfsuite.judge.checks import Verdict
 from perfsuite.matrix.options import add_data_option, add_workload_options, workload_of
 from perfsuite.matrix.shards import parse_shard, shard_assignment
 from perfsuite.matrix.tier import MatrixError, load_matrix
+from perfsuite.measure.fresh import PROCESSES_HELP, default_processes, processes_count
 from perfsuite.measure.runner import perf_counter_sampler, timing
 from perfsuite.report.outcomes import Outcome, PairOutcome
 from perfsuite.session import PerfSession
@@ -52,6 +53,11 @@ def add_baseline_options(group) -> None:
         action="store_true",
         help="with --perfsuite-rebaseline: rewrite portable records whose values are confirmed too (default: "
         "only changed and new ones are written)",
+    )
+    group.addoption(
+        "--perfsuite-processes",
+        default=default_processes(),
+        help=f"with --perfsuite-rebaseline: {PROCESSES_HELP}",
     )
     group.addoption(
         "--perfsuite-strict",
@@ -114,6 +120,10 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
         given = config.getoption("perfsuite_baselines")
         root = Path(given or matrix.default_baselines or Path(config.rootpath) / "baselines")
         try:
+            processes = processes_count(config.getoption("perfsuite_processes"))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        try:
             sessions[matrix_name] = PerfSession(
                 matrix,
                 baseline_root=root,
@@ -121,6 +131,7 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
                 rebaseline=config.getoption("perfsuite_rebaseline") and not config.option.collectonly,
                 strict=config.getoption("perfsuite_strict"),
                 rewrite_portable=config.getoption("perfsuite_rewrite_portable"),
+                processes=processes,
                 workload=workload_of(lambda field: config.getoption(f"perfsuite_{field}")),
             )
         except BaselineError as exc:  # e.g. another rebaseline of this machine holds its lock

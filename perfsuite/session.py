@@ -3,8 +3,8 @@ The pytest plugin and the CLI are both thin over this class."""
 
 from __future__ import annotations
 
-import statistics
-from dataclasses import asdict, replace
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ from perfsuite.device.probe import SupportProbe
 from perfsuite.device.support import semantic_reason, skip_reason
 from perfsuite.fileio import weights_identity
 from perfsuite.judge.checks import BASELINE_FREE, Verdict
+from perfsuite.judge.recording import portable_state, records_for
 from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair
 from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
 from perfsuite.measure import runner
-from perfsuite.measure.measurement import Measurement
+from perfsuite.measure.fresh import FreshError, FreshRequest, Measure, measure_fresh, process_medians, spread_note
+from perfsuite.measure.measurement import LatencySummary, Measurement
 from perfsuite.measure.runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
 from perfsuite.measure.workload import ResolvedVariant, Workload
 from perfsuite.models.declared import miniature_notes, miniature_summary
@@ -32,7 +34,6 @@ from perfsuite.report.run_report import RunReport
 from perfsuite.stats.intervals import ratio_interval
 from perfsuite.stats.metrics import compare_to_reference
 from perfsuite.store.baselines import DEFAULT_BASELINES, BaselineError, BaselineStore
-from perfsuite.store.records import Latency, MachineRecord, PortableRecord, Quality
 from perfsuite.variant import WORKLOAD_FIELDS, TierSettings, Variant
 
 
@@ -61,11 +62,14 @@ class PerfSession:
         workload: dict[str, int] | None = None,
         strict: bool = False,
         rewrite_portable: bool = False,
+        processes: int = 0,
     ) -> None:
         """`workload` overrides the tier's rows / batch_size / max_length (a sweep without a new TOML);
         `strict` fails a variant on which nothing stored could be judged, instead of skipping it;
         `rewrite_portable`: a rebaseline rewrites portable records whose values it confirms too
-        (by default only changed and new ones are written)."""
+        (by default only changed and new ones are written); `processes`: a rebaseline times each
+        recorded variant again in this many fresh processes and keeps their medians (the
+        variant's own between-process spread, which sets its latency tolerance)."""
         self.matrix = matrix
         unknown = set(workload or {}) - set(WORKLOAD_FIELDS)
         if unknown:
@@ -85,6 +89,10 @@ class PerfSession:
         self.rewrite_portable = rewrite_portable
         self.portable_states: dict[str, str] = {}  # variant id -> new / confirmed / changed (...), in a rebaseline
         self.strict = strict
+        self.processes = processes
+        source = str(Path(matrix.source).resolve())
+        self.fresh = FreshRequest(source, str(self.store.root), str(data_path) if data_path else None, overrides)
+        self.measure_fresh: Measure = measure_fresh  # the seam: tests stub the fresh processes
         self.data = Workload(self.data_path, self.settings, cache_dir, matrix.spec)
         self.probe = SupportProbe(cache_dir)  # what the installed libraries accept, asked once
         self.predictor = Predictor(self.store.root, self.store.machine_key, self.settings, self.resolve)
@@ -173,6 +181,7 @@ class PerfSession:
                 + "".join(f"\n  {path}" for path in would)
             ]
         else:
+            spread_note = self._time_in_fresh_processes() if self.processes else []
             written = self.store.commit()
             recorded = sum(o.verdict.status == "recorded" for o in self.outcomes)
             states = [s.split(" ")[0] for s in self.portable_states.values()]
@@ -183,6 +192,7 @@ class PerfSession:
                 f"portable records: {states.count('changed')} changed, {states.count('new')} new, "
                 f"{states.count('confirmed')} confirmed ({confirmed})",
                 *(f"  changed: {v}: {s}" for v, s in self.portable_states.items() if s.startswith("changed")),
+                *spread_note,
             ]
         return self.finish_note
 
@@ -206,11 +216,10 @@ class PerfSession:
                 result = self.measure(resolved, sampler=sampler)
                 outcome = self._judge(variant, self._measurement(resolved, result))
                 if self.settings.confirm_latency and _only_latency_failed(outcome.verdict):
-                    # A regression persists; a burst of load on the machine does not. Time the
-                    # variant once more (fresh process state is not needed: the load is outside).
+                    # A regression persists; a burst of load on the machine or a process's own
+                    # bias does not. Time the variant once more, and both must fail.
                     first, first_outcome = outcome.measurement.latency.median_s, outcome
-                    result = self.measure(resolved, sampler=perf_counter_sampler)
-                    outcome = self._judge(variant, self._measurement(resolved, result))
+                    outcome, where = self._confirm(variant, resolved, outcome)
                     if any(c.kind == "latency" and not c.judged for c in outcome.verdict.coverage):
                         # The re-measure could not judge (machine busy): it neither confirms nor
                         # clears the first measurement, which was judged and stands.
@@ -220,7 +229,8 @@ class PerfSession:
                         state = "confirmed"
                     else:
                         state = "not confirmed: counted as transient load"
-                    notes.append(f"latency failed at first (median {first * 1000:.1f} ms), re-measured: {state}")
+                    first_ms = f"median {first * 1000:.1f} ms"
+                    notes.append(f"latency failed at first ({first_ms}), re-measured {where}: {state}")
             except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
                 failure = f"run failed: {type(exc).__name__}: {exc}"
         if failure is not None:
@@ -245,6 +255,36 @@ class PerfSession:
         outcome.notes.extend(real_weights_notes(resolved.spec, resolved.checkpoint))
         self.outcomes.append(outcome)
         return outcome
+
+    def _confirm(self, variant: Variant, resolved: ResolvedVariant, outcome: Outcome) -> tuple[Outcome, str]:
+        """The variant timed again: in a fresh process where its record holds fresh processes'
+        medians (the record's own context), else in this process."""
+        machine = self.stored(variant).machine
+        if machine is not None and len(machine.latency.processes_s) >= 2 and outcome.measurement is not None:
+            try:
+                fresh = self.measure_fresh(self.fresh, [variant.id])[variant.id]
+            except FreshError as exc:
+                where = f"in this process (no fresh one: {exc})"
+            else:
+                again = replace(outcome.measurement, latency=LatencySummary.from_dict(fresh))
+                return self._judge(variant, again), "in a fresh process"
+        else:
+            where = "in this process"
+        result = self.measure(resolved, sampler=perf_counter_sampler)
+        return self._judge(variant, self._measurement(resolved, result)), where
+
+    def _time_in_fresh_processes(self) -> list[str]:
+        """Each recorded variant timed in `processes` fresh processes; the staged machine records
+        keep their medians. If a fresh process fails, the records keep this run's timing alone."""
+        ids = [o.variant.id for o in self.outcomes if o.verdict.status == "recorded"]
+        if not ids:
+            return []
+        say = lambda text: print(f"[perfsuite] {text}", file=sys.stderr, flush=True)  # noqa: E731
+        try:
+            medians = process_medians(self.fresh, ids, self.processes, self.measure_fresh, say)
+        except FreshError as exc:
+            return [f"latency records hold this run's timing alone (no fresh processes): {exc}"]
+        return [spread_note(self.store.with_processes(medians), self.processes)]
 
     def provenance(self, resolved: ResolvedVariant) -> dict[str, str]:
         """What produced a measurement besides the libraries (environment.PROVENANCE)."""
@@ -390,8 +430,8 @@ class PerfSession:
             guard = judge(measurement, replace(stored, portable=None, machine=None, error=None), variant.bounds)
             if guard.failed:  # never store a baseline of a broken run
                 return Outcome(variant, guard, measurement, stored.machine)
-            portable, machine = self.records_for(variant, measurement)
-            state = self.portable_state(stored, portable)
+            portable, machine = records_for(variant, measurement, self.settings, self.store.machine_key)
+            state = portable_state(stored, portable)
             self.portable_states[variant.id] = state
             keep = state == "confirmed" and not self.rewrite_portable
             self.store.stage(None if keep else portable, machine)  # written together by finish(), or not at all
@@ -405,45 +445,3 @@ class PerfSession:
             measurement, stored, variant.bounds, self.settings, self.strict, self.matrix.spec(variant.model)
         )
         return Outcome(variant, verdict, measurement)
-
-    @staticmethod
-    def portable_state(stored: StoredRecords, portable: PortableRecord) -> str:
-        """new / confirmed / changed (what): the measured portable record against the stored one."""
-        if stored.error is not None:
-            return "changed (the stored records were unreadable)"
-        if stored.portable is None:
-            return "new"
-        changes = portable.changes_from(stored.portable)
-        return f"changed ({'; '.join(changes)})" if changes else "confirmed"
-
-    def records_for(self, variant: Variant, measurement: Measurement) -> tuple[PortableRecord, MachineRecord]:
-        """A measurement as the tier's portable record and this machine's record."""
-        q = measurement.quality
-        quality = Quality(q.log_loss, q.accuracy, q.lm_log_loss) if q.log_loss is not None else None
-        portable_quality = self.settings.portable_quality(variant.dtype)
-        tolerances = asdict(variant.bounds)
-        settings, env = measurement.settings, measurement.environment
-        lat = measurement.latency
-        probes = lat.probe_samples_s
-        portable = PortableRecord(
-            variant.id,
-            self.settings.name,
-            measurement.work.counters(),
-            quality if portable_quality else None,
-            settings,
-            {k: v for k, v in env.items() if k != "device"},
-            tolerances,
-            recorded_on=self.store.machine_key,
-        )
-        machine = MachineRecord(
-            variant.id,
-            self.settings.name,
-            self.store.machine_key,
-            Latency.from_samples(list(lat.samples_s), statistics.median(probes) if probes else None),
-            asdict(measurement.memory),
-            None if portable_quality else quality,
-            settings,
-            env,
-            tolerances,
-        )
-        return portable, machine

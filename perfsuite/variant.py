@@ -39,8 +39,13 @@ def positive_int(text: str) -> int:
 class Bounds:
     """Tolerances applied to one variant (defaults, then matching overrides)."""
 
-    latency_ratio: float = 0.35
+    latency_ratio: float = 0.35  # the tolerance where the record holds one process's timing
     rank_alpha: float = 0.01
+    # Where the record holds several fresh processes' medians (a rebaseline's --processes): the
+    # tolerance is this many of their log standard deviations, widened for their number, and at
+    # least latency_floor
+    latency_spread_z: float = 3.0
+    latency_floor: float = 0.2
     log_loss_abs: float = 0.002
     accuracy_abs: float = 0.02
     work_rel: float = 0.0

@@ -92,6 +92,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch, request):
         monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path_factory.getbasetemp() / "perfsuite-cache"))
     monkeypatch.delenv("PERFSUITE_BUSY_SIGNALS", raising=False)
     monkeypatch.delenv("PERFSUITE_HISTORY", raising=False)  # a developer's history never gets test runs
+    monkeypatch.setenv("PERFSUITE_PROCESSES", "0")  # rebaselines here time no fresh processes unless a test asks
 
 
 def gfm_tables(text: str) -> list[list[list[str]]]:

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 from perfsuite.matrix.tier import MatrixError, load_matrix
+from perfsuite.measure.fresh import PROCESSES_HELP, default_processes, processes_count
 
-from .options import BASELINES_HELP, at_least, common_options, positive_int, workload
+from .options import BASELINES_HELP, common_options, compare_settings, compare_timing_options, positive_int, workload
 
 
 def _run(args: argparse.Namespace, rebaseline: bool) -> int:
@@ -31,6 +32,7 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
         workload=workload(args),
         strict=args.strict,
         rewrite_portable=getattr(args, "rewrite_portable", False),
+        processes=getattr(args, "processes", 0),
     )
     try:
         session.data.rows()  # a file that cannot be used is one error (exit 2), not a failure per variant
@@ -163,10 +165,9 @@ def _selftest(args: argparse.Namespace) -> int:
         )
         return 0
     if args.compare:
-        from perfsuite.compare.protocol import CompareSettings
-
-        settings = CompareSettings(passes=args.passes, min_pairs=args.min_pairs, max_pairs=args.max_pairs)
-        compare_selftest(args.aa_runs, args.inject_runs, sizes, args.target, out_dir=args.report_dir, settings=settings)
+        settings = compare_settings(args)
+        runs = (args.aa_runs, args.inject_runs)
+        compare_selftest(*runs, sizes, args.target, out_dir=args.report_dir, settings=settings, busy=args.busy)
         return 0
     selftest(args.aa_runs, args.inject_runs, args.select, args.target, args.baselines, args.report_dir, sizes)
     return 0
@@ -197,11 +198,10 @@ def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale-runs", type=positive_int, default=1000, help="--history: runs in the scale test")
     parser.add_argument("--scale-variants", type=positive_int, default=100, help="--history: variants per run there")
     parser.add_argument("--no-scale", action="store_true", help="--history: skip the scale test")
-    parser.add_argument("--passes", type=positive_int, default=6, help="--compare: interleaved passes per process pair")
-    parser.add_argument("--min-pairs", type=at_least(3), default=6, help="--compare: process pairs before deciding")
     parser.add_argument(
-        "--max-pairs", type=positive_int, default=24, help="--compare: most process pairs while undecided"
+        "--busy", type=int, default=0, help="--compare: processes spinning a core each beside the A/A runs"
     )
+    compare_timing_options(parser, "--compare: ")
 
 
 def register(sub) -> None:
@@ -221,6 +221,7 @@ def register(sub) -> None:
                 action="store_true",
                 help="also rewrite portable records whose values this run confirms (default: only changed and new)",
             )
+            parsed.add_argument("--processes", type=_processes, default=default_processes(), help=PROCESSES_HELP)
     selftest = sub.add_parser("selftest", help="measure the suite's false-alarm and detection rates here")
     _selftest_parser(selftest)
     selftest.set_defaults(func=_selftest)
@@ -231,6 +232,13 @@ def register(sub) -> None:
     migrate.add_argument("--baselines", default=None, help=BASELINES_HELP)
     merge.set_defaults(func=_merge)
     migrate.set_defaults(func=_migrate)
+
+
+def _processes(text: str) -> int:
+    try:
+        return processes_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _run_command(name: str):

@@ -201,16 +201,43 @@ def check_work(measured: Mapping[str, int], stored: Mapping[str, int], rel: floa
     return checks
 
 
-def check_latency(samples: Sequence[float], median_s: float, stored_samples: Sequence[float], bounds: Bounds):
+def latency_tolerance(bounds: Bounds, spread: float | None = None, processes: int = 0) -> tuple[float, str]:
+    """The share a median may exceed the record by, and why that share.
+
+    From a record of one process: `latency_ratio`, a guess at how far processes move. From a
+    record of n fresh processes: z x their log standard deviation x sqrt(1 + 1/n) (the spread
+    of one more process around their median), at least `latency_floor` - a variant's own noise.
+    """
+    if spread is None or processes < 2:
+        return bounds.latency_ratio, f"latency_ratio {bounds.latency_ratio:.0%}: the record has one process"
+    own = math.expm1(bounds.latency_spread_z * spread * math.sqrt(1 + 1 / processes))
+    why = f"{bounds.latency_spread_z:g} x {spread:.1%} spread of {processes} recorded processes"
+    if own < bounds.latency_floor:
+        return bounds.latency_floor, f"floor {bounds.latency_floor:.0%} ({why}: {own:.0%})"
+    return own, why
+
+
+def check_latency(
+    samples: Sequence[float],
+    median_s: float,
+    stored_samples: Sequence[float],
+    bounds: Bounds,
+    spread: float | None = None,
+    processes: int = 0,
+):
     base_samples = [float(s) for s in stored_samples]
     scale = median_s / statistics.median(base_samples)
     base_samples = [s * scale for s in base_samples]
     median = statistics.median(samples)
     ratio = median / median_s
-    limit = median_s * (1 + bounds.latency_ratio)
+    tolerance, why = latency_tolerance(bounds, spread, processes)
+    limit = median_s * (1 + tolerance)
     p = mann_whitney_slower(samples, base_samples)
-    regressed = ratio > 1 + bounds.latency_ratio and p < bounds.rank_alpha
-    detail = f"ratio {ratio:.2f}x of baseline {_fmt_s(median_s)}, Mann-Whitney p={p:.2g} (alpha {bounds.rank_alpha})"
+    regressed = ratio > 1 + tolerance and p < bounds.rank_alpha
+    detail = (
+        f"ratio {ratio:.2f}x of baseline {_fmt_s(median_s)}, tolerance {why}, "
+        f"Mann-Whitney p={p:.2g} (alpha {bounds.rank_alpha})"
+    )
     return BoundCheck(
         "latency", "median pass time", not regressed, _fmt_s(median), f"<= {_fmt_s(limit)}", detail, ratio
     )

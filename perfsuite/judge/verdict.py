@@ -181,9 +181,12 @@ def _latency(e: Evidence) -> Judgement:
     if busy:
         return [], Coverage("latency", False, busy)
     lat = e.machine.latency
-    return [check_latency(e.measurement.latency.samples_s, lat.median_s, lat.samples_s, e.bounds)], Coverage(
-        "latency", True
-    )
+    checks = [
+        check_latency(
+            e.measurement.latency.samples_s, lat.median_s, lat.samples_s, e.bounds, lat.spread, len(lat.processes_s)
+        )
+    ]
+    return checks, Coverage("latency", True)
 
 
 def _memory(e: Evidence) -> Judgement:

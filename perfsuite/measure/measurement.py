@@ -47,6 +47,13 @@ class LatencySummary:
     rows_per_s: float = math.nan
     other_cpu_share: float | None = None  # of the machine's CPU time, taken by other processes while timing
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencySummary:
+        lat = dict(data)
+        lat["samples_s"] = tuple(lat["samples_s"])
+        lat["probe_samples_s"] = tuple(lat.get("probe_samples_s", ()))
+        return cls(**lat)
+
 
 @dataclass(frozen=True)
 class QualitySummary:
@@ -134,15 +141,12 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Measurement:
-        lat = dict(data["latency"])
-        lat["samples_s"] = tuple(lat["samples_s"])
-        lat["probe_samples_s"] = tuple(lat.get("probe_samples_s", ()))
         return cls(
             variant=data["variant"],
             settings=dict(data["settings"]),
             environment=dict(data["environment"]),
             work=WorkSummary(**data["work"]),
-            latency=LatencySummary(**lat),
+            latency=LatencySummary.from_dict(data["latency"]),
             quality=QualitySummary(**data["quality"]),
             memory=MemorySummary(**data["memory"]),
             load_seconds=data.get("load_seconds", 0.0),

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from perfsuite.fileio import atomic_write_text
 from perfsuite.store.names import UnsafeName, inside, safe_name
-from perfsuite.store.records import PORTABLE, SCHEMA, MachineRecord, PortableRecord, RecordError, split_v1
+from perfsuite.store.records import PORTABLE, SCHEMA, Latency, MachineRecord, PortableRecord, RecordError, split_v1
 
 DEFAULT_BASELINES = Path("baselines")
 PROJECT_MARKERS = ("pyproject.toml", "tox.ini", "setup.cfg", ".git")
@@ -232,6 +232,18 @@ class BaselineStore:
             self.staged.append((self.portable_path(portable.variant), portable.to_dict()))
         if machine is not None:
             self.staged.append((self.path_for(machine.variant), machine.to_dict()))
+
+    def with_processes(self, medians: dict[str, list[float]]) -> dict[str, float | None]:
+        """Staged machine records of these variants keep fresh processes' medians (Latency.
+        with_processes); each variant's between-process spread."""
+        spreads: dict[str, float | None] = {}
+        for i, (path, data) in enumerate(self.staged):
+            variant = data.get("variant")
+            if "machine_key" in data and variant in medians:
+                latency = Latency.from_dict(data["latency"], str(path)).with_processes(medians[variant])
+                self.staged[i] = (path, {**data, "latency": latency.to_dict()})
+                spreads[variant] = latency.spread
+        return spreads
 
     def commit(self) -> list[Path]:
         """Write every staged record together, then release the lock."""

@@ -14,6 +14,7 @@ write through ``to_dict``; ``SCHEMA`` is bumped whenever the layout changes, and
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,18 +89,35 @@ class Quality:
 
 @dataclass(frozen=True)
 class Latency:
-    """Whole-pass times of one run, and the busy probe's median beside them."""
+    """Whole-pass times of one run, the busy probe's median beside them, and - from a rebaseline
+    that timed the variant in fresh processes - each process's median: how far this variant
+    moves between processes on this machine, which no single run can show."""
 
     median_s: float
     samples_s: tuple[float, ...]
     probe_s: float | None = None  # the interference probe's median while these were taken
+    processes_s: tuple[float, ...] = ()  # medians of fresh processes (median_s is their median)
 
     @classmethod
     def from_samples(cls, samples: list[float], probe_s: float | None = None) -> Latency:
         return cls(statistics.median(samples), tuple(round(s, 6) for s in samples), probe_s)
 
+    def with_processes(self, medians: list[float]) -> Latency:
+        """This record timed again in fresh processes: their medians, and their median as the record's."""
+        return Latency(statistics.median(medians), self.samples_s, self.probe_s, tuple(round(m, 6) for m in medians))
+
+    @property
+    def spread(self) -> float | None:
+        """Between-process standard deviation of log(median), from 2 or more processes; else None."""
+        if len(self.processes_s) < 2:
+            return None
+        return statistics.stdev(math.log(m) for m in self.processes_s)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"median_s": self.median_s, "samples_s": list(self.samples_s), "probe_s": self.probe_s}
+        data: dict[str, Any] = {"median_s": self.median_s, "samples_s": list(self.samples_s), "probe_s": self.probe_s}
+        if self.processes_s:  # records from before 2026-12-01 (or --processes 0) have none
+            data["processes_s"] = list(self.processes_s)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Latency:
@@ -111,7 +129,11 @@ class Latency:
             raise RecordError(f"{where}: latency.samples_s must be a non-empty list")
         values = tuple(_number(s, where, "latency.samples_s[]", positive=True) for s in samples)
         probe = data.get("probe_s")
-        return cls(median, values, None if probe is None else _number(probe, where, "latency.probe_s", True))
+        processes = data.get("processes_s", [])
+        if not isinstance(processes, list):
+            raise RecordError(f"{where}: latency.processes_s must be a list")
+        medians = tuple(_number(m, where, "latency.processes_s[]", positive=True) for m in processes)
+        return cls(median, values, None if probe is None else _number(probe, where, "latency.probe_s", True), medians)
 
 
 @dataclass(frozen=True)

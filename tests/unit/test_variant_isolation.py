@@ -110,4 +110,6 @@ def test_a_busy_re_measure_neither_confirms_nor_clears_a_judged_latency_failure(
     outcome = session.run(matrix.variants[0])
     assert len(calls) == 2
     assert outcome.verdict.status == "fail" and any(c.kind == "latency" for c in outcome.verdict.failed)
-    assert "re-measured: undecided (machine busy), so the first measurement stands" in " ".join(outcome.notes)
+    assert "re-measured in this process: undecided (machine busy), so the first measurement stands" in " ".join(
+        outcome.notes
+    )

@@ -1,0 +1,157 @@
+"""Latency records that know each variant's noise: a rebaseline times every variant in fresh
+processes, the record keeps their medians, the tolerance comes from their spread (with a
+floor), and a latency failure is confirmed in a fresh process. The fresh processes are
+stubbed through the session's seam (``PerfSession.measure_fresh``) except in the last test."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+
+from perfsuite.cli import main
+from perfsuite.judge.checks import check_latency, latency_tolerance
+from perfsuite.matrix.tier import load_matrix
+from perfsuite.measure.fresh import FreshError, FreshRequest, measure_fresh, processes_count
+from perfsuite.session import PerfSession
+from perfsuite.store.records import Latency, RecordError
+from perfsuite.variant import Bounds
+from tests.conftest import write_matrix
+
+BOUNDS = Bounds(latency_ratio=0.5, latency_floor=0.2, latency_spread_z=3.0)
+
+
+def _lat(median: float, n: int = 5) -> dict:
+    samples = [median * (1 + 0.01 * (i - n // 2)) for i in range(n)]
+    return {
+        "median_s": statistics.median(samples),
+        "iqr_s": 0.0,
+        "spread": 0.02,
+        "samples_s": samples,
+        "probe_samples_s": [],
+        "tokens_per_s": 1.0,
+        "rows_per_s": 1.0,
+        "other_cpu_share": 0.0,
+    }
+
+
+class FakeFresh:
+    """Fresh processes that answer the given medians in turn (one per call) for every variant."""
+
+    def __init__(self, medians):
+        self.medians = iter(medians)
+        self.calls: list[list[str]] = []
+
+    def __call__(self, request: FreshRequest, variant_ids):
+        self.calls.append(list(variant_ids))
+        m = next(self.medians)
+        if isinstance(m, Exception):
+            raise m
+        return {v: _lat(m) for v in variant_ids}
+
+
+def test_a_latency_record_keeps_its_processes_medians_and_reads_back():
+    lat = Latency.from_samples([0.1, 0.11, 0.12]).with_processes([0.10, 0.12, 0.11])
+    assert lat.median_s == 0.11 and lat.processes_s == (0.10, 0.12, 0.11)
+    assert lat.spread == pytest.approx(statistics.stdev([math.log(0.10), math.log(0.12), math.log(0.11)]))
+    assert Latency.from_dict(lat.to_dict(), "x.json") == lat
+    old = {"median_s": 0.1, "samples_s": [0.1], "probe_s": None}  # a record from before processes
+    assert (
+        Latency.from_dict(old, "x.json").spread is None and "processes_s" not in Latency.from_dict(old, "x").to_dict()
+    )
+
+
+def test_a_bad_process_median_names_the_file_and_field():
+    with pytest.raises(RecordError, match=r"rec.json.*latency.processes_s\[\]"):
+        Latency.from_dict({"median_s": 0.1, "samples_s": [0.1], "processes_s": [0.1, -2]}, "rec.json")
+
+
+@pytest.mark.parametrize(
+    ("spread", "processes", "tolerance", "why"),
+    [
+        (None, 0, 0.5, "the record has one process"),
+        (0.02, 3, 0.2, "floor 20%"),  # 3 x 2% x 1.15 = 7%: below the floor
+        (0.10, 3, math.expm1(3 * 0.10 * math.sqrt(4 / 3)), "3 x 10.0% spread of 3 recorded processes"),
+    ],
+)
+def test_the_latency_tolerance_comes_from_the_variants_own_spread_with_a_floor(spread, processes, tolerance, why):
+    got, text = latency_tolerance(BOUNDS, spread, processes)
+    assert got == pytest.approx(tolerance) and why in text
+
+
+def test_a_quiet_variant_fails_at_a_slowdown_a_noisy_one_is_allowed():
+    slow = [0.13] * 6  # 1.3x of a 0.1 s record
+    base = [0.1] * 6
+    quiet = check_latency(slow, 0.1, base, BOUNDS, spread=0.02, processes=3)
+    noisy = check_latency(slow, 0.1, base, BOUNDS, spread=0.12, processes=3)
+    assert not quiet.ok and noisy.ok
+    assert "spread of 3 recorded processes" in noisy.detail
+
+
+def _record(tmp_path, fresh):
+    matrix = load_matrix(str(write_matrix(tmp_path, rows=4)))
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl", rebaseline=True, processes=3)
+    session.measure_fresh = fresh
+    session.run(matrix.variants[0])
+    note = session.finish()
+    path = next(p for p in (tmp_path / "bl").glob("*/unit/*.json") if p.parent.parent.name != "portable")
+    return matrix, note, path
+
+
+def test_a_rebaseline_times_each_variant_in_fresh_processes_and_keeps_their_medians(tmp_path):
+    fresh = FakeFresh([0.010, 0.012, 0.011])
+    matrix, note, path = _record(tmp_path, fresh)
+    latency = json.loads(path.read_text())["latency"]
+    assert fresh.calls == [[matrix.variants[0].id]] * 3
+    assert latency["processes_s"] == pytest.approx([0.010, 0.012, 0.011]) and latency["median_s"] == 0.011
+    assert any("timed in 3 fresh processes each" in line and "spread median" in line for line in note)
+
+
+def test_a_failed_fresh_process_leaves_the_record_of_this_run_and_says_so(tmp_path):
+    fresh = FakeFresh([0.010, FreshError("tiny: fresh timing process: boom")])
+    _, note, path = _record(tmp_path, fresh)
+    assert "processes_s" not in json.loads(path.read_text())["latency"]
+    assert any("this run's timing alone" in line and "boom" in line for line in note)
+
+
+@pytest.mark.parametrize(("fresh_ratio", "status", "state"), [(8.0, "fail", "confirmed"), (1.0, "pass", "not")])
+def test_a_latency_failure_is_confirmed_in_a_fresh_process(tmp_path, monkeypatch, fresh_ratio, status, state):
+    matrix, _, path = _record(tmp_path, FakeFresh([0.010, 0.011, 0.012]))
+    record = json.loads(path.read_text())
+    lat = record["latency"]
+    base = statistics.median(lat["samples_s"]) / 8  # this process will read 8x its record
+    lat["samples_s"] = [s / 8 for s in lat["samples_s"]]
+    lat["median_s"], lat["processes_s"] = base, [base, base * 1.05, base * 0.95]
+    path.write_text(json.dumps(record))
+    monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: None)  # quiet, whatever runs beside
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    fresh = FakeFresh([base * fresh_ratio])
+    session.measure_fresh = fresh
+    outcome = session.run(matrix.variants[0])
+    assert fresh.calls == [[matrix.variants[0].id]]
+    assert outcome.verdict.status == status
+    assert f"re-measured in a fresh process: {state}" in " ".join(outcome.notes)
+
+
+def test_processes_must_be_none_or_at_least_two(tmp_path, capsys):
+    assert processes_count("0") == 0 and processes_count("3") == 3
+    with pytest.raises(ValueError, match="at least 2"):
+        processes_count("1")
+    with pytest.raises(SystemExit) as refused:  # argparse's refusal, before anything runs
+        main(["rebaseline", "--matrix", str(write_matrix(tmp_path, rows=4)), "--processes", "1"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2
+    assert "--processes" in err and "Traceback" not in err
+
+
+def test_a_fresh_process_times_the_variant_as_the_tier_does(tmp_path):
+    """The real child (python -m perfsuite.cli.fresh) on the unit tier, and a variant it cannot know."""
+    matrix = load_matrix(str(write_matrix(tmp_path, rows=4)))
+    request = FreshRequest(str(matrix.source), str(tmp_path / "bl"))
+    (variant,) = [v.id for v in matrix.variants[:1]]
+    answers = measure_fresh(request, [variant])
+    assert len(answers[variant]["samples_s"]) >= 1 and all(s > 0 for s in answers[variant]["samples_s"])
+    with pytest.raises(FreshError, match="no-such-variant"):
+        measure_fresh(request, ["no-such-variant"])
