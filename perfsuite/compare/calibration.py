@@ -61,6 +61,7 @@ def row(scenario: str, run: int, result: VariantComparison, touched: bool, busy:
         "components": {k: v if math.isfinite(v) else None for k, v in result.components.items()},
         "detectable": result.detectable if math.isfinite(result.detectable) else None,
         "stopped": result.stopped,
+        "other_cpu": sum(result.other_cpu) / len(result.other_cpu) if result.other_cpu else None,
         "seconds": round(result.seconds, 1),
         "timings": [[[list(a), list(b)] for a, b in block] for block in result.blocks],
     }

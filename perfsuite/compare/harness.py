@@ -71,6 +71,12 @@ def undecided_reason(result: VariantComparison, settings: CompareSettings) -> st
     smallest slowdown a run this precise would have flagged 4 times in 5."""
     e = result.estimate
     assert e is not None
+    if result.stopped == "busy":
+        share = sum(result.other_cpu) / len(result.other_cpu)
+        return (
+            f"machine busy: other processes took {share:.0%} of the CPU time while timing "
+            f"(limit {settings.busy_other_cpu:.0%}); the interval is shown, not judged"
+        )
     measured = abs(math.log(e.ratio))
     stop = {"budget": f"budget of {settings.budget_s:.0f} s", "max pairs": f"{settings.max_pairs} pairs"}
     told = f"could not tell {math.expm1(measured):.1%} from noise here" if measured else "measured no change"
@@ -179,8 +185,9 @@ class Comparison:
             return status
         return workers  # type: ignore[return-value]
 
-    def _pair(self, workers: tuple[WorkerProcess, WorkerProcess], variant: Variant):
-        """One pair of fresh processes: prepare both, then `passes` interleaved rounds."""
+    def _pair(self, workers: tuple[WorkerProcess, WorkerProcess], variant: Variant, shares: list[float]):
+        """One pair of fresh processes: prepare both, then `passes` interleaved rounds (each
+        pass's share of the CPU taken by other processes goes to `shares`)."""
         order = [0, 1]
         self.rng.shuffle(order)
         outputs: list[SideOutput | None] = [None, None]
@@ -193,7 +200,10 @@ class Comparison:
             for _ in range(self.settings.passes):
                 self.rng.shuffle(order)
                 for i in order:
-                    times[i].append(workers[i].ask("pass")["seconds"])
+                    answer = workers[i].ask("pass")
+                    times[i].append(answer["seconds"])
+                    if "other_cpu" in answer:  # a worker of a revision from before 2026-12-01 does not say
+                        shares.append(float(answer["other_cpu"]))
         finally:
             for w in workers:
                 if w.proc.poll() is None:
@@ -206,7 +216,7 @@ class Comparison:
         block: list[tuple[list[float], list[float]]] = []
         try:
             for _ in range(self.settings.block_pairs):
-                times, outputs = self._pair(workers, variant)
+                times, outputs = self._pair(workers, variant, result.other_cpu)
                 if not result.blocks and not block:  # the first pair's outputs: work and predictions
                     result.work_diff, result.predictions, result.prediction_problems = compare_outputs(
                         variant, outputs[0], outputs[1]
@@ -223,6 +233,10 @@ class Comparison:
         result.verdict = result.time_verdict = decide(result.estimate, s.max_slowdown, s.min_effect)
         result.components = variance_components(result.blocks)
         result.detectable = result.estimate.detectable(s.min_effect)
+        share = sum(result.other_cpu) / len(result.other_cpu) if result.other_cpu else 0.0
+        if share > s.busy_other_cpu:  # as the tier's latency: a busy machine decides nothing
+            result.verdict = result.time_verdict = "undecided"
+            result.stopped = "busy"
         self.progress(f"{variant.id}: {len(result.blocks)} blocks, B/A {result.estimate.describe()}: {result.verdict}")
 
     def run_variant(self, variant: Variant) -> VariantComparison:
@@ -251,6 +265,8 @@ class Comparison:
                     workers = self._start(variant)
                     continue
                 self._decide(variant, result)
+                if result.stopped:  # busy
+                    break
                 if result.verdict != "undecided":
                     result.stopped = "decided"
                 elif blocks >= s.max_blocks:

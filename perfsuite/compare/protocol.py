@@ -61,6 +61,7 @@ class CompareSettings:
     max_pairs: int = 40  # one block more while undecided, up to this ...
     budget_s: float = 300.0  # ... or until the next block would end past this many seconds (0: no limit)
     confidence: float = 0.95
+    busy_other_cpu: float = 0.2  # undecided when other processes took more of the CPU while timing
     timeout_s: float = 600.0  # longest wait for one answer of a worker
     seed: int = 0
 
@@ -100,7 +101,8 @@ class VariantComparison:
     side_status: dict[str, str] = field(default_factory=dict)  # runs | refused (...) | errors (...)
     components: dict[str, float] = field(default_factory=dict)  # zygote / process / pass sd (log scale)
     detectable: float = math.inf  # smallest slowdown this run's precision flags 4 times in 5
-    stopped: str = ""  # why no more blocks were run: decided | max pairs | budget
+    stopped: str = ""  # why no more blocks were run: decided | max pairs | budget | busy
+    other_cpu: list[float] = field(default_factory=list)  # per pass: the CPU share other processes took
 
     @property
     def pairs(self) -> list[tuple[list[float], list[float]]]:

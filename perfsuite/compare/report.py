@@ -69,6 +69,7 @@ def to_json(results: Sequence[VariantComparison], sides: Sequence[Side], version
                 "components": _finite(c.components),
                 "detectable": c.detectable if math.isfinite(c.detectable) else None,
                 "stopped": c.stopped,
+                "other_cpu": round(sum(c.other_cpu) / len(c.other_cpu), 4) if c.other_cpu else None,
                 "work_diff": c.work_diff,
                 "predictions": c.predictions,
                 "prediction_problems": c.prediction_problems,

@@ -141,18 +141,38 @@ class Worker:
         return {"weight_bytes": int(count(self.prepared.model))}
 
     def one_pass(self, _request: dict[str, Any]) -> dict[str, Any]:
-        """One timed pass in the state measure.runner.timing sets (the collector off), written
-        out here: this file runs on revisions whose runner may not have it."""
+        """One timed pass in the state measure.runner.timing sets (the collector off), and the
+        share of the machine's CPU time others took meanwhile (measure.runner.OtherLoad's rule:
+        while this child times a pass, the other side and the harness wait, so whatever else ran
+        was foreign load). Both written out here: this file runs on revisions that may lack them."""
         enabled = gc.isenabled()
         gc.disable()
         try:
+            before, own = _machine_busy(), os.times()
             start = time.perf_counter()
             self.prepared.one_pass()
             seconds = time.perf_counter() - start
+            after, own_end = _machine_busy(), os.times()
         finally:
             if enabled:
                 gc.enable()
-        return {"seconds": seconds}
+        answer: dict[str, Any] = {"seconds": seconds}
+        if before and after and after[1] > before[1]:
+            tick = os.sysconf("SC_CLK_TCK")
+            mine = (own_end.user + own_end.system - own.user - own.system) * tick
+            answer["other_cpu"] = min(1.0, max(0.0, after[0] - before[0] - mine) / (after[1] - before[1]))
+        return answer
+
+
+def _machine_busy() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat (steal counts as busy); None without it."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in handle.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
 
 
 def serve(stdin=None, out=None) -> None:

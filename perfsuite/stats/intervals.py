@@ -137,28 +137,42 @@ def block_ratio_interval(blocks: Sequence[Sequence[Pair]], confidence: float = 0
     """Interval of the B/A time ratio when passes nest in process pairs, and pairs in blocks.
 
     A block is what one pair of fresh zygotes served; each of its process pairs was forked from
-    them and ran interleaved passes. Every level carries a bias of its own here: a pass (load),
-    a process (memory layout, thread placement: 5-10%) and a zygote (its children share its
-    heap and import order), so only the block is an independent draw of all three. The
-    estimate is the mean over blocks of the mean over pairs of each pair's median pass
-    log-ratio; the interval is Student's t over the block means with blocks - 1 degrees of
-    freedom: the nested (mixed) model's interval for the grand mean when blocks are alike in
-    size. A bootstrap over three or four blocks would be far too narrow.
+    them and ran interleaved passes. Every level can carry a bias of its own: a pass (load), a
+    process (memory layout, thread placement) and a zygote (its children share its heap and
+    import order), so only the block is an independent draw of all three. The estimate is the
+    mean over blocks of the mean over pairs of each pair's median pass log-ratio.
+
+    The interval is Student's t for that mean, from the nested (mixed) model: the variance of a
+    block's mean is the zygote component plus the pairs' variance over their number, so it is
+    estimated from the spread of the block means (blocks - 1 degrees of freedom) - but never
+    below what the spread of pairs within blocks implies (their pooled degrees of freedom),
+    because three blocks can agree by chance: on a busy machine that made intervals of +-1.5%
+    that missed 1.0 (2026-12-01). A bootstrap over three or four blocks would be far too narrow.
     """
-    means = [float(np.mean([pair_log_ratio(a, b) for a, b in block])) for block in blocks if block]
-    if not means:
+    kept = [block for block in blocks if block]
+    if not kept:
         raise ValueError("need at least one block of process pairs")
-    pairs = sum(len(block) for block in blocks)
+    d = [[pair_log_ratio(a, b) for a, b in block] for block in kept]
+    means = [float(np.mean(x)) for x in d]
+    pairs = sum(len(x) for x in d)
     center = float(np.mean(means))
     n = len(means)
     if n < 2:
         return RatioEstimate(math.exp(center), 0.0, math.inf, pairs, confidence, n)
     from scipy.stats import t
 
-    se = float(np.std(means, ddof=1)) / math.sqrt(n)
-    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * se
+    var, df = float(np.var(means, ddof=1)), n - 1
+    within_df = sum(len(x) - 1 for x in d)
+    if within_df:
+        # pooled within-block variance of a pair, over the pairs per block: a block mean's floor
+        within = sum(float(np.var(x, ddof=1)) * (len(x) - 1) for x in d if len(x) > 1) / within_df
+        floor = within / (pairs / n)
+        if floor > var:
+            var, df = floor, within_df
+    se = math.sqrt(var / n)
+    half = float(t.ppf(0.5 + confidence / 2, df)) * se
     return RatioEstimate(
-        math.exp(center), math.exp(center - half), math.exp(center + half), pairs, confidence, n, se, n - 1
+        math.exp(center), math.exp(center - half), math.exp(center + half), pairs, confidence, n, se, df
     )
 
 

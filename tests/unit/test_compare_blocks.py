@@ -40,7 +40,7 @@ def _blocks(rng, n_blocks, pairs=3, passes=6, ratio=1.0, zygote=0.03, process=0.
 
 
 def test_block_interval_is_a_t_interval_over_block_means():
-    blocks = _blocks(np.random.default_rng(3), 4, ratio=1.10)
+    blocks = _blocks(np.random.default_rng(3), 4, ratio=1.10, zygote=0.08, process=0.001, noise=0.001)
     est = block_ratio_interval(blocks)
     means = [np.mean([np.median(np.log(np.array(b) / np.array(a))) for a, b in blk]) for blk in blocks]
     assert est.ratio == pytest.approx(math.exp(np.mean(means)))
@@ -49,6 +49,18 @@ def test_block_interval_is_a_t_interval_over_block_means():
     half = t.ppf(0.975, 3) * np.std(means, ddof=1) / 2
     assert est.low == pytest.approx(math.exp(np.mean(means) - half))
     assert (est.blocks, est.pairs, est.df) == (4, 12, 3)
+
+
+def test_blocks_that_agree_by_chance_do_not_narrow_the_interval_below_the_pairs_spread():
+    """Three blocks with equal means but pairs spread +-10% within each: the interval comes
+    from the pairs' spread (6 degrees of freedom), not from the blocks' chance agreement."""
+    spread = [-0.1, 0.0, 0.1]
+    blocks = [[([0.1], [0.1 * math.exp(x)]) for x in spread] for _ in range(3)]
+    est = block_ratio_interval(blocks)
+    from scipy.stats import t
+
+    half = t.ppf(0.975, 6) * math.sqrt(0.01 / 3 / 3)
+    assert est.df == 6 and est.high == pytest.approx(math.exp(half))
 
 
 def test_one_block_decides_nothing():
@@ -219,3 +231,36 @@ def test_busy_loops_are_gone_after_the_block_even_when_it_fails():
         assert procs[0].poll() is None
         raise RuntimeError("boom")
     assert procs[0].poll() is not None
+
+
+def test_a_busy_machine_leaves_compare_undecided_and_says_why(monkeypatch):
+    settings = CompareSettings(block_pairs=2, min_pairs=6, max_pairs=40, budget_s=0)
+    comparison, starts = _fake_comparison(monkeypatch, settings, 30.0, [1.30, 1.31, 1.29, 1.3])
+    block = comparison._block
+
+    def busy_block(workers, variant, result):
+        block(workers, variant, result)
+        result.other_cpu += [0.45, 0.55]  # another job took half the machine while these passes ran
+
+    monkeypatch.setattr(comparison, "_block", busy_block)
+    result = comparison.run_variant(VARIANT)
+    assert result.verdict == "undecided" and result.stopped == "busy" and len(starts) == 3
+    assert "machine busy: other processes took 50% of the CPU time while timing (limit 20%)" in result.reason
+
+
+def test_a_worker_pass_says_how_much_of_the_cpu_others_took():
+    from perfsuite.compare.worker import Worker
+
+    class Prepared:
+        def one_pass(self) -> None:  # long enough for /proc/stat's 10 ms ticks to move
+            import time
+
+            end = time.perf_counter() + 0.1
+            while time.perf_counter() < end:
+                pass
+
+    worker = Worker()
+    worker.prepared = Prepared()
+    answer = worker.one_pass({})
+    assert answer["seconds"] > 0
+    assert 0.0 <= answer["other_cpu"] <= 1.0
