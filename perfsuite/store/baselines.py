@@ -18,6 +18,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -234,15 +235,21 @@ class BaselineStore:
             self.staged.append((self.path_for(machine.variant), machine.to_dict()))
 
     def with_processes(self, medians: dict[str, list[float]]) -> dict[str, float | None]:
-        """Staged machine records of these variants keep fresh processes' medians (Latency.
-        with_processes); each variant's between-process spread."""
-        spreads: dict[str, float | None] = {}
-        for i, (path, data) in enumerate(self.staged):
-            variant = data.get("variant")
-            if "machine_key" in data and variant in medians:
-                latency = Latency.from_dict(data["latency"], str(path)).with_processes(medians[variant])
-                self.staged[i] = (path, {**data, "latency": latency.to_dict()})
-                spreads[variant] = latency.spread
+        """Staged machine records of these variants keep fresh processes' medians and the
+        median spread of them all (Latency.with_processes); each variant's own spread."""
+        staged = [
+            (i, path, data, Latency.from_dict(data["latency"], str(path)))
+            for i, (path, data) in enumerate(self.staged)
+            if "machine_key" in data and data.get("variant") in medians
+        ]
+        timed = {data["variant"]: latency.with_processes(medians[data["variant"]]) for _, _, data, latency in staged}
+        spreads = {v: latency.spread for v, latency in timed.items()}
+        known = [s for s in spreads.values() if s is not None]
+        pooled = statistics.median(known) if known else None
+        for i, path, data, _ in staged:
+            latency = timed[data["variant"]]
+            latency = latency.with_processes(list(latency.processes_s), pooled)
+            self.staged[i] = (path, {**data, "latency": latency.to_dict()})
         return spreads
 
     def commit(self) -> list[Path]:

@@ -19,7 +19,7 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from perfsuite.store.names import UnsafeName, safe_name
 
@@ -97,14 +97,18 @@ class Latency:
     samples_s: tuple[float, ...]
     probe_s: float | None = None  # the interference probe's median while these were taken
     processes_s: tuple[float, ...] = ()  # medians of fresh processes (median_s is their median)
+    pooled_spread: float | None = None  # the median spread of every variant of the same rebaseline
+
+    PRIOR_DF: ClassVar[int] = 4  # the weight of pooled_spread in `noise`, as degrees of freedom
 
     @classmethod
     def from_samples(cls, samples: list[float], probe_s: float | None = None) -> Latency:
         return cls(statistics.median(samples), tuple(round(s, 6) for s in samples), probe_s)
 
-    def with_processes(self, medians: list[float]) -> Latency:
+    def with_processes(self, medians: list[float], pooled_spread: float | None = None) -> Latency:
         """This record timed again in fresh processes: their medians, and their median as the record's."""
-        return Latency(statistics.median(medians), self.samples_s, self.probe_s, tuple(round(m, 6) for m in medians))
+        medians_s = tuple(round(m, 6) for m in medians)
+        return Latency(statistics.median(medians), self.samples_s, self.probe_s, medians_s, pooled_spread)
 
     @property
     def spread(self) -> float | None:
@@ -113,10 +117,25 @@ class Latency:
             return None
         return statistics.stdev(math.log(m) for m in self.processes_s)
 
+    @property
+    def noise(self) -> float | None:
+        """The spread the tolerance uses: this variant's own, moderated towards the pooled one.
+
+        Three processes give a spread with two degrees of freedom: it came out at 6% for a
+        variant that moves 20-35% between processes here, and a run at 1.31x failed. So, as
+        limma moderates a gene's variance, the variance is the weighted mean of the variant's
+        own (n - 1 degrees of freedom) and the pooled one (PRIOR_DF)."""
+        own = self.spread
+        if own is None or self.pooled_spread is None:
+            return own
+        df = len(self.processes_s) - 1
+        return math.sqrt((self.PRIOR_DF * self.pooled_spread**2 + df * own**2) / (self.PRIOR_DF + df))
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"median_s": self.median_s, "samples_s": list(self.samples_s), "probe_s": self.probe_s}
         if self.processes_s:  # records from before 2026-12-01 (or --processes 0) have none
             data["processes_s"] = list(self.processes_s)
+            data["pooled_spread"] = self.pooled_spread
         return data
 
     @classmethod
@@ -133,7 +152,10 @@ class Latency:
         if not isinstance(processes, list):
             raise RecordError(f"{where}: latency.processes_s must be a list")
         medians = tuple(_number(m, where, "latency.processes_s[]", positive=True) for m in processes)
-        return cls(median, values, None if probe is None else _number(probe, where, "latency.probe_s", True), medians)
+        pooled = data.get("pooled_spread")
+        pooled = None if pooled is None else _number(pooled, where, "latency.pooled_spread")
+        probe_s = None if probe is None else _number(probe, where, "latency.probe_s", True)
+        return cls(median, values, probe_s, medians, pooled)
 
 
 @dataclass(frozen=True)

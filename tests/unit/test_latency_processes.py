@@ -63,6 +63,35 @@ def test_a_latency_record_keeps_its_processes_medians_and_reads_back():
     )
 
 
+def test_a_variants_own_spread_is_moderated_towards_the_pooled_one():
+    """Three processes that agree by chance (2 degrees of freedom) do not make a tight tolerance."""
+    lucky = Latency.from_samples([0.1]).with_processes([0.100, 0.101, 0.099], pooled_spread=0.20)
+    own = lucky.spread
+    assert own < 0.02
+    assert lucky.noise == pytest.approx(math.sqrt((4 * 0.20**2 + 2 * own**2) / 6))
+    assert Latency.from_samples([0.1]).with_processes([0.1, 0.12]).noise == pytest.approx(
+        abs(math.log(0.1) - math.log(0.12)) / math.sqrt(2)
+    )  # no pooled spread: its own
+
+
+def test_a_rebaseline_pools_the_spread_of_all_its_variants(tmp_path):
+    matrix = load_matrix(str(write_matrix(tmp_path, rows=4, paddings=("static", "sorted"))))
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl", rebaseline=True, processes=2)
+    calls = iter([0.010, 0.012])
+
+    def fresh(request, variant_ids):  # the first variant moves 20%, the second 1% between processes
+        m = next(calls)
+        return {v: _lat(m if i == 0 else 0.02 * (1 + (m - 0.010))) for i, v in enumerate(variant_ids)}
+
+    session.measure_fresh = fresh
+    for variant in matrix.variants:
+        session.run(variant)
+    session.finish()
+    records = [json.loads(p.read_text())["latency"] for p in (tmp_path / "bl").glob("cpu-*/unit/*.json")]
+    spreads = sorted(Latency.from_dict(r, "r").spread for r in records)
+    assert len(records) == 2 and all(r["pooled_spread"] == pytest.approx(statistics.median(spreads)) for r in records)
+
+
 def test_a_bad_process_median_names_the_file_and_field():
     with pytest.raises(RecordError, match=r"rec.json.*latency.processes_s\[\]"):
         Latency.from_dict({"median_s": 0.1, "samples_s": [0.1], "processes_s": [0.1, -2]}, "rec.json")
