@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TARGET = "tiny-llama3-fp32-sdpa-sorted"
+SCENARIO_ENV = "PERFSUITE_SELFTEST_SCENARIO"  # set only in the selftest's children
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> Non
     from perfsuite.session import PerfSession
 
     install(scenario)
+    # a fresh process that confirms a latency failure runs the same injected code (cli/fresh.py)
+    os.environ[SCENARIO_ENV] = json.dumps(asdict(scenario))
     matrix = load_matrix("cpu")
     session = PerfSession(matrix, baselines)
     results: list[dict[str, Any]] = []

@@ -16,8 +16,11 @@ def main(argv: list[str]) -> int:
     from perfsuite.matrix.tier import load_matrix
     from perfsuite.measure import runner
     from perfsuite.measure.measurement import Measurement
+    from perfsuite.selftest import SCENARIO_ENV, Scenario, install
     from perfsuite.session import PerfSession
 
+    if os.environ.get(SCENARIO_ENV):  # a selftest child's confirmation: the same injected regression
+        install(Scenario(**json.loads(os.environ[SCENARIO_ENV])))
     request: dict[str, Any] = json.loads(argv[0])
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr
