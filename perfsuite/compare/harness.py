@@ -137,7 +137,7 @@ class Comparison:
         self.settings = settings or CompareSettings()
         self.data = data
         self.workload = workload or {}
-        self.rng = random.Random(settings.seed)
+        self.rng = random.Random(self.settings.seed)
         self.progress = progress or (lambda text: print(text, file=sys.stderr, flush=True))
         self.versions: dict[str, dict[str, str]] = {}
         self.clock = time.perf_counter  # the budget's clock (a seam: tests stub it)
