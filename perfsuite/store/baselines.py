@@ -21,6 +21,7 @@ import os
 import statistics
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -247,8 +248,7 @@ class BaselineStore:
         known = [s for s in spreads.values() if s is not None]
         pooled = statistics.median(known) if known else None
         for i, path, data, _ in staged:
-            latency = timed[data["variant"]]
-            latency = latency.with_processes(list(latency.processes_s), pooled)
+            latency = replace(timed[data["variant"]], pooled_spread=pooled)
             self.staged[i] = (path, {**data, "latency": latency.to_dict()})
         return spreads
 
