@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from perfsuite.compare.protocol import VariantComparison
+from perfsuite.fileio import finite_or_none
 from perfsuite.stats.intervals import nested_ratio_interval
 
 BUSY_LOOP = "while True: pass"
@@ -58,10 +59,10 @@ def row(scenario: str, run: int, result: VariantComparison, touched: bool, busy:
         "old_covers_1": (old.low <= 1.0 <= old.high) if old else None,
         "blocks": len(result.blocks),
         "pairs": len(result.pairs),
-        "components": {k: v if math.isfinite(v) else None for k, v in result.components.items()},
+        "components": finite_or_none(result.components),
         "detectable": result.detectable if math.isfinite(result.detectable) else None,
         "stopped": result.stopped,
-        "other_cpu": sum(result.other_cpu) / len(result.other_cpu) if result.other_cpu else None,
+        "other_cpu": result.other_cpu_share,
         "seconds": round(result.seconds, 1),
         "timings": [[[list(a), list(b)] for a, b in block] for block in result.blocks],
     }

@@ -72,9 +72,8 @@ def undecided_reason(result: VariantComparison, settings: CompareSettings) -> st
     e = result.estimate
     assert e is not None
     if result.stopped == "busy":
-        share = sum(result.other_cpu) / len(result.other_cpu)
         return (
-            f"machine busy: other processes took {share:.0%} of the CPU time while timing "
+            f"machine busy: other processes took {result.other_cpu_share:.0%} of the CPU time while timing "
             f"(limit {settings.busy_other_cpu:.0%}); the interval is shown, not judged"
         )
     measured = abs(math.log(e.ratio))
@@ -233,8 +232,7 @@ class Comparison:
         result.verdict = result.time_verdict = decide(result.estimate, s.max_slowdown, s.min_effect)
         result.components = variance_components(result.blocks)
         result.detectable = result.estimate.detectable(s.min_effect)
-        share = sum(result.other_cpu) / len(result.other_cpu) if result.other_cpu else 0.0
-        if share > s.busy_other_cpu:  # as the tier's latency: a busy machine decides nothing
+        if (result.other_cpu_share or 0.0) > s.busy_other_cpu:  # as the tier's latency: a busy machine decides nothing
             result.verdict = result.time_verdict = "undecided"
             result.stopped = "busy"
         self.progress(f"{variant.id}: {len(result.blocks)} blocks, B/A {result.estimate.describe()}: {result.verdict}")

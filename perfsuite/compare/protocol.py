@@ -105,6 +105,11 @@ class VariantComparison:
     other_cpu: list[float] = field(default_factory=list)  # per pass: the CPU share other processes took
 
     @property
+    def other_cpu_share(self) -> float | None:
+        """Mean share of the CPU other processes took while the passes ran (None: no worker said)."""
+        return sum(self.other_cpu) / len(self.other_cpu) if self.other_cpu else None
+
+    @property
     def pairs(self) -> list[tuple[list[float], list[float]]]:
         return [pair for block in self.blocks for pair in block]
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from perfsuite.compare.protocol import CompareSettings, Side, VariantComparison
-from perfsuite.fileio import console_width
+from perfsuite.fileio import console_width, finite_or_none
 from perfsuite.report import markdown
 
 HEADERS = (
@@ -46,11 +46,6 @@ def cells(c: VariantComparison) -> list[str]:
     ]
 
 
-def _finite(values: dict) -> dict:
-    """JSON has no NaN: a figure that could not be estimated is null."""
-    return {k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in values.items()}
-
-
 def to_json(results: Sequence[VariantComparison], sides: Sequence[Side], versions, settings: CompareSettings, run=None):
     """`run`: the run's metadata (report.metadata); with a `--base` side, `base_commit` names B."""
     return {
@@ -63,13 +58,13 @@ def to_json(results: Sequence[VariantComparison], sides: Sequence[Side], version
                 "variant": c.variant.id,
                 "verdict": c.verdict,
                 "reason": c.reason,
-                "estimate": _finite(c.estimate.__dict__) if c.estimate and math.isfinite(c.estimate.high) else None,
+                "estimate": finite_or_none(c.estimate.__dict__) if c.estimate and c.estimate.high < math.inf else None,
                 "pairs": [[list(a), list(b)] for a, b in c.pairs],
                 "blocks": [len(block) for block in c.blocks],  # pairs per fresh-zygote block, in order
-                "components": _finite(c.components),
+                "components": finite_or_none(c.components),
                 "detectable": c.detectable if math.isfinite(c.detectable) else None,
                 "stopped": c.stopped,
-                "other_cpu": round(sum(c.other_cpu) / len(c.other_cpu), 4) if c.other_cpu else None,
+                "other_cpu": c.other_cpu_share,
                 "work_diff": c.work_diff,
                 "predictions": c.predictions,
                 "prediction_problems": c.prediction_problems,
