@@ -39,6 +39,7 @@ from perfsuite.compare.protocol import (
     VariantComparison,
     WorkerDied,
     WorkerProcess,
+    ask_all,
 )
 from perfsuite.judge.checks import reference_checks
 from perfsuite.matrix.tier import MATRIX_DIR, Matrix
@@ -152,27 +153,26 @@ class Comparison:
         Without this such a side reads as a failed variant (exit 1), as if the code were slower."""
         workers = [WorkerProcess(side, self.settings.timeout_s) for side in self.sides]  # they start together
         try:
-            for w in workers:
-                try:
-                    hello = w.ask("hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
-                except WorkerDied as exc:
-                    raise CompareError(
-                        f"side {w.side.name} ({w.side.description}) cannot run the compare worker: {exc}"
-                    ) from None
-                self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
+            hellos = ask_all(workers, "hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
+        except WorkerDied as exc:
+            side = next((s for s in self.sides if s.name == exc.side), None)
+            about = f"side {exc.side} ({side.description})" if side else "a side"
+            raise CompareError(f"{about} cannot run the compare worker: {exc}") from None
         finally:
             for w in workers:
                 w.close()
+        for w, hello in zip(workers, hellos, strict=True):
+            self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
 
     def _start(self, variant: Variant) -> tuple[WorkerProcess, WorkerProcess] | dict[str, str]:
         """Both sides' workers, ready; or each side's status when one of them refuses the variant."""
         workers = tuple(WorkerProcess(side, self.settings.timeout_s) for side in self.sides)
         status: dict[str, str] = {}
         try:
-            for w in workers:
-                hello = w.ask("hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
+            hellos = ask_all(workers, "hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
+            for w, hello in zip(workers, hellos, strict=True):
                 self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
-                tokenized = w.ask("tokenize", variant=variant.id)
+            for w, tokenized in zip(workers, ask_all(workers, "tokenize", variant=variant.id), strict=True):
                 status[w.side.name] = f"refused ({tokenized['skip']})" if "skip" in tokenized else "runs"
         except WorkerDied:
             for w in workers:
@@ -193,7 +193,7 @@ class Comparison:
         for i in order:
             workers[i].ask("fork")
         try:
-            for i in order:
+            for i in order:  # one at a time: two children's OpenMP pools on 2 cores took 12x as long
                 outputs[i] = _output(workers[i].ask("prepare", variant=variant.id))
             times: tuple[list[float], list[float]] = ([], [])
             for _ in range(self.settings.passes):

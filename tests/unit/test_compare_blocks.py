@@ -1,4 +1,4 @@
-"""compare's blocks: fresh zygotes per block, the t interval over blocks and its coverage,
+"""compare's blocks: fresh zygotes per block, the pooled t interval over blocks and its coverage,
 variance components, the smallest detectable slowdown, the budget, and the selftest's tally."""
 
 from __future__ import annotations
@@ -52,15 +52,30 @@ def test_block_interval_is_a_t_interval_over_block_means():
 
 
 def test_blocks_that_agree_by_chance_do_not_narrow_the_interval_below_the_pairs_spread():
-    """Three blocks with equal means but pairs spread +-10% within each: the interval comes
-    from the pairs' spread (6 degrees of freedom), not from the blocks' chance agreement."""
+    """Three blocks with equal means but pairs spread +-10% within each: no zygote level shows,
+    so both mean squares pool (8 degrees of freedom), and the interval is as wide as the pairs'
+    spread says, not the zero width of the blocks' chance agreement."""
     spread = [-0.1, 0.0, 0.1]
     blocks = [[([0.1], [0.1 * math.exp(x)]) for x in spread] for _ in range(3)]
     est = block_ratio_interval(blocks)
     from scipy.stats import t
 
-    half = t.ppf(0.975, 6) * math.sqrt(0.01 / 3 / 3)
-    assert est.df == 6 and est.high == pytest.approx(math.exp(half))
+    half = t.ppf(0.975, 8) * math.sqrt(3 * 0.02 / 8 / 9)
+    assert est.df == 8 and est.high == pytest.approx(math.exp(half))
+
+
+def test_pairs_pool_with_blocks_when_no_zygote_bias_shows_and_not_when_one_does():
+    """Blocks whose means differ less than their pairs imply pool every pair's degrees of
+    freedom (3 blocks of 3 pairs: 8), which is what makes three blocks enough; blocks far
+    apart beyond the pairs' spread (a zygote bias) leave only the blocks' 2."""
+
+    def blocks(shifts):
+        return [[([0.1], [0.1 * math.exp(z + x)]) for x in (-0.1, 0.0, 0.1)] for z in shifts]
+
+    assert block_ratio_interval(blocks([0.0, 0.01, -0.01])).df == 8
+    apart = block_ratio_interval(blocks([0.0, 0.3, -0.3]))
+    means = [0.0, 0.3, -0.3]
+    assert apart.df == 2 and apart.se_log == pytest.approx(np.std(means, ddof=1) / math.sqrt(3))
 
 
 def test_one_block_decides_nothing():
@@ -175,6 +190,50 @@ def test_blocks_are_served_by_fresh_worker_processes(tmp_path, monkeypatch):
     assert result.work_diff == [] and result.prediction_problems == []
     data = json.loads(json.dumps(to_json([result], (this_side(), b), {}, settings), allow_nan=False))
     assert data["variants"][0]["blocks"] == [1, 1]
+
+
+class _Recorder:
+    """A worker that records when each request was sent and answered (the shared `log`)."""
+
+    proc = type("P", (), {"poll": staticmethod(lambda: 0)})()  # its child has exited: no `quit`
+
+    def __init__(self, name, log):
+        self.side, self.log = type("S", (), {"name": name})(), log
+
+    def send(self, op, **request):
+        self.log.append(("send", self.side.name, op))
+
+    def receive(self, op):
+        self.log.append(("answer", self.side.name, op))
+        answers = {
+            "hello": {"versions": {}, "perfsuite": "x"},
+            "pass": {"seconds": 0.1},
+            "prepare": {"work": {}, "probs": [[0.3, 0.3, 0.4]], "labels": [0], "nonfinite_rows": 0},
+        }
+        return {"ok": True, **answers.get(op, {})}
+
+    def ask(self, op, **request):
+        self.send(op, **request)
+        return self.receive(op)
+
+
+def test_zygotes_start_side_by_side_and_children_prepare_one_at_a_time(monkeypatch):
+    """Imports and tokenising of both sides overlap (both requests out before either answer);
+    a child's model preparation and every timed pass run alone."""
+    log: list[tuple[str, str, str]] = []
+    workers = (_Recorder("A", log), _Recorder("B", log))
+    monkeypatch.setattr("perfsuite.compare.harness.WorkerProcess", lambda side, timeout: workers[side.name == "B"])
+    comparison = Comparison(load_matrix("cpu"), this_side(), this_side(), CompareSettings(passes=2))
+    comparison.sides = (type("S", (), {"name": "A"})(), type("S", (), {"name": "B"})())
+    comparison._start(VARIANT)
+    assert [e[0] for e in log[:4]] == ["send", "send", "answer", "answer"]  # hello to both first
+    assert [e[0] for e in log[4:8]] == ["send", "send", "answer", "answer"]  # then tokenize
+    log.clear()
+    comparison._pair(workers, VARIANT, [])
+    prepares = [e[0] for e in log if e[2] == "prepare"]
+    assert prepares == ["send", "answer", "send", "answer"]  # one side's answered before the other's is sent
+    timed = [e for e in log if e[2] == "pass"]
+    assert [e[0] for e in timed] == ["send", "answer"] * 4  # each pass answered before the next is sent
 
 
 def test_this_checkout_starts_its_worker_as_a_base_side_does():
