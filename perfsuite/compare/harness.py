@@ -10,9 +10,11 @@ Passes of one process share a bias of their own (5-10% here between two processe
 same code), and processes forked from one zygote share its heap and import order (a few
 percent more), so randomisation happens at three levels: each block starts fresh zygotes on
 both sides, forks ``block_pairs`` pairs of processes from them, and each pair runs ``passes``
-interleaved rounds. The interval of the B/A time ratio is a t interval over the blocks
-(`stats.intervals.block_ratio_interval`). An undecided verdict buys one more block, up to
-``max_pairs`` or the per-variant ``budget_s`` (Chromium Pinpoint's rule).
+interleaved rounds. The interval of the B/A time ratio is the nested model's t interval
+(`stats.intervals.block_ratio_interval`). Both sides' zygotes start side by side (imports and
+tokenising are most of a block's set-up); model preparation and timed passes run one at a
+time. An undecided verdict buys one more block, up to ``max_pairs`` or the per-variant
+``budget_s`` (Chromium Pinpoint's rule).
 
 Besides time, the first pair's outputs are compared exactly: work counts, and predictions
 row by row against the tier's margins for the variant's dtype.
