@@ -155,7 +155,7 @@ class Comparison:
         Without this such a side reads as a failed variant (exit 1), as if the code were slower."""
         workers = [WorkerProcess(side, self.settings.timeout_s) for side in self.sides]  # they start together
         try:
-            hellos = ask_all(workers, "hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
+            self._hello(workers)
         except WorkerDied as exc:
             side = next((s for s in self.sides if s.name == exc.side), None)
             about = f"side {exc.side} ({side.description})" if side else "a side"
@@ -163,6 +163,10 @@ class Comparison:
         finally:
             for w in workers:
                 w.close()
+
+    def _hello(self, workers: Sequence[WorkerProcess]) -> None:
+        """Both sides load the matrix at once; each side's versions are kept for the report."""
+        hellos = ask_all(workers, "hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
         for w, hello in zip(workers, hellos, strict=True):
             self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
 
@@ -171,9 +175,7 @@ class Comparison:
         workers = tuple(WorkerProcess(side, self.settings.timeout_s) for side in self.sides)
         status: dict[str, str] = {}
         try:
-            hellos = ask_all(workers, "hello", matrix=self.matrix_name(), data=self.data, workload=self.workload)
-            for w, hello in zip(workers, hellos, strict=True):
-                self.versions[w.side.name] = {**hello["versions"], "perfsuite_path": hello["perfsuite"]}
+            self._hello(workers)
             for w, tokenized in zip(workers, ask_all(workers, "tokenize", variant=variant.id), strict=True):
                 status[w.side.name] = f"refused ({tokenized['skip']})" if "skip" in tokenized else "runs"
         except WorkerDied:
