@@ -23,7 +23,7 @@ import numpy as np
 
 from perfsuite.compare.harness import decide
 from perfsuite.compare.protocol import CompareSettings
-from perfsuite.stats.intervals import block_ratio_interval
+from perfsuite.stats.intervals import block_ratio_interval, pair_log_ratio
 
 
 def main() -> int:
@@ -43,8 +43,6 @@ def main() -> int:
             seconds.append(r["seconds"] / max(len(r["timings"]), 1))
     # centred: the sample's own mean B/A (about -1% today, within its standard error) would
     # otherwise be replayed as a true difference in every A/A draw
-    from perfsuite.stats.intervals import pair_log_ratio
-
     shift = math.exp(float(np.mean([pair_log_ratio(a, b) for block in blocks for a, b in block])))
     blocks = [[(a, [x / shift for x in b]) for a, b in block] for block in blocks]
     per_block = float(np.mean(seconds))
