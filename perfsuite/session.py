@@ -19,6 +19,7 @@ from perfsuite.device.probe import SupportProbe
 from perfsuite.device.support import semantic_reason, skip_reason
 from perfsuite.fileio import weights_identity
 from perfsuite.judge.checks import BASELINE_FREE, Verdict
+from perfsuite.judge.confirmation import decide, reason_to_confirm
 from perfsuite.judge.recording import portable_state, records_for
 from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair
 from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
@@ -35,10 +36,6 @@ from perfsuite.stats.intervals import ratio_interval
 from perfsuite.stats.metrics import compare_to_reference
 from perfsuite.store.baselines import DEFAULT_BASELINES, BaselineError, BaselineStore
 from perfsuite.variant import WORKLOAD_FIELDS, TierSettings, Variant
-
-
-def _only_latency_failed(verdict: Verdict) -> bool:
-    return verdict.status == "fail" and bool(verdict.failed) and all(c.kind == "latency" for c in verdict.failed)
 
 
 def _release_device_memory(caps: DeviceCaps) -> None:
@@ -215,22 +212,15 @@ class PerfSession:
                 resolved = self.resolve(variant)
                 result = self.measure(resolved, sampler=sampler)
                 outcome = self._judge(variant, self._measurement(resolved, result))
-                if self.settings.confirm_latency and _only_latency_failed(outcome.verdict):
+                why = reason_to_confirm(outcome.verdict, self.stored(variant).machine, variant.bounds)
+                if self.settings.confirm_latency and why:
                     # A regression persists; a burst of load on the machine or a process's own
-                    # bias does not. Time the variant once more, and both must fail.
-                    first, first_outcome = outcome.measurement.latency.median_s, outcome
-                    outcome, where = self._confirm(variant, resolved, outcome)
-                    if any(c.kind == "latency" and not c.judged for c in outcome.verdict.coverage):
-                        # The re-measure could not judge (machine busy): it neither confirms nor
-                        # clears the first measurement, which was judged and stands.
-                        outcome = first_outcome
-                        state = "undecided (machine busy), so the first measurement stands"
-                    elif outcome.verdict.status == "fail":
-                        state = "confirmed"
-                    else:
-                        state = "not confirmed: counted as transient load"
-                    first_ms = f"median {first * 1000:.1f} ms"
-                    notes.append(f"latency failed at first ({first_ms}), re-measured {where}: {state}")
+                    # bias does not (judge/confirmation.py).
+                    first, first_ms = outcome, outcome.measurement.latency.median_s * 1000
+                    second, where = self._confirm(variant, resolved, outcome)
+                    decision = decide(why, first.verdict, first_ms, second.verdict, where)
+                    outcome = second if decision.second_stands else first
+                    notes.append(decision.note)
             except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
                 failure = f"run failed: {type(exc).__name__}: {exc}"
         if failure is not None:
@@ -257,17 +247,19 @@ class PerfSession:
         return outcome
 
     def _confirm(self, variant: Variant, resolved: ResolvedVariant, outcome: Outcome) -> tuple[Outcome, str]:
-        """The variant timed again: in a fresh process where its record holds fresh processes'
-        medians (the record's own context), else in this process."""
+        """The variant timed again: in `confirm_processes` fresh processes where its record holds
+        fresh processes' medians (the record's own context; their mean is judged), else in this
+        process."""
         machine = self.stored(variant).machine
         if machine is not None and len(machine.latency.processes_s) >= 2 and outcome.measurement is not None:
+            k = self.settings.confirm_processes
             try:
-                fresh = self.measure_fresh(self.fresh, [variant.id])[variant.id]
+                answers = [self.measure_fresh(self.fresh, [variant.id])[variant.id] for _ in range(k)]
             except FreshError as exc:
                 where = f"in this process (no fresh one: {exc})"
             else:
-                again = replace(outcome.measurement, latency=LatencySummary.from_dict(fresh))
-                return self._judge(variant, again), "in a fresh process"
+                again = replace(outcome.measurement, latency=LatencySummary.of_processes(answers))
+                return self._judge(variant, again), f"in {k} fresh processes" if k > 1 else "in a fresh process"
         else:
             where = "in this process"
         result = self.measure(resolved, sampler=perf_counter_sampler)

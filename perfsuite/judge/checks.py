@@ -201,20 +201,46 @@ def check_work(measured: Mapping[str, int], stored: Mapping[str, int], rel: floa
     return checks
 
 
-def latency_tolerance(bounds: Bounds, spread: float | None = None, processes: int = 0) -> tuple[float, str]:
+def latency_noise(bounds: Bounds, spread: float, processes: int) -> tuple[float, bool]:
+    """The log noise of one process's median the tolerance assumes, and whether it is the floor's.
+
+    `latency_floor` is the least tolerance for one process against n recorded ones; as noise it
+    is log(1 + floor) / (z x sqrt(1 + 1/n)). A noise floor, not a tolerance floor, lets the mean
+    of several fresh processes be judged tighter than one process, as its noise is smaller."""
+    least = math.log1p(bounds.latency_floor) / (bounds.latency_spread_z * math.sqrt(1 + 1 / processes))
+    return (least, True) if spread < least else (spread, False)
+
+
+def latency_tolerance(
+    bounds: Bounds, spread: float | None = None, processes: int = 0, measured: int = 1
+) -> tuple[float, str]:
     """The share a median may exceed the record by, and why that share.
 
     From a record of one process: `latency_ratio`, a guess at how far processes move. From a
-    record of n fresh processes: z x their log standard deviation x sqrt(1 + 1/n) (the spread
-    of one more process around their median), at least `latency_floor` - a variant's own noise.
+    record of n fresh processes: z x the variant's log noise x sqrt(1/k + 1/n), where k is the
+    number of processes measured now (their geometric mean is judged): the spread of k more
+    processes' mean around the record's median. The noise is at least the floor's (above).
     """
     if spread is None or processes < 2:
         return bounds.latency_ratio, f"latency_ratio {bounds.latency_ratio:.0%}: the record has one process"
-    own = math.expm1(bounds.latency_spread_z * spread * math.sqrt(1 + 1 / processes))
-    why = f"{bounds.latency_spread_z:g} x {spread:.1%} spread of {processes} recorded processes"
-    if own < bounds.latency_floor:
-        return bounds.latency_floor, f"floor {bounds.latency_floor:.0%} ({why}: {own:.0%})"
-    return own, why
+    noise, floored = latency_noise(bounds, spread, processes)
+    tolerance = math.expm1(bounds.latency_spread_z * noise * math.sqrt(1 / measured + 1 / processes))
+    of = f" of {measured} fresh processes' mean" if measured > 1 else ""
+    why = f"{bounds.latency_spread_z:g} x {spread:.1%} spread of {processes} recorded processes{of}"
+    if floored:
+        return tolerance, f"floor {bounds.latency_floor:.0%} as noise {noise:.1%} ({why})"
+    return tolerance, why
+
+
+def latency_screen(bounds: Bounds, spread: float | None, processes: int) -> float | None:
+    """The share above which a median that passed is still timed again in fresh processes.
+
+    `latency_screen_z` x the variant's own noise, without the floor: the floor guards the verdict
+    against a spread that three processes underestimate, but it also hides a real slowdown that
+    one process reads low. A screen costs only the fresh processes' time; their mean decides."""
+    if spread is None or processes < 2:
+        return None
+    return math.expm1(bounds.latency_screen_z * spread * math.sqrt(1 + 1 / processes))
 
 
 def check_latency(
@@ -224,13 +250,20 @@ def check_latency(
     bounds: Bounds,
     spread: float | None = None,
     processes: int = 0,
+    measured_s: Sequence[float] = (),
 ):
+    """The median (or, with `measured_s`, several fresh processes' medians' geometric mean) against
+    the record, with a one-sided Mann-Whitney test of the samples."""
     base_samples = [float(s) for s in stored_samples]
     scale = median_s / statistics.median(base_samples)
     base_samples = [s * scale for s in base_samples]
-    median = statistics.median(samples)
+    measured = len(measured_s)
+    if measured > 1:
+        median = math.exp(statistics.fmean(math.log(m) for m in measured_s))
+    else:
+        median, measured = statistics.median(samples), 1
     ratio = median / median_s
-    tolerance, why = latency_tolerance(bounds, spread, processes)
+    tolerance, why = latency_tolerance(bounds, spread, processes, measured)
     limit = median_s * (1 + tolerance)
     p = mann_whitney_slower(samples, base_samples)
     regressed = ratio > 1 + tolerance and p < bounds.rank_alpha

@@ -183,7 +183,13 @@ def _latency(e: Evidence) -> Judgement:
     lat = e.machine.latency
     checks = [
         check_latency(
-            e.measurement.latency.samples_s, lat.median_s, lat.samples_s, e.bounds, lat.noise, len(lat.processes_s)
+            e.measurement.latency.samples_s,
+            lat.median_s,
+            lat.samples_s,
+            e.bounds,
+            lat.noise,
+            len(lat.processes_s),
+            e.measurement.latency.processes_s,
         )
     ]
     return checks, Coverage("latency", True)

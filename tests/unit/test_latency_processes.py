@@ -1,6 +1,7 @@
 """Latency records that know each variant's noise: a rebaseline times every variant in fresh
 processes, the record keeps their medians, the tolerance comes from their spread (with a
-floor), and a latency failure is confirmed in a fresh process. The fresh processes are
+floor), and a latency failure - or a pass above the variant's own-noise screen - is timed again
+in three fresh processes, whose mean decides. The fresh processes are
 stubbed through the session's seam (``PerfSession.measure_fresh``) except in the last test."""
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import statistics
 import pytest
 
 from perfsuite.cli import main
-from perfsuite.judge.checks import check_latency, latency_tolerance
+from perfsuite.judge.checks import check_latency, latency_screen, latency_tolerance
 from perfsuite.matrix.tier import load_matrix
 from perfsuite.measure.fresh import FreshError, FreshRequest, measure_fresh, processes_count
+from perfsuite.measure.measurement import LatencySummary
 from perfsuite.session import PerfSession
 from perfsuite.store.records import Latency, RecordError
 from perfsuite.variant import Bounds
@@ -145,23 +147,105 @@ def test_a_failed_fresh_process_leaves_the_record_of_this_run_and_says_so(tmp_pa
     assert any("this run's timing alone" in line and "boom" in line for line in note)
 
 
-@pytest.mark.parametrize(("fresh_ratio", "status", "state"), [(8.0, "fail", "confirmed"), (1.0, "pass", "not")])
-def test_a_latency_failure_is_confirmed_in_a_fresh_process(tmp_path, monkeypatch, fresh_ratio, status, state):
+def _rescaled(tmp_path, read: float, processes: tuple[float, ...] = (1.0, 1.05, 0.95), pooled: float | None = None):
+    """A recorded variant whose record is rewritten so that this process's timing reads `read`x
+    of it (the record's median moved, its processes' medians around it as given)."""
     matrix, _, path = _record(tmp_path, FakeFresh([0.010, 0.011, 0.012]))
     record = json.loads(path.read_text())
     lat = record["latency"]
-    base = statistics.median(lat["samples_s"]) / 8  # this process will read 8x its record
-    lat["samples_s"] = [s / 8 for s in lat["samples_s"]]
-    lat["median_s"], lat["processes_s"] = base, [base, base * 1.05, base * 0.95]
+    base = statistics.median(lat["samples_s"]) / read
+    lat["samples_s"] = [s / read for s in lat["samples_s"]]
+    lat["median_s"], lat["processes_s"] = base, [base * p for p in processes]
+    if pooled is not None:
+        lat["pooled_spread"] = pooled
     path.write_text(json.dumps(record))
+    return matrix, base
+
+
+@pytest.mark.parametrize(("fresh_ratio", "status", "state"), [(8.0, "fail", "confirmed"), (1.0, "pass", "not")])
+def test_a_latency_failure_is_confirmed_in_three_fresh_processes(tmp_path, monkeypatch, fresh_ratio, status, state):
+    matrix, base = _rescaled(tmp_path, read=8.0)  # this process will read 8x its record
     monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: None)  # quiet, whatever runs beside
     session = PerfSession(matrix, baseline_root=tmp_path / "bl")
-    fresh = FakeFresh([base * fresh_ratio])
+    fresh = FakeFresh([base * fresh_ratio] * 3)
     session.measure_fresh = fresh
     outcome = session.run(matrix.variants[0])
-    assert fresh.calls == [[matrix.variants[0].id]]
+    assert fresh.calls == [[matrix.variants[0].id]] * 3
     assert outcome.verdict.status == status
-    assert f"re-measured in a fresh process: {state}" in " ".join(outcome.notes)
+    assert f"re-measured in 3 fresh processes: {state}" in " ".join(outcome.notes)
+    if status == "fail":
+        latency = next(c for c in outcome.verdict.checks if c.kind == "latency")
+        assert "of 3 fresh processes' mean" in latency.detail
+
+
+def _fixed(seconds: float):
+    """A sampler that reads `seconds` for every pass: this process's median, exactly."""
+
+    def sample(fn, rounds, warmup_rounds, between=None):
+        fn()
+        return [seconds] * rounds
+
+    return sample
+
+
+@pytest.mark.parametrize(
+    ("fresh_ratio", "status", "state"),
+    [(1.5, "fail", "failed: their mean is over its tolerance"), (1.0, "pass", "passed")],
+)
+def test_a_median_that_passed_above_its_screen_is_timed_again_and_the_fresh_mean_decides(
+    tmp_path, monkeypatch, fresh_ratio, status, state
+):
+    """Record noise 5%: one process may read up to the floor, 1.2x; the screen is 2 x 5% x
+    sqrt(4/3), 1.12x. This process reads 1.16x: it passes, but three fresh processes are asked,
+    and their mean is judged against the floor's noise for a mean of three (1.14x)."""
+    matrix, base = _rescaled(tmp_path, read=1.0, processes=(0.95, 1.0, 1.05), pooled=0.05)
+    monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: None)
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    fresh = FakeFresh([base * fresh_ratio] * 3)
+    session.measure_fresh = fresh
+    outcome = session.run(matrix.variants[0], sampler=_fixed(base * 1.16))
+    assert len(fresh.calls) == 3 and outcome.verdict.status == status
+    assert "1.16x of its record passed at first but lies above its own-noise screen, re-measured in 3 fresh " in (
+        " ".join(outcome.notes)
+    )
+    assert state in " ".join(outcome.notes)
+
+
+def test_a_median_below_its_screen_is_not_timed_again(tmp_path, monkeypatch):
+    matrix, base = _rescaled(tmp_path, read=1.0, processes=(0.95, 1.0, 1.05), pooled=0.05)
+    monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: None)
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    fresh = FakeFresh([])
+    session.measure_fresh = fresh
+    outcome = session.run(matrix.variants[0], sampler=_fixed(base * 1.08))
+    assert fresh.calls == [] and outcome.verdict.status == "pass"
+    assert not any("re-measured" in n for n in outcome.notes)
+
+
+def test_the_floor_is_a_least_noise_so_a_mean_of_fresh_processes_gets_a_tighter_tolerance():
+    one, _ = latency_tolerance(BOUNDS, 0.02, 3)
+    three, why = latency_tolerance(BOUNDS, 0.02, 3, measured=3)
+    assert one == pytest.approx(0.2)  # one process: the floor itself, as before
+    assert three == pytest.approx(math.expm1(math.log(1.2) * math.sqrt(2 / 3) / math.sqrt(4 / 3)))
+    assert "floor 20% as noise" in why and "of 3 fresh processes' mean" in why
+    noisy, _ = latency_tolerance(BOUNDS, 0.10, 3, measured=3)  # above the floor: its own noise
+    assert noisy == pytest.approx(math.expm1(3 * 0.10 * math.sqrt(2 / 3)))
+    assert latency_screen(BOUNDS, 0.10, 3) == pytest.approx(math.expm1(2 * 0.10 * math.sqrt(4 / 3)))
+    assert latency_screen(BOUNDS, None, 0) is None  # a record of one process: no screen
+
+
+def test_the_geometric_mean_of_fresh_processes_medians_is_judged():
+    base = [0.1] * 6
+    check = check_latency([0.15] * 9, 0.1, base, BOUNDS, spread=0.02, processes=3, measured_s=(0.1, 0.2, 0.1))
+    assert check.ratio == pytest.approx((1 * 2 * 1) ** (1 / 3))
+
+
+def test_fresh_processes_timings_become_one_summary_with_each_process_median():
+    answers = [_lat(0.010), _lat(0.012), {**_lat(0.011), "spread": 0.30, "other_cpu_share": 0.4}]
+    summary = LatencySummary.of_processes(answers)
+    assert summary.processes_s == pytest.approx((0.010, 0.012, 0.011)) and len(summary.samples_s) == 15
+    assert summary.spread == 0.30 and summary.other_cpu_share == 0.4  # the busy signals: the worst process
+    assert LatencySummary.from_dict({**_lat(0.01), "processes_s": [0.01, 0.02]}).processes_s == (0.01, 0.02)
 
 
 def test_processes_must_be_none_or_at_least_two(tmp_path, capsys):
