@@ -105,7 +105,11 @@ def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> Non
         if o.verdict.status == "skip":
             continue
         median = o.measurement.latency.median_s if o.measurement else None
-        results.append({"id": variant.id, **_kinds(o.verdict), "median_s": median})
+        ratio = next((c.ratio for c in o.verdict.checks if c.kind == "latency"), None)
+        retimed = [n for n in o.notes if "re-measured" in n]  # a confirmation, and what it decided
+        results.append(
+            {"id": variant.id, **_kinds(o.verdict), "median_s": median, "latency_ratio": ratio, "retimed": retimed}
+        )
     for bound in matrix.select_relative(select):
         p = session.run_relative(bound)
         if p.verdict.status == "skip":
