@@ -248,7 +248,7 @@ class PerfSession:
 
     def _confirm(self, variant: Variant, resolved: ResolvedVariant, outcome: Outcome) -> tuple[Outcome, str]:
         """The variant timed again: in `confirm_processes` fresh processes where its record holds
-        fresh processes' medians (the record's own context; their mean is judged), else in this
+        fresh processes' medians (the record's own context; the median of theirs is judged), else in this
         process."""
         machine = self.stored(variant).machine
         if machine is not None and len(machine.latency.processes_s) >= 2 and outcome.measurement is not None:

@@ -46,9 +46,9 @@ class Bounds:
     # least latency_floor
     latency_spread_z: float = 3.0
     latency_floor: float = 0.2
-    # A median that passed but lies this many of the variant's own spreads (no floor) above the
-    # record is timed again in fresh processes, whose mean decides (judge/checks.latency_screen)
-    latency_screen_z: float = 2.0
+    # A median that passed but lies this many of the variant's spreads (at least the floor's) above
+    # the record is timed again in fresh processes, whose median decides (judge/checks.latency_screen)
+    latency_screen_z: float = 1.5
     log_loss_abs: float = 0.002
     accuracy_abs: float = 0.02
     work_rel: float = 0.0
@@ -84,8 +84,8 @@ class TierSettings:
     tta: bool = False  # also run every row with A and B swapped, and symmetrise
     reference_dtype: str = "fp32"  # of the in-run quality reference (a T4 cannot hold a 9B model in fp32)
     confirm_latency: bool = True  # re-time a variant whose only failure is latency; both must fail
-    # the re-timing's fresh processes, where the record holds fresh processes' medians: their
-    # geometric mean is judged, with the tolerance for that many processes
+    # the re-timing's fresh processes, where the record holds fresh processes' medians: the median
+    # of their medians is judged, with the tolerance for a median of that many processes
     confirm_processes: int = 3
     relative_rounds: int = 9  # interleaved A/B pass pairs per relative bound
     relative_confidence: float = 0.95  # of the bootstrap interval on the median ratio

@@ -201,11 +201,19 @@ def check_work(measured: Mapping[str, int], stored: Mapping[str, int], rel: floa
     return checks
 
 
+# Variance of the median of k standard normal draws (k = 2: their mean); pi / (2k) beyond 5.
+_MEDIAN_VARIANCE = {1: 1.0, 2: 0.5, 3: 0.4487, 4: 0.3604, 5: 0.2868}
+
+
+def median_variance(k: int) -> float:
+    return _MEDIAN_VARIANCE.get(k, math.pi / (2 * k))
+
+
 def latency_noise(bounds: Bounds, spread: float, processes: int) -> tuple[float, bool]:
     """The log noise of one process's median the tolerance assumes, and whether it is the floor's.
 
     `latency_floor` is the least tolerance for one process against n recorded ones; as noise it
-    is log(1 + floor) / (z x sqrt(1 + 1/n)). A noise floor, not a tolerance floor, lets the mean
+    is log(1 + floor) / (z x sqrt(1 + 1/n)). A noise floor, not a tolerance floor, lets the median
     of several fresh processes be judged tighter than one process, as its noise is smaller."""
     least = math.log1p(bounds.latency_floor) / (bounds.latency_spread_z * math.sqrt(1 + 1 / processes))
     return (least, True) if spread < least else (spread, False)
@@ -216,16 +224,17 @@ def latency_tolerance(
 ) -> tuple[float, str]:
     """The share a median may exceed the record by, and why that share.
 
-    From a record of one process: `latency_ratio`, a guess at how far processes move. From a
-    record of n fresh processes: z x the variant's log noise x sqrt(1/k + 1/n), where k is the
-    number of processes measured now (their geometric mean is judged): the spread of k more
-    processes' mean around the record's median. The noise is at least the floor's (above).
+    From a record of n fresh processes: z x the variant's log noise x sqrt(v_k + 1/n), where k
+    processes are measured now and their median is judged (v_k: the variance of a median of k,
+    1 for one process, 0.45 for three): the spread of that median around the record's. The
+    noise is at least the floor's (above). From a record of one process: `latency_ratio`, a
+    guess at how far processes move.
     """
     if spread is None or processes < 2:
         return bounds.latency_ratio, f"latency_ratio {bounds.latency_ratio:.0%}: the record has one process"
     noise, floored = latency_noise(bounds, spread, processes)
-    tolerance = math.expm1(bounds.latency_spread_z * noise * math.sqrt(1 / measured + 1 / processes))
-    of = f" of {measured} fresh processes' mean" if measured > 1 else ""
+    tolerance = math.expm1(bounds.latency_spread_z * noise * math.sqrt(median_variance(measured) + 1 / processes))
+    of = f", for the median of {measured} fresh processes" if measured > 1 else ""
     why = f"{bounds.latency_spread_z:g} x {spread:.1%} spread of {processes} recorded processes{of}"
     if floored:
         return tolerance, f"floor {bounds.latency_floor:.0%} as noise {noise:.1%} ({why})"
@@ -235,12 +244,14 @@ def latency_tolerance(
 def latency_screen(bounds: Bounds, spread: float | None, processes: int) -> float | None:
     """The share above which a median that passed is still timed again in fresh processes.
 
-    `latency_screen_z` x the variant's own noise, without the floor: the floor guards the verdict
-    against a spread that three processes underestimate, but it also hides a real slowdown that
-    one process reads low. A screen costs only the fresh processes' time; their mean decides."""
+    `latency_screen_z` (below `latency_spread_z`) x the variant's noise (at least the floor's) x
+    sqrt(1 + 1/n): a slowdown the run's process reads low is still timed where the median of
+    several processes can show it. A screen costs only those processes' time (a few percent of
+    unchanged variants pass it); their median decides."""
     if spread is None or processes < 2:
         return None
-    return math.expm1(bounds.latency_screen_z * spread * math.sqrt(1 + 1 / processes))
+    noise, _ = latency_noise(bounds, spread, processes)
+    return math.expm1(bounds.latency_screen_z * noise * math.sqrt(1 + 1 / processes))
 
 
 def check_latency(
@@ -252,14 +263,15 @@ def check_latency(
     processes: int = 0,
     measured_s: Sequence[float] = (),
 ):
-    """The median (or, with `measured_s`, several fresh processes' medians' geometric mean) against
-    the record, with a one-sided Mann-Whitney test of the samples."""
+    """The median (or, with `measured_s`, the median of several fresh processes' medians: one
+    process that met a burst of load does not move it) against the record, with a one-sided
+    Mann-Whitney test of the samples."""
     base_samples = [float(s) for s in stored_samples]
     scale = median_s / statistics.median(base_samples)
     base_samples = [s * scale for s in base_samples]
     measured = len(measured_s)
     if measured > 1:
-        median = math.exp(statistics.fmean(math.log(m) for m in measured_s))
+        median = statistics.median(measured_s)
     else:
         median, measured = statistics.median(samples), 1
     ratio = median / median_s

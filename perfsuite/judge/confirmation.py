@@ -6,8 +6,9 @@ own bias does not persist; a regression does). Where the record holds fresh proc
 medians, a median that passed but lies above the variant's own-noise screen is timed again
 too: the floor keeps the verdict safe from a spread three processes underestimate, but it
 also hid a 50% slowdown that the run's process read at 1.23x. The second timing is then the
-mean of several fresh processes - the record's context, with less noise than one - and the
-tolerance for that mean decides.
+median of several fresh processes' medians - the record's context, with less noise than one,
+and one process that met a burst of load does not move it - and the tolerance for that
+median decides.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def decide(why: str, first: Verdict, first_ms: float, second: Verdict, where: st
         stands = "undecided (machine busy), so the first measurement stands"
         return Decision(False, f"{head}, re-measured {where}: {stands}")
     if second.status == "fail":
-        state = "confirmed" if why == FAILED else "failed: their mean is over its tolerance"
+        state = "confirmed" if why == FAILED else "failed: their median is over its tolerance"
     else:
         state = "not confirmed: counted as transient load" if why == FAILED else "passed"
     return Decision(True, f"{head}, re-measured {where}: {state}")

@@ -3,8 +3,9 @@
 Between two processes this VM moves a variant 0.6x-1.5x (memory layout, thread placement,
 what ran before); no timing inside one process can show that. So a rebaseline times each
 variant again in several fresh processes (``process_medians``) and the record keeps their
-medians; a latency failure is confirmed in one more fresh process (``measure_fresh``), the
-context the record's medians came from.
+medians; a latency failure (or a pass above the variant's own-noise screen) is timed again in
+three more fresh processes (``measure_fresh``, once each), the context the record's medians
+came from.
 
 Each process runs ``python -m perfsuite.cli.fresh REQUEST`` (the child needs the session, a
 layer above this one) and answers one JSON line per variant on its stdout.

@@ -61,9 +61,9 @@ class LatencySummary:
     @classmethod
     def of_processes(cls, answers: list[dict[str, Any]]) -> LatencySummary:
         """Several fresh processes' timings of one variant as one summary: all their passes and
-        probes, each process's median, and the largest share of the CPU others took and the
-        largest spread of one process's passes (the busy rules' signals are per process; the
-        spread between processes is what the record's noise covers)."""
+        probes, each process's median, and the median process's busy signals (the CPU share
+        others took, its passes' spread): the re-timing is busy when most of it was, as one
+        busy process does not move the median of their medians that is judged."""
         parts = [cls.from_dict(a) for a in answers]
         samples = tuple(s for p in parts for s in p.samples_s)
         stats = LatencyStats(samples)
@@ -72,12 +72,12 @@ class LatencySummary:
         return cls(
             stats.median,
             stats.iqr,
-            max(spreads) if spreads else math.nan,
+            statistics.median(spreads) if spreads else math.nan,
             samples,
             tuple(s for p in parts for s in p.probe_samples_s),
             statistics.fmean(p.tokens_per_s for p in parts),
             statistics.fmean(p.rows_per_s for p in parts),
-            max(shares) if shares else None,
+            statistics.median(shares) if shares else None,
             tuple(statistics.median(p.samples_s) for p in parts),
         )
 
