@@ -18,7 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -64,28 +64,12 @@ class FreshRequest:
     timeout_s: float = 1800.0
 
 
-# glibc's malloc serves a block above its mmap threshold with fresh pages, faulted in and zeroed
-# on every pass; the threshold starts at 128 KiB and rises only as such blocks are freed. So a
-# process's history sets how much of a pass is page faults: measured 2026-12-02 here, a 25 ms
-# variant read 37-59 ms timed alone in a fresh process and 23-28 ms after seven others (a
-# record's processes time all variants in turn), which failed unchanged variants when a
-# re-timing ran them alone. With the thresholds fixed: 24-29 ms alone, 23-27 ms in turn.
-# Other C libraries ignore these names; a value the user set is kept.
-ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
-
-
-def fresh_env(base: Mapping[str, str]) -> dict[str, str]:
-    """A fresh timing process's environment: offline, one tokenizer thread, and an allocator
-    whose state does not depend on what the process ran before (ALLOCATOR_ENV)."""
-    return {**ALLOCATOR_ENV, **base, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
 def measure_fresh(request: FreshRequest, variant_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """One fresh process times each variant in turn, as the tier does: variant id -> its
     latency summary (samples, probe samples, other processes' CPU share). FreshError names
     what failed."""
     payload = json.dumps({**asdict(request), "variants": list(variant_ids)})
-    env = fresh_env(os.environ)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     try:
         proc = subprocess.run(
             [sys.executable, "-m", FRESH_CHILD, payload],

@@ -15,7 +15,7 @@ import pytest
 from perfsuite.cli import main
 from perfsuite.judge.checks import check_latency, latency_screen, latency_tolerance
 from perfsuite.matrix.tier import load_matrix
-from perfsuite.measure.fresh import FreshError, FreshRequest, fresh_env, measure_fresh, processes_count
+from perfsuite.measure.fresh import FreshError, FreshRequest, measure_fresh, processes_count
 from perfsuite.measure.measurement import LatencySummary
 from perfsuite.session import PerfSession
 from perfsuite.store.records import Latency, RecordError
@@ -274,12 +274,3 @@ def test_a_fresh_process_times_the_variant_as_the_tier_does(tmp_path):
     assert len(answers[variant]["samples_s"]) >= 1 and all(s > 0 for s in answers[variant]["samples_s"])
     with pytest.raises(FreshError, match="no-such-variant"):
         measure_fresh(request, ["no-such-variant"])
-
-
-def test_a_fresh_process_gets_a_fixed_allocator_threshold_unless_the_user_set_one():
-    """Timed alone in a fresh process a variant paid page faults it did not pay after others
-    (glibc's dynamic mmap threshold): the child's allocator must not depend on its history."""
-    env = fresh_env({"PATH": "/bin"})
-    assert env["MALLOC_MMAP_THRESHOLD_"] == str(64 << 20) and env["MALLOC_TRIM_THRESHOLD_"] == str(128 << 20)
-    assert env["HF_HUB_OFFLINE"] == "1" and env["PATH"] == "/bin"
-    assert fresh_env({"MALLOC_MMAP_THRESHOLD_": "1000"})["MALLOC_MMAP_THRESHOLD_"] == "1000"
