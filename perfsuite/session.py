@@ -24,6 +24,7 @@ from perfsuite.judge.recording import portable_state, records_for
 from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair
 from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
 from perfsuite.measure import runner
+from perfsuite.measure.allocator import warm_allocator
 from perfsuite.measure.fresh import FreshError, FreshRequest, Measure, measure_fresh, process_medians, spread_note
 from perfsuite.measure.measurement import LatencySummary, Measurement
 from perfsuite.measure.runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
@@ -67,6 +68,7 @@ class PerfSession:
         (by default only changed and new ones are written); `processes`: a rebaseline times each
         recorded variant again in this many fresh processes and keeps their medians (the
         variant's own between-process spread, which sets its latency tolerance)."""
+        warm_allocator()  # whatever this process times first, it times in a warm process's allocator
         self.matrix = matrix
         unknown = set(workload or {}) - set(WORKLOAD_FIELDS)
         if unknown:
