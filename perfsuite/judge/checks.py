@@ -209,14 +209,12 @@ def median_variance(k: int) -> float:
     return _MEDIAN_VARIANCE.get(k, math.pi / (2 * k))
 
 
-def latency_noise(bounds: Bounds, spread: float, processes: int) -> tuple[float, bool]:
-    """The log noise of one process's median the tolerance assumes, and whether it is the floor's.
-
-    `latency_floor` is the least tolerance for one process against n recorded ones; as noise it
-    is log(1 + floor) / (z x sqrt(1 + 1/n)). A noise floor, not a tolerance floor, lets the median
-    of several fresh processes be judged tighter than one process, as its noise is smaller."""
+def latency_noise(bounds: Bounds, spread: float, processes: int) -> float:
+    """The log noise of one process's median the screen assumes: the variant's own, at least the
+    floor's. `latency_floor` is the least tolerance for one process against n recorded ones; as
+    noise it is log(1 + floor) / (z x sqrt(1 + 1/n))."""
     least = math.log1p(bounds.latency_floor) / (bounds.latency_spread_z * math.sqrt(1 + 1 / processes))
-    return (least, True) if spread < least else (spread, False)
+    return max(spread, least)
 
 
 def latency_tolerance(
@@ -226,19 +224,20 @@ def latency_tolerance(
 
     From a record of n fresh processes: z x the variant's log noise x sqrt(v_k + 1/n), where k
     processes are measured now and their median is judged (v_k: the variance of a median of k,
-    1 for one process, 0.45 for three): the spread of that median around the record's. The
-    noise is at least the floor's (above). From a record of one process: `latency_ratio`, a
-    guess at how far processes move.
+    1 for one process, 0.45 for three): the spread of that median around the record's. At least
+    `latency_floor`, whatever k: the record's own median, of three processes that may agree by
+    chance, is no better known for more processes now (measured 2026-12-02: a floor held as
+    noise, 1.29x for three, failed an unchanged 15 ms variant at 1.38x). From a record of one
+    process: `latency_ratio`, a guess at how far processes move.
     """
     if spread is None or processes < 2:
         return bounds.latency_ratio, f"latency_ratio {bounds.latency_ratio:.0%}: the record has one process"
-    noise, floored = latency_noise(bounds, spread, processes)
-    tolerance = math.expm1(bounds.latency_spread_z * noise * math.sqrt(median_variance(measured) + 1 / processes))
+    own = math.expm1(bounds.latency_spread_z * spread * math.sqrt(median_variance(measured) + 1 / processes))
     of = f", for the median of {measured} fresh processes" if measured > 1 else ""
     why = f"{bounds.latency_spread_z:g} x {spread:.1%} spread of {processes} recorded processes{of}"
-    if floored:
-        return tolerance, f"floor {bounds.latency_floor:.0%} as noise {noise:.1%} ({why})"
-    return tolerance, why
+    if own < bounds.latency_floor:
+        return bounds.latency_floor, f"floor {bounds.latency_floor:.0%} ({why}: {own:.0%})"
+    return own, why
 
 
 def latency_screen(bounds: Bounds, spread: float | None, processes: int) -> float | None:
@@ -250,8 +249,7 @@ def latency_screen(bounds: Bounds, spread: float | None, processes: int) -> floa
     unchanged variants pass it); their median decides."""
     if spread is None or processes < 2:
         return None
-    noise, _ = latency_noise(bounds, spread, processes)
-    return math.expm1(bounds.latency_screen_z * noise * math.sqrt(1 + 1 / processes))
+    return math.expm1(bounds.latency_screen_z * latency_noise(bounds, spread, processes) * math.sqrt(1 + 1 / processes))
 
 
 def check_latency(

@@ -195,10 +195,9 @@ def _fixed(seconds: float):
 def test_a_median_that_passed_above_its_screen_is_timed_again_and_the_fresh_mean_decides(
     tmp_path, monkeypatch, fresh_ratio, status, state
 ):
-    """Floor 20% (noise 5.3%), record noise 5%: one process may read up to 1.2x; the screen is
-    1.5 x 5.3% x sqrt(4/3), 1.10x. This process reads 1.16x: it passes, but three fresh processes
-    are asked, and the median of theirs is judged against the tolerance for a median of three
-    (1.15x)."""
+    """Floor 20% (as noise 5.3%), record noise 5%: one process may read up to 1.2x; the screen
+    is 1.5 x 5.3% x sqrt(4/3), 1.10x. This process reads 1.16x: it passes, but three fresh
+    processes are asked, and the median of theirs is judged (at the floor, 1.2x)."""
     matrix, base = _rescaled(tmp_path, read=1.0, processes=(0.95, 1.0, 1.05), pooled=0.05)
     monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: None)
     session = PerfSession(matrix, baseline_root=tmp_path / "bl")
@@ -223,13 +222,12 @@ def test_a_median_below_its_screen_is_not_timed_again(tmp_path, monkeypatch):
     assert not any("re-measured" in n for n in outcome.notes)
 
 
-def test_the_floor_is_a_least_noise_so_a_mean_of_fresh_processes_gets_a_tighter_tolerance():
+def test_a_median_of_fresh_processes_gets_its_own_tolerance_but_never_below_the_floor():
     one, _ = latency_tolerance(BOUNDS, 0.02, 3)
     three, why = latency_tolerance(BOUNDS, 0.02, 3, measured=3)
-    least = math.log(1.2) / (3 * math.sqrt(4 / 3))  # the floor as noise
-    assert one == pytest.approx(0.2)  # one process: the floor itself, as before
-    assert three == pytest.approx(math.expm1(3 * least * math.sqrt(0.4487 + 1 / 3)))  # a median of three
-    assert "floor 20% as noise" in why and "for the median of 3 fresh processes" in why
+    least = math.log(1.2) / (3 * math.sqrt(4 / 3))  # the floor as the screen's least noise
+    assert one == three == pytest.approx(0.2)  # the record's median is no better known for more processes now
+    assert "floor 20%" in why and "for the median of 3 fresh processes" in why
     noisy, _ = latency_tolerance(BOUNDS, 0.10, 3, measured=3)  # above the floor: its own noise
     assert noisy == pytest.approx(math.expm1(3 * 0.10 * math.sqrt(0.4487 + 1 / 3)))
     assert latency_screen(BOUNDS, 0.10, 3) == pytest.approx(math.expm1(1.5 * 0.10 * math.sqrt(4 / 3)))
