@@ -89,7 +89,9 @@ def test_two_workers_of_the_same_code_agree_on_work_and_predictions(unit_matrix)
     assert result.verdict in ("same", "undecided", "faster", "slower")
     assert len(result.pairs) == 2 and all(len(a) == len(b) == 2 for a, b in result.pairs)
     assert result.work_diff == [] and result.prediction_problems == []
-    assert result.predictions["max_abs_dp"] == 0.0
+    # Two processes' heaps place the same tensors differently (measure/allocator.py warms them):
+    # a kernel may round one float differently, 3.3e-8 seen under transformers 5.0 on 2026-12-02
+    assert result.predictions["max_abs_dp"] <= 1e-6
     text = to_markdown([result], (this_side(), b), settings)
     assert "tiny-llama3-fp32-sdpa-sorted" in text and "B/A" in text
 

@@ -443,7 +443,9 @@ def test_compare_runs_a_declared_model_on_both_sides(project):
     comparison = Comparison(matrix, this_side(), python_side(sys.executable), settings, progress=lambda _t: None)
     (result,) = comparison.run(matrix.variants)
     assert result.variant.id == "my-qwen-fp32-sdpa-sorted" and len(result.pairs) == 2
-    assert result.work_diff == [] and result.predictions["max_abs_dp"] == 0.0
+    # the same model on both sides: the same predictions, up to one float's rounding (3.3e-8
+    # seen under transformers 5.0 once the workers' heaps were warmed, 2026-12-02)
+    assert result.work_diff == [] and result.predictions["max_abs_dp"] <= 1e-6
 
 
 def test_train_script_names_a_model_the_matrix_does_not_declare(project, capsys):
