@@ -214,8 +214,10 @@ class PerfSession:
                 resolved = self.resolve(variant)
                 result = self.measure(resolved, sampler=sampler)
                 outcome = self._judge(variant, self._measurement(resolved, result))
-                why = reason_to_confirm(outcome.verdict, self.stored(variant).machine, variant.bounds)
-                if self.settings.confirm_latency and why:
+                why = self.settings.confirm_latency and reason_to_confirm(
+                    outcome.verdict, self.stored(variant).machine, variant.bounds
+                )
+                if why:
                     # A regression persists; a burst of load on the machine or a process's own
                     # bias does not (judge/confirmation.py).
                     first, first_ms = outcome, outcome.measurement.latency.median_s * 1000
