@@ -149,12 +149,14 @@ def test_a_failed_fresh_process_leaves_the_record_of_this_run_and_says_so(tmp_pa
 
 def _rescaled(tmp_path, read: float, processes: tuple[float, ...] = (1.0, 1.05, 0.95), pooled: float | None = None):
     """A recorded variant whose record is rewritten so that this process's timing reads `read`x
-    of it (the record's median moved, its processes' medians around it as given)."""
+    of it (the record's median moved, its processes' medians around it as given). Its passes are
+    set too, 1% apart: the ones really timed while recording spread as widely as the machine's load,
+    and the Mann-Whitney test against passes spread past 1.5x could not call a 1.5x re-timing slower."""
     matrix, _, path = _record(tmp_path, FakeFresh([0.010, 0.011, 0.012]))
     record = json.loads(path.read_text())
     lat = record["latency"]
     base = statistics.median(lat["samples_s"]) / read
-    lat["samples_s"] = [s / read for s in lat["samples_s"]]
+    lat["samples_s"] = [base * (1 + 0.01 * (i - 2)) for i in range(5)]
     lat["median_s"], lat["processes_s"] = base, [base * p for p in processes]
     if pooled is not None:
         lat["pooled_spread"] = pooled
