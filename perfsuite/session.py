@@ -19,7 +19,7 @@ from perfsuite.device.probe import SupportProbe
 from perfsuite.device.support import semantic_reason, skip_reason
 from perfsuite.fileio import weights_identity
 from perfsuite.judge.checks import BASELINE_FREE, Verdict
-from perfsuite.judge.confirmation import decide, reason_to_confirm
+from perfsuite.judge.confirmation import Retiming, decide
 from perfsuite.judge.recording import portable_state, records_for
 from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair
 from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
@@ -78,6 +78,7 @@ class PerfSession:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} override {value!r}: must be a whole number of at least 1")
         self.settings = replace(matrix.settings, **overrides)
+        self.retiming = Retiming(self.settings.confirm_latency)
         self.caps = caps or detect(matrix.settings.device)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
         if rebaseline:
@@ -214,9 +215,7 @@ class PerfSession:
                 resolved = self.resolve(variant)
                 result = self.measure(resolved, sampler=sampler)
                 outcome = self._judge(variant, self._measurement(resolved, result))
-                why = self.settings.confirm_latency and reason_to_confirm(
-                    outcome.verdict, self.stored(variant).machine, variant.bounds
-                )
+                why = self.retiming.reason(outcome.verdict, self.stored(variant).machine, variant.bounds)
                 if why:
                     # A regression persists; a burst of load on the machine or a process's own
                     # bias does not (judge/confirmation.py).
@@ -225,6 +224,7 @@ class PerfSession:
                     decision = decide(why, first.verdict, first_ms, second.verdict, where)
                     outcome = second if decision.second_stands else first
                     notes.append(decision.note)
+                    self.retiming.settled(why, decision)
             except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
                 failure = f"run failed: {type(exc).__name__}: {exc}"
         if failure is not None:

@@ -8,7 +8,10 @@ too: the floor keeps the verdict safe from a spread three processes underestimat
 also hid a 50% slowdown that the run's process read at 1.23x. The second timing is then the
 median of several fresh processes' medians - the record's context, with less noise than one,
 and one process that met a burst of load does not move it - and the tolerance for that
-median decides.
+median decides. A timing the busy rule left undecided is timed again in fresh processes as
+well, where the record holds their medians: a burst of load passes, and the median of three
+decides what one busy process could not. Once such a re-timing is busy too, the machine is
+(not the moment), and the rest of the run is not asked again: each costs its processes.
 """
 
 from __future__ import annotations
@@ -21,18 +24,28 @@ from perfsuite.variant import Bounds
 
 FAILED = "failed"
 SCREENED = "screened"
+BUSY = "busy"
+BUSY_WHY = "undecided: machine busy"  # how judge/verdict.busy_reason's answers begin
 
 
 def only_latency_failed(verdict: Verdict) -> bool:
     return verdict.status == "fail" and bool(verdict.failed) and all(c.kind == "latency" for c in verdict.failed)
 
 
-def reason_to_confirm(verdict: Verdict, machine: MachineRecord | None, bounds: Bounds) -> str | None:
-    """FAILED (only latency failed), SCREENED (passed, but above the screen), or None."""
+def latency_busy(verdict: Verdict) -> bool:
+    return any(c.kind == "latency" and not c.judged and c.why.startswith(BUSY_WHY) for c in verdict.coverage)
+
+
+def reason_to_confirm(verdict: Verdict, machine: MachineRecord | None, bounds: Bounds, busy: bool = True) -> str | None:
+    """FAILED (only latency failed), BUSY (passed the rest, latency left undecided by the busy
+    rule, a record of fresh processes, and `busy` asked), SCREENED (passed, but above the
+    screen), or None."""
     if only_latency_failed(verdict):
         return FAILED
     if verdict.status != "pass" or machine is None:
         return None
+    if latency_busy(verdict):
+        return BUSY if busy and len(machine.latency.processes_s) >= 2 else None
     screen = latency_screen(bounds, machine.latency.noise, len(machine.latency.processes_s))
     judged = [c for c in verdict.checks if c.kind == "latency" and c.ratio is not None]
     if screen is None or not judged:
@@ -53,6 +66,8 @@ def decide(why: str, first: Verdict, first_ms: float, second: Verdict, where: st
     first, which was judged, stands."""
     if why == FAILED:
         head = f"latency failed at first (median {first_ms:.1f} ms)"
+    elif why == BUSY:
+        head = f"latency undecided at first (machine busy; median {first_ms:.1f} ms)"
     else:
         ratio = next(c.ratio for c in first.checks if c.kind == "latency" and c.ratio is not None)
         head = f"latency at {ratio:.2f}x of its record passed at first but lies above its own-noise screen"
@@ -64,3 +79,19 @@ def decide(why: str, first: Verdict, first_ms: float, second: Verdict, where: st
     else:
         state = "not confirmed: counted as transient load" if why == FAILED else "passed"
     return Decision(True, f"{head}, re-measured {where}: {state}")
+
+
+@dataclass
+class Retiming:
+    """A run's re-timing policy: what to time again (`reason_to_confirm`), with the busy case
+    asked until a re-timing of it is busy too."""
+
+    enabled: bool
+    busy: bool = True
+
+    def reason(self, verdict: Verdict, machine: MachineRecord | None, bounds: Bounds) -> str | None:
+        return reason_to_confirm(verdict, machine, bounds, self.busy) if self.enabled else None
+
+    def settled(self, why: str, decision: Decision) -> None:
+        if why == BUSY and not decision.second_stands:
+            self.busy = False

@@ -121,14 +121,15 @@ def test_a_quiet_variant_fails_at_a_slowdown_a_noisy_one_is_allowed():
     assert "spread of 3 recorded processes" in noisy.detail
 
 
-def _record(tmp_path, fresh):
-    matrix = load_matrix(str(write_matrix(tmp_path, rows=4)))
+def _record(tmp_path, fresh, paddings=("sorted",)):
+    matrix = load_matrix(str(write_matrix(tmp_path, rows=4, paddings=paddings)))
     session = PerfSession(matrix, baseline_root=tmp_path / "bl", rebaseline=True, processes=3)
     session.measure_fresh = fresh
-    session.run(matrix.variants[0])
+    for variant in matrix.variants:
+        session.run(variant)
     note = session.finish()
-    path = next(p for p in (tmp_path / "bl").glob("*/unit/*.json") if p.parent.parent.name != "portable")
-    return matrix, note, path
+    paths = sorted(p for p in (tmp_path / "bl").glob("*/unit/*.json") if p.parent.parent.name != "portable")
+    return matrix, note, paths[0] if len(paths) == 1 else paths
 
 
 def test_a_rebaseline_times_each_variant_in_fresh_processes_and_keeps_their_medians(tmp_path):
@@ -147,20 +148,23 @@ def test_a_failed_fresh_process_leaves_the_record_of_this_run_and_says_so(tmp_pa
     assert any("this run's timing alone" in line and "boom" in line for line in note)
 
 
-def _rescaled(tmp_path, read: float, processes: tuple[float, ...] = (1.0, 1.05, 0.95), pooled: float | None = None):
+def _rescaled(
+    tmp_path, read: float, processes: tuple[float, ...] = (1.0, 1.05, 0.95), pooled: float | None = None, paddings=None
+):
     """A recorded variant whose record is rewritten so that this process's timing reads `read`x
     of it (the record's median moved, its processes' medians around it as given). Its passes are
     set too, 1% apart: the ones really timed while recording spread as widely as the machine's load,
     and the Mann-Whitney test against passes spread past 1.5x could not call a 1.5x re-timing slower."""
-    matrix, _, path = _record(tmp_path, FakeFresh([0.010, 0.011, 0.012]))
-    record = json.loads(path.read_text())
-    lat = record["latency"]
-    base = statistics.median(lat["samples_s"]) / read
-    lat["samples_s"] = [base * (1 + 0.01 * (i - 2)) for i in range(5)]
-    lat["median_s"], lat["processes_s"] = base, [base * p for p in processes]
-    if pooled is not None:
-        lat["pooled_spread"] = pooled
-    path.write_text(json.dumps(record))
+    matrix, _, paths = _record(tmp_path, FakeFresh([0.010, 0.011, 0.012]), paddings or ("sorted",))
+    for path in paths if paddings else [paths]:
+        record = json.loads(path.read_text())
+        lat = record["latency"]
+        base = statistics.median(lat["samples_s"]) / read
+        lat["samples_s"] = [base * (1 + 0.01 * (i - 2)) for i in range(5)]
+        lat["median_s"], lat["processes_s"] = base, [base * p for p in processes]
+        if pooled is not None:
+            lat["pooled_spread"] = pooled
+        path.write_text(json.dumps(record))
     return matrix, base
 
 
@@ -220,6 +224,57 @@ def test_a_median_below_its_screen_is_not_timed_again(tmp_path, monkeypatch):
     fresh = FakeFresh([])
     session.measure_fresh = fresh
     outcome = session.run(matrix.variants[0], sampler=_fixed(base * 1.06))
+    assert fresh.calls == [] and outcome.verdict.status == "pass"
+    assert not any("re-measured" in n for n in outcome.notes)
+
+
+BUSY_HERE = "undecided: machine busy (passes spread 40% of their median, limit 25%)"
+
+
+@pytest.mark.parametrize(
+    ("fresh_ratio", "status", "state"),
+    [(1.5, "fail", "failed: their median is over its tolerance"), (1.0, "pass", "passed")],
+)
+def test_a_timing_left_undecided_as_busy_is_timed_again_in_fresh_processes(
+    tmp_path, monkeypatch, fresh_ratio, status, state
+):
+    """This process was busy; three fresh ones are not (the busy stub answers for this process's
+    summary only): the median of theirs decides what this one could not."""
+    matrix, base = _rescaled(tmp_path, read=1.0, processes=(0.95, 1.0, 1.05), pooled=0.05)
+    monkeypatch.setattr(
+        "perfsuite.judge.verdict.busy_reason", lambda m, *a: None if m.latency.processes_s else BUSY_HERE
+    )
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    fresh = FakeFresh([base * fresh_ratio] * 3)
+    session.measure_fresh = fresh
+    outcome = session.run(matrix.variants[0], sampler=_fixed(base * 1.02))
+    assert len(fresh.calls) == 3 and outcome.verdict.status == status
+    notes = " ".join(outcome.notes)
+    assert "latency undecided at first (machine busy; median " in notes
+    assert f"re-measured in 3 fresh processes: {state}" in notes
+
+
+def test_once_a_busy_re_timing_is_busy_too_the_run_stops_re_timing_busy_variants(tmp_path, monkeypatch):
+    """The machine, not the moment, is busy: the first stands, and the next busy variant costs no processes."""
+    matrix, base = _rescaled(tmp_path, read=1.0, pooled=0.05, paddings=("static", "sorted"))
+    monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: BUSY_HERE)
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    fresh = FakeFresh([base] * 3)
+    session.measure_fresh = fresh
+    first, second = (session.run(v, sampler=_fixed(base)) for v in matrix.variants)
+    assert len(fresh.calls) == 3 and first.verdict.status == second.verdict.status == "pass"
+    assert "undecided (machine busy), so the first measurement stands" in " ".join(first.notes)
+    assert not any("re-measured" in n for n in second.notes)
+    assert all(c.judged is False for o in (first, second) for c in o.verdict.coverage if c.kind == "latency")
+
+
+def test_a_busy_timing_against_a_record_of_one_process_is_not_timed_again(tmp_path, monkeypatch):
+    matrix, _, path = _record(tmp_path, FakeFresh([0.010, FreshError("boom")]))
+    assert "processes_s" not in json.loads(path.read_text())["latency"]  # the record keeps one process
+    monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: BUSY_HERE)
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    session.measure_fresh = fresh = FakeFresh([])
+    outcome = session.run(matrix.variants[0])
     assert fresh.calls == [] and outcome.verdict.status == "pass"
     assert not any("re-measured" in n for n in outcome.notes)
 
