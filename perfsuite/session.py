@@ -263,7 +263,8 @@ class PerfSession:
                 where = f"in this process (no fresh one: {exc})"
             else:
                 again = replace(outcome.measurement, latency=LatencySummary.of_processes(answers))
-                return self._judge(variant, again), f"in {k} fresh processes" if k > 1 else "in a fresh process"
+                ms = ", ".join(f"{s * 1000:.1f}" for s in again.latency.processes_s)
+                return self._judge(variant, again), f"in {k} fresh processes (their medians {ms} ms)"
         else:
             where = "in this process"
         result = self.measure(resolved, sampler=perf_counter_sampler)

@@ -178,7 +178,8 @@ def test_a_latency_failure_is_confirmed_in_three_fresh_processes(tmp_path, monke
     outcome = session.run(matrix.variants[0])
     assert fresh.calls == [[matrix.variants[0].id]] * 3
     assert outcome.verdict.status == status
-    assert f"re-measured in 3 fresh processes: {state}" in " ".join(outcome.notes)
+    medians = ", ".join([f"{base * fresh_ratio * 1000:.1f}"] * 3)  # each process's median, in the note
+    assert f"re-measured in 3 fresh processes (their medians {medians} ms): {state}" in " ".join(outcome.notes)
     if status == "fail":
         latency = next(c for c in outcome.verdict.checks if c.kind == "latency")
         assert "for the median of 3 fresh processes" in latency.detail
@@ -251,7 +252,8 @@ def test_a_timing_left_undecided_as_busy_is_timed_again_in_fresh_processes(
     assert len(fresh.calls) == 3 and outcome.verdict.status == status
     notes = " ".join(outcome.notes)
     assert "latency undecided at first (machine busy; median " in notes
-    assert f"re-measured in 3 fresh processes: {state}" in notes
+    assert f"re-measured in 3 fresh processes (their medians {base * fresh_ratio * 1000:.1f}, " in notes
+    assert f" ms): {state}" in notes
 
 
 def test_once_a_busy_re_timing_is_busy_too_the_run_stops_re_timing_busy_variants(tmp_path, monkeypatch):
