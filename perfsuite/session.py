@@ -264,7 +264,8 @@ class PerfSession:
             else:
                 again = replace(outcome.measurement, latency=LatencySummary.of_processes(answers))
                 ms = ", ".join(f"{s * 1000:.1f}" for s in again.latency.processes_s)
-                return self._judge(variant, again), f"in {k} fresh processes (their medians {ms} ms)"
+                where = f"in {k} fresh processes (their medians {ms} ms)" if k > 1 else f"in a fresh process ({ms} ms)"
+                return self._judge(variant, again), where
         else:
             where = "in this process"
         result = self.measure(resolved, sampler=perf_counter_sampler)

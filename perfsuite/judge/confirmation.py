@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perfsuite.judge.checks import Verdict, latency_screen
+from perfsuite.judge.verdict import BUSY_WHY
 from perfsuite.store.records import MachineRecord
 from perfsuite.variant import Bounds
 
 FAILED = "failed"
 SCREENED = "screened"
 BUSY = "busy"
-BUSY_WHY = "undecided: machine busy"  # how judge/verdict.busy_reason's answers begin
 
 
 def only_latency_failed(verdict: Verdict) -> bool:

@@ -43,6 +43,7 @@ from perfsuite.variant import Bounds, TierSettings
 # The busy signals' seam: "quiet" judges latency whatever the load, "busy" never does. For
 # tests (a unit test must pass beside other work) and benchmarks; unset in production.
 BUSY_ENV = "PERFSUITE_BUSY_SIGNALS"
+BUSY_WHY = "undecided: machine busy"  # how every busy_reason begins (judge/confirmation.py looks for it)
 COMPARABLE_SETTINGS = ("data", "tokenizer", "rows", "batch_size", "max_length", "padding_side", "tta")
 REBASELINE = "record one with `tox -e rebaseline`"
 
@@ -80,23 +81,23 @@ def busy_reason(measurement: Measurement, machine: MachineRecord, settings: Tier
     if stub == "quiet":
         return None
     if stub == "busy":
-        return f"undecided: machine busy ({BUSY_ENV}=busy)"
+        return f"{BUSY_WHY} ({BUSY_ENV}=busy)"
     if stub:
         raise ValueError(f"{BUSY_ENV}={stub!r}: expected 'quiet' or 'busy' (or unset)")
     lat = measurement.latency
     if lat.other_cpu_share is not None and lat.other_cpu_share > settings.busy_other_cpu:
         return (
-            f"undecided: machine busy (other processes took {lat.other_cpu_share:.0%} of the CPU time "
+            f"{BUSY_WHY} (other processes took {lat.other_cpu_share:.0%} of the CPU time "
             f"while timing, limit {settings.busy_other_cpu:.0%})"
         )
     probes = lat.probe_samples_s
     if probes and machine.latency.probe_s:
         ratio = statistics.median(probes) / machine.latency.probe_s
         if ratio > settings.busy_probe_ratio:
-            return f"undecided: machine busy (probe at {ratio:.1f}x its usual time, limit {settings.busy_probe_ratio}x)"
+            return f"{BUSY_WHY} (probe at {ratio:.1f}x its usual time, limit {settings.busy_probe_ratio}x)"
     spread = lat.spread
     if spread == spread and spread > settings.busy_spread:  # NaN (too few samples) says nothing
-        return f"undecided: machine busy (passes spread {spread:.0%} of their median, limit {settings.busy_spread:.0%})"
+        return f"{BUSY_WHY} (passes spread {spread:.0%} of their median, limit {settings.busy_spread:.0%})"
     return None
 
 

@@ -257,9 +257,10 @@ def test_a_timing_left_undecided_as_busy_is_timed_again_in_fresh_processes(
 
 
 def test_once_a_busy_re_timing_is_busy_too_the_run_stops_re_timing_busy_variants(tmp_path, monkeypatch):
-    """The machine, not the moment, is busy: the first stands, and the next busy variant costs no processes."""
+    """The machine, not the moment, is busy: the first stands, and the next busy variant costs no
+    processes. The busy rule's own answer (through its environment seam) is what is recognised."""
     matrix, base = _rescaled(tmp_path, read=1.0, pooled=0.05, paddings=("static", "sorted"))
-    monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: BUSY_HERE)
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "busy")
     session = PerfSession(matrix, baseline_root=tmp_path / "bl")
     fresh = FakeFresh([base] * 3)
     session.measure_fresh = fresh
