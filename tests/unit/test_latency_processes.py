@@ -1,8 +1,9 @@
 """Latency records that know each variant's noise: a rebaseline times every variant in fresh
 processes, the record keeps their medians, the tolerance comes from their spread (with a
 floor), and a latency failure - or a pass above the variant's own-noise screen - is timed again
-in three fresh processes, whose mean decides. The fresh processes are
-stubbed through the session's seam (``PerfSession.measure_fresh``) except in the last test."""
+in three fresh processes, whose median decides; so is a timing the busy rule left undecided,
+until one such re-timing is busy too. The fresh processes are stubbed through the session's
+seam (``PerfSession.measure_fresh``) except in the last test."""
 
 from __future__ import annotations
 
@@ -199,7 +200,7 @@ def _fixed(seconds: float):
     ("fresh_ratio", "status", "state"),
     [(1.5, "fail", "failed: their median is over its tolerance"), (1.0, "pass", "passed")],
 )
-def test_a_median_that_passed_above_its_screen_is_timed_again_and_the_fresh_mean_decides(
+def test_a_median_that_passed_above_its_screen_is_timed_again_and_the_fresh_median_decides(
     tmp_path, monkeypatch, fresh_ratio, status, state
 ):
     """Floor 20% (as noise 5.3%), record noise 5%: one process may read up to 1.2x; the screen
