@@ -63,7 +63,7 @@ class Decision:
 
 def decide(why: str, first: Verdict, first_ms: float, second: Verdict, where: str) -> Decision:
     """The second timing decides unless it could not judge latency (a busy machine): then the
-    first, which was judged, stands."""
+    first stands - judged, or for a BUSY first, undecided as it was."""
     if why == FAILED:
         head = f"latency failed at first (median {first_ms:.1f} ms)"
     elif why == BUSY:

@@ -130,12 +130,12 @@ def _record(tmp_path, fresh, paddings=("sorted",)):
         session.run(variant)
     note = session.finish()
     paths = sorted(p for p in (tmp_path / "bl").glob("*/unit/*.json") if p.parent.parent.name != "portable")
-    return matrix, note, paths[0] if len(paths) == 1 else paths
+    return matrix, note, paths
 
 
 def test_a_rebaseline_times_each_variant_in_fresh_processes_and_keeps_their_medians(tmp_path):
     fresh = FakeFresh([0.010, 0.012, 0.011])
-    matrix, note, path = _record(tmp_path, fresh)
+    matrix, note, [path] = _record(tmp_path, fresh)
     latency = json.loads(path.read_text())["latency"]
     assert fresh.calls == [[matrix.variants[0].id]] * 3
     assert latency["processes_s"] == pytest.approx([0.010, 0.012, 0.011]) and latency["median_s"] == 0.011
@@ -144,20 +144,24 @@ def test_a_rebaseline_times_each_variant_in_fresh_processes_and_keeps_their_medi
 
 def test_a_failed_fresh_process_leaves_the_record_of_this_run_and_says_so(tmp_path):
     fresh = FakeFresh([0.010, FreshError("tiny: fresh timing process: boom")])
-    _, note, path = _record(tmp_path, fresh)
+    _, note, [path] = _record(tmp_path, fresh)
     assert "processes_s" not in json.loads(path.read_text())["latency"]
     assert any("this run's timing alone" in line and "boom" in line for line in note)
 
 
 def _rescaled(
-    tmp_path, read: float, processes: tuple[float, ...] = (1.0, 1.05, 0.95), pooled: float | None = None, paddings=None
+    tmp_path,
+    read: float,
+    processes: tuple[float, ...] = (1.0, 1.05, 0.95),
+    pooled: float | None = None,
+    paddings=("sorted",),
 ):
     """A recorded variant whose record is rewritten so that this process's timing reads `read`x
     of it (the record's median moved, its processes' medians around it as given). Its passes are
     set too, 1% apart: the ones really timed while recording spread as widely as the machine's load,
     and the Mann-Whitney test against passes spread past 1.5x could not call a 1.5x re-timing slower."""
-    matrix, _, paths = _record(tmp_path, FakeFresh([0.010, 0.011, 0.012]), paddings or ("sorted",))
-    for path in paths if paddings else [paths]:
+    matrix, _, paths = _record(tmp_path, FakeFresh([0.010, 0.011, 0.012]), paddings)
+    for path in paths:
         record = json.loads(path.read_text())
         lat = record["latency"]
         base = statistics.median(lat["samples_s"]) / read
@@ -273,7 +277,7 @@ def test_once_a_busy_re_timing_is_busy_too_the_run_stops_re_timing_busy_variants
 
 
 def test_a_busy_timing_against_a_record_of_one_process_is_not_timed_again(tmp_path, monkeypatch):
-    matrix, _, path = _record(tmp_path, FakeFresh([0.010, FreshError("boom")]))
+    matrix, _, [path] = _record(tmp_path, FakeFresh([0.010, FreshError("boom")]))
     assert "processes_s" not in json.loads(path.read_text())["latency"]  # the record keeps one process
     monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: BUSY_HERE)
     session = PerfSession(matrix, baseline_root=tmp_path / "bl")
