@@ -71,7 +71,7 @@ def decide(why: str, first: Verdict, first_ms: float, second: Verdict, where: st
     else:
         ratio = next(c.ratio for c in first.checks if c.kind == "latency" and c.ratio is not None)
         head = f"latency at {ratio:.2f}x of its record passed at first but lies above its own-noise screen"
-    if any(c.kind == "latency" and not c.judged for c in second.coverage):
+    if latency_busy(second):  # the record and the tier are the first timing's: only the busy rule leaves it undecided
         stands = "undecided (machine busy), so the first measurement stands"
         return Decision(False, f"{head}, re-measured {where}: {stands}")
     if second.status == "fail":
