@@ -19,7 +19,7 @@ from perfsuite.device.probe import SupportProbe
 from perfsuite.device.support import semantic_reason, skip_reason
 from perfsuite.fileio import weights_identity
 from perfsuite.judge.checks import BASELINE_FREE, Verdict
-from perfsuite.judge.confirmation import Retiming, decide
+from perfsuite.judge.confirmation import Retiming, decide, disagrees, fresh_where
 from perfsuite.judge.recording import portable_state, records_for
 from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair
 from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
@@ -220,7 +220,7 @@ class PerfSession:
                     # A regression persists; a burst of load on the machine or a process's own
                     # bias does not (judge/confirmation.py).
                     first, first_ms = outcome, outcome.measurement.latency.median_s * 1000
-                    second, where = self._confirm(variant, resolved, outcome)
+                    second, where = self._confirm(variant, resolved, outcome, why)
                     decision = decide(why, first.verdict, first_ms, second.verdict, where)
                     outcome = second if decision.second_stands else first
                     notes.append(decision.note)
@@ -250,22 +250,27 @@ class PerfSession:
         self.outcomes.append(outcome)
         return outcome
 
-    def _confirm(self, variant: Variant, resolved: ResolvedVariant, outcome: Outcome) -> tuple[Outcome, str]:
+    def _confirm(self, variant: Variant, resolved: ResolvedVariant, outcome: Outcome, why: str) -> tuple[Outcome, str]:
         """The variant timed again: in `confirm_processes` fresh processes where its record holds
-        fresh processes' medians (the record's own context; the median of theirs is judged), else in this
-        process."""
+        fresh processes' medians (the record's own context; the median of theirs is judged, and
+        as many again are asked where it `disagrees` with the first timing), else in this process."""
         machine = self.stored(variant).machine
         if machine is not None and len(machine.latency.processes_s) >= 2 and outcome.measurement is not None:
-            k = self.settings.confirm_processes
-            try:
-                answers = [self.measure_fresh(self.fresh, [variant.id])[variant.id] for _ in range(k)]
-            except FreshError as exc:
-                where = f"in this process (no fresh one: {exc})"
-            else:
-                again = replace(outcome.measurement, latency=LatencySummary.of_processes(answers))
-                ms = ", ".join(f"{s * 1000:.1f}" for s in again.latency.processes_s)
-                where = f"in {k} fresh processes (their medians {ms} ms)" if k > 1 else f"in a fresh process ({ms} ms)"
-                return self._judge(variant, again), where
+            k, answers, second, failed = self.settings.confirm_processes, [], None, None
+            for _ in range(2):
+                try:
+                    answers += [self.measure_fresh(self.fresh, [variant.id])[variant.id] for _ in range(k)]
+                except FreshError as exc:
+                    failed = exc
+                    break
+                latency = LatencySummary.of_processes(answers)
+                second = self._judge(variant, replace(outcome.measurement, latency=latency))
+                if not disagrees(why, second.verdict, machine, variant.bounds):
+                    break
+            if second is not None:
+                where = fresh_where(second.measurement.latency.processes_s, len(answers) - k)
+                return second, where + (f" ({k} more asked, which failed: {failed})" if failed else "")
+            where = f"in this process (no fresh one: {failed})"
         else:
             where = "in this process"
         result = self.measure(resolved, sampler=perf_counter_sampler)

@@ -86,7 +86,8 @@ class TierSettings:
     confirm_latency: bool = True  # re-time a variant whose only failure is latency; both must fail
     # the re-timing's fresh processes, where the record holds fresh processes' medians: the median
     # of their medians is judged, with the tolerance for a median of that many processes (asked
-    # too for a pass above the screen and for a timing the busy rule left undecided)
+    # too for a pass above the screen and for a timing the busy rule left undecided; as many
+    # again, once, where they contradict the first timing from above the screen)
     confirm_processes: int = 3
     relative_rounds: int = 9  # interleaved A/B pass pairs per relative bound
     relative_confidence: float = 0.95  # of the bootstrap interval on the median ratio

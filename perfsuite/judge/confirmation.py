@@ -12,10 +12,15 @@ median decides. A timing the busy rule left undecided is timed again in fresh pr
 well, where the record holds their medians: a burst of load passes, and the median of three
 decides what one busy process could not. Once such a re-timing is busy too, the machine is
 (not the moment), and the rest of the run is not asked again: each costs its processes.
+Where the re-timing contradicts the first timing from a median still above the screen (a
+failure it did not confirm, a screened pass it failed), neither is clear: as many fresh
+processes again are asked, once, and the median of all of theirs decides. Two of ten 50%
+slowdowns the first timing failed were cleared this way by three processes at 1.33x and 1.39x.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from perfsuite.judge.checks import Verdict, latency_screen
@@ -51,6 +56,31 @@ def reason_to_confirm(verdict: Verdict, machine: MachineRecord | None, bounds: B
     if screen is None or not judged:
         return None
     return SCREENED if judged[0].ratio > 1 + screen else None
+
+
+def disagrees(why: str, second: Verdict, machine: MachineRecord | None, bounds: Bounds) -> bool:
+    """Whether the re-timing contradicts the first timing from a median above the screen: a
+    FAILED it passed, or a SCREENED it failed (only on latency). Busy or within the screen, the
+    re-timing is clear and decides alone."""
+    if machine is None or latency_busy(second):
+        return False
+    if why == SCREENED:
+        return only_latency_failed(second)
+    if why != FAILED or second.status != "pass":
+        return False
+    screen = latency_screen(bounds, machine.latency.noise, len(machine.latency.processes_s))
+    judged = [c.ratio for c in second.checks if c.kind == "latency" and c.ratio is not None]
+    return screen is not None and bool(judged) and judged[0] > 1 + screen
+
+
+def fresh_where(medians_s: Sequence[float], added: int = 0) -> str:
+    """Where a re-timing ran, with each fresh process's median; `added` of them were asked after
+    the first ones disagreed with the first timing."""
+    ms = ", ".join(f"{s * 1000:.1f}" for s in medians_s)
+    if len(medians_s) == 1:
+        return f"in a fresh process ({ms} ms)"
+    more = f"{added} more after the first {len(medians_s) - added} disagreed; " if added else ""
+    return f"in {len(medians_s)} fresh processes ({more}their medians {ms} ms)"
 
 
 @dataclass(frozen=True)

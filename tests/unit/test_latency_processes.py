@@ -1,8 +1,9 @@
 """Latency records that know each variant's noise: a rebaseline times every variant in fresh
 processes, the record keeps their medians, the tolerance comes from their spread (with a
 floor), and a latency failure - or a pass above the variant's own-noise screen - is timed again
-in three fresh processes, whose median decides; so is a timing the busy rule left undecided,
-until one such re-timing is busy too. The fresh processes are stubbed through the session's
+in three fresh processes, whose median decides (with three more where they disagree with the
+first timing from above the screen); so is a timing the busy rule left undecided, until one
+such re-timing is busy too. The fresh processes are stubbed through the session's
 seam (``PerfSession.measure_fresh``) except in the last test."""
 
 from __future__ import annotations
@@ -201,25 +202,25 @@ def _fixed(seconds: float):
 
 
 @pytest.mark.parametrize(
-    ("fresh_ratio", "status", "state"),
-    [(1.5, "fail", "failed: their median is over its tolerance"), (1.0, "pass", "passed")],
+    ("fresh_ratio", "status", "state", "asked"),
+    [(1.5, "fail", "failed: their median is over its tolerance", 6), (1.0, "pass", "passed", 3)],
 )
 def test_a_median_that_passed_above_its_screen_is_timed_again_and_the_fresh_median_decides(
-    tmp_path, monkeypatch, fresh_ratio, status, state
+    tmp_path, monkeypatch, fresh_ratio, status, state, asked
 ):
     """Floor 20% (as noise 5.3%), record noise 5%: one process may read up to 1.2x; the screen
     is 1.5 x 5.3% x sqrt(4/3), 1.10x. This process reads 1.16x: it passes, but three fresh
-    processes are asked, and the median of theirs is judged (at the floor, 1.2x)."""
+    processes are asked, and the median of theirs is judged (at the floor, 1.2x). Three that
+    fail it contradict the first timing: three more are asked, and all six decide."""
     matrix, base = _rescaled(tmp_path, read=1.0, processes=(0.95, 1.0, 1.05), pooled=0.05)
     monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: None)
     session = PerfSession(matrix, baseline_root=tmp_path / "bl")
-    fresh = FakeFresh([base * fresh_ratio] * 3)
+    fresh = FakeFresh([base * fresh_ratio] * asked)
     session.measure_fresh = fresh
     outcome = session.run(matrix.variants[0], sampler=_fixed(base * 1.16))
-    assert len(fresh.calls) == 3 and outcome.verdict.status == status
-    assert "1.16x of its record passed at first but lies above its own-noise screen, re-measured in 3 fresh " in (
-        " ".join(outcome.notes)
-    )
+    assert len(fresh.calls) == asked and outcome.verdict.status == status
+    head = "1.16x of its record passed at first but lies above its own-noise screen, re-measured in"
+    assert f"{head} {asked} fresh " in " ".join(outcome.notes)
     assert state in " ".join(outcome.notes)
 
 
@@ -232,6 +233,48 @@ def test_a_median_below_its_screen_is_not_timed_again(tmp_path, monkeypatch):
     outcome = session.run(matrix.variants[0], sampler=_fixed(base * 1.06))
     assert fresh.calls == [] and outcome.verdict.status == "pass"
     assert not any("re-measured" in n for n in outcome.notes)
+
+
+@pytest.mark.parametrize(
+    ("first", "fresh", "more", "status", "state"),
+    [
+        (1.5, 1.15, 1.5, "fail", "confirmed"),  # median of six: 1.325x
+        (1.5, 1.15, 1.15, "pass", "not confirmed"),
+        (1.16, 1.25, 1.0, "pass", "passed"),  # a screened pass the three failed: six say 1.125x
+        (1.5, 1.15, FreshError("tiny: fresh timing process: boom"), "pass", "which failed: tiny: fresh timing"),
+    ],
+)
+def test_a_re_timing_that_disagrees_above_the_screen_asks_as_many_processes_again_and_all_decide(
+    tmp_path, monkeypatch, first, fresh, more, status, state
+):
+    """Floor 20%, screen 1.10x (as above). The first timing and three fresh processes disagree,
+    the three from above the screen: three more are asked, and the median of all six decides."""
+    matrix, base = _rescaled(tmp_path, read=1.0, processes=(0.95, 1.0, 1.05), pooled=0.05)
+    monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: None)
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    again = [base * more] * 3 if isinstance(more, float) else [more]
+    session.measure_fresh = fresh_ = FakeFresh([base * fresh] * 3 + again)
+    outcome = session.run(matrix.variants[0], sampler=_fixed(base * first))
+    assert len(fresh_.calls) == 3 + len(again) and outcome.verdict.status == status
+    notes = " ".join(outcome.notes)
+    if isinstance(more, float):
+        assert "re-measured in 6 fresh processes (3 more after the first 3 disagreed; their medians " in notes
+        latency = next(c for c in outcome.verdict.checks if c.kind == "latency")
+        assert "for the median of 6 fresh processes" in latency.detail
+    else:  # the three more could not run: the first three decide, and the note says so
+        assert "re-measured in 3 fresh processes (their medians " in notes
+    assert state in notes
+
+
+def test_a_re_timing_clear_of_the_screen_is_not_asked_again(tmp_path, monkeypatch):
+    """A failure three fresh processes put within the screen (1.05x) was transient: no more."""
+    matrix, base = _rescaled(tmp_path, read=1.0, processes=(0.95, 1.0, 1.05), pooled=0.05)
+    monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: None)
+    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    session.measure_fresh = fresh = FakeFresh([base * 1.05] * 3)
+    outcome = session.run(matrix.variants[0], sampler=_fixed(base * 1.5))
+    assert len(fresh.calls) == 3 and outcome.verdict.status == "pass"
+    assert "re-measured in 3 fresh processes (their medians " in " ".join(outcome.notes)
 
 
 BUSY_HERE = "undecided: machine busy (passes spread 40% of their median, limit 25%)"
