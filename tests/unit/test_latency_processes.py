@@ -236,7 +236,7 @@ def test_a_median_below_its_screen_is_not_timed_again(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("first", "fresh", "more", "status", "state"),
+    ("first", "three", "more", "status", "state"),
     [
         (1.5, 1.15, 1.5, "fail", "confirmed"),  # median of six: 1.325x
         (1.5, 1.15, 1.15, "pass", "not confirmed"),
@@ -245,7 +245,7 @@ def test_a_median_below_its_screen_is_not_timed_again(tmp_path, monkeypatch):
     ],
 )
 def test_a_re_timing_that_disagrees_above_the_screen_asks_as_many_processes_again_and_all_decide(
-    tmp_path, monkeypatch, first, fresh, more, status, state
+    tmp_path, monkeypatch, first, three, more, status, state
 ):
     """Floor 20%, screen 1.10x (as above). The first timing and three fresh processes disagree,
     the three from above the screen: three more are asked, and the median of all six decides."""
@@ -253,9 +253,9 @@ def test_a_re_timing_that_disagrees_above_the_screen_asks_as_many_processes_agai
     monkeypatch.setattr("perfsuite.judge.verdict.busy_reason", lambda *a: None)
     session = PerfSession(matrix, baseline_root=tmp_path / "bl")
     again = [base * more] * 3 if isinstance(more, float) else [more]
-    session.measure_fresh = fresh_ = FakeFresh([base * fresh] * 3 + again)
+    session.measure_fresh = fresh = FakeFresh([base * three] * 3 + again)
     outcome = session.run(matrix.variants[0], sampler=_fixed(base * first))
-    assert len(fresh_.calls) == 3 + len(again) and outcome.verdict.status == status
+    assert len(fresh.calls) == 3 + len(again) and outcome.verdict.status == status
     notes = " ".join(outcome.notes)
     if isinstance(more, float):
         assert "re-measured in 6 fresh processes (3 more after the first 3 disagreed; their medians " in notes
