@@ -51,11 +51,15 @@ def reason_to_confirm(verdict: Verdict, machine: MachineRecord | None, bounds: B
         return None
     if latency_busy(verdict):
         return BUSY if busy and len(machine.latency.processes_s) >= 2 else None
+    return SCREENED if above_screen(verdict, machine, bounds) else None
+
+
+def above_screen(verdict: Verdict, machine: MachineRecord, bounds: Bounds) -> bool:
+    """Whether the verdict's judged latency ratio lies above the variant's own-noise screen (a
+    record of one process has none)."""
     screen = latency_screen(bounds, machine.latency.noise, len(machine.latency.processes_s))
-    judged = [c for c in verdict.checks if c.kind == "latency" and c.ratio is not None]
-    if screen is None or not judged:
-        return None
-    return SCREENED if judged[0].ratio > 1 + screen else None
+    judged = [c.ratio for c in verdict.checks if c.kind == "latency" and c.ratio is not None]
+    return screen is not None and bool(judged) and judged[0] > 1 + screen
 
 
 def disagrees(why: str, second: Verdict, machine: MachineRecord | None, bounds: Bounds) -> bool:
@@ -66,11 +70,7 @@ def disagrees(why: str, second: Verdict, machine: MachineRecord | None, bounds: 
         return False
     if why == SCREENED:
         return only_latency_failed(second)
-    if why != FAILED or second.status != "pass":
-        return False
-    screen = latency_screen(bounds, machine.latency.noise, len(machine.latency.processes_s))
-    judged = [c.ratio for c in second.checks if c.kind == "latency" and c.ratio is not None]
-    return screen is not None and bool(judged) and judged[0] > 1 + screen
+    return why == FAILED and second.status == "pass" and above_screen(second, machine, bounds)
 
 
 def fresh_where(medians_s: Sequence[float], added: int = 0) -> str:
