@@ -58,8 +58,13 @@ def above_screen(verdict: Verdict, machine: MachineRecord, bounds: Bounds) -> bo
     """Whether the verdict's judged latency ratio lies above the variant's own-noise screen (a
     record of one process has none)."""
     screen = latency_screen(bounds, machine.latency.noise, len(machine.latency.processes_s))
-    judged = [c.ratio for c in verdict.checks if c.kind == "latency" and c.ratio is not None]
-    return screen is not None and bool(judged) and judged[0] > 1 + screen
+    ratio = judged_ratio(verdict)
+    return screen is not None and ratio is not None and ratio > 1 + screen
+
+
+def judged_ratio(verdict: Verdict) -> float | None:
+    """The judged latency check's median over the record's, None where latency was not judged."""
+    return next((c.ratio for c in verdict.checks if c.kind == "latency" and c.ratio is not None), None)
 
 
 def disagrees(why: str, second: Verdict, machine: MachineRecord | None, bounds: Bounds) -> bool:
@@ -99,7 +104,7 @@ def decide(why: str, first: Verdict, first_ms: float, second: Verdict, where: st
     elif why == BUSY:
         head = f"latency undecided at first (machine busy; median {first_ms:.1f} ms)"
     else:
-        ratio = next(c.ratio for c in first.checks if c.kind == "latency" and c.ratio is not None)
+        ratio = judged_ratio(first)
         head = f"latency at {ratio:.2f}x of its record passed at first but lies above its own-noise screen"
     if latency_busy(second):  # the record and the tier are the first timing's: only the busy rule leaves it undecided
         stands = "undecided (machine busy), so the first measurement stands"
