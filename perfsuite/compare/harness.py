@@ -42,6 +42,7 @@ from perfsuite.compare.protocol import (
     WorkerDied,
     WorkerProcess,
     ask_all,
+    close_all,
 )
 from perfsuite.judge.checks import reference_checks
 from perfsuite.matrix.tier import MATRIX_DIR, Matrix
@@ -161,8 +162,7 @@ class Comparison:
             about = f"side {exc.side} ({side.description})" if side else "a side"
             raise CompareError(f"{about} cannot run the compare worker: {exc}") from None
         finally:
-            for w in workers:
-                w.close()
+            close_all(workers)
 
     def _hello(self, workers: Sequence[WorkerProcess]) -> None:
         """Both sides load the matrix at once; each side's versions are kept for the report."""
@@ -183,8 +183,7 @@ class Comparison:
                 w.kill()
             raise
         if any(s != "runs" for s in status.values()):
-            for w in workers:
-                w.close()
+            close_all(workers)
             return status
         return workers  # type: ignore[return-value]
 
@@ -226,8 +225,7 @@ class Comparison:
                     )
                 block.append(times)
         finally:
-            for w in workers:
-                w.close()
+            close_all(workers)
         result.blocks.append(block)
 
     def _decide(self, variant: Variant, result: VariantComparison) -> None:

@@ -181,14 +181,31 @@ class WorkerProcess:
             self.proc.kill()
         self.proc.wait()
 
-    def close(self) -> None:
+    def quit(self) -> None:
+        """Ask the zygote to exit, without waiting for it to be gone (`reap`)."""
         if self.proc.poll() is None:
             with contextlib.suppress(WorkerDied):
                 self.ask("quit")
+
+    def reap(self) -> None:
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def close(self) -> None:
+        self.quit()
+        self.reap()
+
+
+def close_all(workers: Sequence[WorkerProcess]) -> None:
+    """Every side's zygote told to quit, then each waited for: the exits overlap. A revision's
+    worker from before 2026-12-02 tears its interpreter down on quit (1.4 s here with torch and
+    transformers loaded); one after another that was 2.8 s of every block."""
+    for w in workers:
+        w.quit()
+    for w in workers:
+        w.reap()
 
 
 def ask_all(workers: Sequence[WorkerProcess], op: str, **request: Any) -> list[dict[str, Any]]:

@@ -323,3 +323,41 @@ def test_a_worker_pass_says_how_much_of_the_cpu_others_took():
     answer = worker.one_pass({})
     assert answer["seconds"] > 0
     assert 0.0 <= answer["other_cpu"] <= 1.0
+
+
+def test_close_all_tells_every_zygote_to_quit_before_waiting_for_any():
+    """Their exits overlap: a side whose worker tears its interpreter down (a revision from
+    before 2026-12-02) no longer makes the other side's wait for it."""
+    from perfsuite.compare.protocol import close_all
+
+    log: list[tuple[str, str]] = []
+
+    class Zygote:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def quit(self) -> None:
+            log.append(("quit", self.name))
+
+        def reap(self) -> None:
+            log.append(("reap", self.name))
+
+    close_all([Zygote("A"), Zygote("B")])
+    assert log == [("quit", "A"), ("quit", "B"), ("reap", "A"), ("reap", "B")]
+
+
+def test_a_zygote_leaves_at_once_after_its_last_answer(monkeypatch):
+    """After `quit` the worker flushes and exits without the interpreter's teardown."""
+    from perfsuite.compare import worker
+
+    served, exits = [], []
+    monkeypatch.setattr(worker, "serve", lambda: served.append(True))
+
+    def fake_exit(code: int) -> None:
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(worker.os, "_exit", fake_exit)
+    with pytest.raises(SystemExit):
+        worker.main()
+    assert served == [True] and exits == [0]
