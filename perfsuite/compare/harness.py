@@ -187,9 +187,12 @@ class Comparison:
             return status
         return workers  # type: ignore[return-value]
 
-    def _pair(self, workers: tuple[WorkerProcess, WorkerProcess], variant: Variant, shares: list[float]):
+    def _pair(
+        self, workers: tuple[WorkerProcess, WorkerProcess], variant: Variant, shares: list[float], score: bool = True
+    ):
         """One pair of fresh processes: prepare both, then `passes` interleaved rounds (each
-        pass's share of the CPU taken by other processes goes to `shares`)."""
+        pass's share of the CPU taken by other processes goes to `shares`). Only with `score`
+        do the children compute the predictions and work counts that `compare_outputs` reads."""
         order = [0, 1]
         self.rng.shuffle(order)
         outputs: list[SideOutput | None] = [None, None]
@@ -197,7 +200,8 @@ class Comparison:
             workers[i].ask("fork")
         try:
             for i in order:  # one at a time: two children's OpenMP pools on 2 cores took 12x as long
-                outputs[i] = _output(workers[i].ask("prepare", variant=variant.id))
+                answer = workers[i].ask("prepare", variant=variant.id, score=score)
+                outputs[i] = _output(answer) if score else None  # a worker from before 2026-12-02 scores anyway
             times: tuple[list[float], list[float]] = ([], [])
             for _ in range(self.settings.passes):
                 self.rng.shuffle(order)
@@ -218,8 +222,9 @@ class Comparison:
         block: list[tuple[list[float], list[float]]] = []
         try:
             for _ in range(self.settings.block_pairs):
-                times, outputs = self._pair(workers, variant, result.other_cpu)
-                if not result.blocks and not block:  # the first pair's outputs: work and predictions
+                first = not result.blocks and not block  # the first pair's outputs: work and predictions
+                times, outputs = self._pair(workers, variant, result.other_cpu, score=first)
+                if first:
                     result.work_diff, result.predictions, result.prediction_problems = compare_outputs(
                         variant, outputs[0], outputs[1]
                     )
