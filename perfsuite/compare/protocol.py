@@ -193,10 +193,6 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def close(self) -> None:
-        self.quit()
-        self.reap()
-
 
 def close_all(workers: Sequence[WorkerProcess]) -> None:
     """Every side's zygote told to quit, then each waited for: the exits overlap. A revision's

@@ -110,19 +110,22 @@ class Worker:
 
     def prepare(self, request: dict[str, Any]) -> dict[str, Any]:
         """The variant built and warmed up; with `score` (the default) also its predictions and
-        work, which the harness compares for the run's first process pair only."""
-        score_once, count_work, forward_flops = (surface(n) for n in ("score_once", "count_work", "forward_flops"))
+        work, which the harness compares for the run's first process pair only (a later child
+        skips them: one untimed pass less, 0.2 s here)."""
         self.variant = self.variant_for(request["variant"])
         self.prepared = self.session.prepare(self.variant)
-        if not request.get("score", True):  # one untimed pass less: 0.2 s of each later child here
-            self.prepared.one_pass()  # the warm-up, as below
-            return {}
+        answer = self.outputs() if request.get("score", True) else {}
+        self.prepared.one_pass()  # warm-up (flex_attention compiles here)
+        return answer
+
+    def outputs(self) -> dict[str, Any]:
+        """One untimed pass's predictions in row order, and the prepared variant's work counts."""
+        score_once, count_work, forward_flops = (surface(n) for n in ("score_once", "count_work", "forward_flops"))
         rows = self.session.workload(self.variant)[1]
         probs, bad = score_once(self.prepared, len(rows))
         batches = self.prepared.all_batches
         work = count_work(batches)
         shapes = [tuple(b.input_ids.shape) for b in batches]
-        self.prepared.one_pass()  # warm-up (flex_attention compiles here)
         return {
             "work": {
                 "rows": work.rows,

@@ -365,12 +365,12 @@ def test_a_zygote_leaves_at_once_after_its_last_answer(monkeypatch):
 
 def test_only_the_first_process_pair_of_a_run_scores_its_predictions(monkeypatch):
     """The work and predictions are compared once, from the first pair; later children only warm up."""
-    asked: list[tuple[str, bool]] = []
+    asked: list[bool] = []
 
     class Scoring(_Recorder):
         def ask(self, op, **request):
             if op == "prepare":
-                asked.append((self.side.name, request["score"]))
+                asked.append(request["score"])
             return super().ask(op, **request)
 
         def quit(self) -> None:
@@ -380,9 +380,9 @@ def test_only_the_first_process_pair_of_a_run_scores_its_predictions(monkeypatch
             pass
 
     log: list[tuple[str, str, str]] = []
-    comparison = Comparison(load_matrix("cpu"), this_side(), this_side(), CompareSettings(passes=2, block_pairs=2))
-    comparison.settings = CompareSettings(passes=2, block_pairs=2, min_pairs=4, max_pairs=4)
+    settings = CompareSettings(passes=2, block_pairs=2, min_pairs=4, max_pairs=4)
+    comparison = Comparison(load_matrix("cpu"), this_side(), this_side(), settings)
     monkeypatch.setattr(comparison, "_start", lambda v: (Scoring("A", log), Scoring("B", log)))
     result = comparison.run_variant(VARIANT)
     assert len(result.blocks) == 2 and result.work_diff == [] and result.prediction_problems == []
-    assert [score for _, score in asked] == [True, True] + [False] * 6
+    assert asked == [True, True] + [False] * 6  # both children of the first pair, then 3 pairs more
