@@ -218,13 +218,20 @@ def latency_noise(bounds: Bounds, spread: float, processes: int) -> float:
 
 
 def latency_tolerance(
-    bounds: Bounds, spread: float | None = None, processes: int = 0, measured: int = 1
+    bounds: Bounds,
+    spread: float | None = None,
+    processes: int = 0,
+    measured: int = 1,
+    phase: float = 0.0,
+    runs: int = 0,
 ) -> tuple[float, str]:
     """The share a median may exceed the record by, and why that share.
 
-    From a record of n fresh processes: z x the variant's log noise x sqrt(v_k + 1/n), where k
+    From a record of n fresh processes: z x sqrt(noise^2 x (v_k + 1/n) + 2 phase^2), where k
     processes are measured now and their median is judged (v_k: the variance of a median of k,
-    1 for one process, 0.45 for three): the spread of that median around the record's. At least
+    1 for one process, 0.45 for three): the spread of that median around the record's. The
+    record's processes share one phase of the machine and the run's another, each moving by
+    `phase` (Latency.phase, from `runs` earlier runs in the history; 0 without them). At least
     `latency_floor`, whatever k: the record's own median, of three processes that may agree by
     chance, is no better known for more processes now (measured 2026-12-02: a floor held as
     noise, 1.29x for three, failed an unchanged 15 ms variant at 1.38x). From a record of one
@@ -232,24 +239,28 @@ def latency_tolerance(
     """
     if spread is None or processes < 2:
         return bounds.latency_ratio, f"latency_ratio {bounds.latency_ratio:.0%}: the record has one process"
-    own = math.expm1(bounds.latency_spread_z * spread * math.sqrt(median_variance(measured) + 1 / processes))
+    variance = spread**2 * (median_variance(measured) + 1 / processes) + 2 * phase**2
+    own = math.expm1(bounds.latency_spread_z * math.sqrt(variance))
     of = f", for the median of {measured} fresh processes" if measured > 1 else ""
     why = f"{bounds.latency_spread_z:g} x {spread:.1%} spread of {processes} recorded processes{of}"
+    if runs:
+        why += f", {phase:.1%} phase from {runs} earlier runs"
     if own < bounds.latency_floor:
         return bounds.latency_floor, f"floor {bounds.latency_floor:.0%} ({why}: {own:.0%})"
     return own, why
 
 
-def latency_screen(bounds: Bounds, spread: float | None, processes: int) -> float | None:
+def latency_screen(bounds: Bounds, spread: float | None, processes: int, phase: float = 0.0) -> float | None:
     """The share above which a median that passed is still timed again in fresh processes.
 
-    `latency_screen_z` (below `latency_spread_z`) x the variant's noise (at least the floor's) x
-    sqrt(1 + 1/n): a slowdown the run's process reads low is still timed where the median of
-    several processes can show it. A screen costs only those processes' time (a few percent of
-    unchanged variants pass it); their median decides."""
+    `latency_screen_z` (below `latency_spread_z`) x sqrt(noise^2 x (1 + 1/n) + 2 phase^2), the
+    noise at least the floor's: a slowdown the run's process reads low is still timed where the
+    median of several processes can show it. A screen costs only those processes' time (a few
+    percent of unchanged variants pass it); their median decides."""
     if spread is None or processes < 2:
         return None
-    return math.expm1(bounds.latency_screen_z * latency_noise(bounds, spread, processes) * math.sqrt(1 + 1 / processes))
+    noise = latency_noise(bounds, spread, processes)
+    return math.expm1(bounds.latency_screen_z * math.sqrt(noise**2 * (1 + 1 / processes) + 2 * phase**2))
 
 
 def check_latency(
@@ -260,6 +271,8 @@ def check_latency(
     spread: float | None = None,
     processes: int = 0,
     measured_s: Sequence[float] = (),
+    phase: float = 0.0,
+    runs: int = 0,
 ):
     """The median (or, with `measured_s`, the median of several fresh processes' medians: one
     process that met a burst of load does not move it) against the record, with a one-sided
@@ -273,7 +286,7 @@ def check_latency(
     else:
         median, measured = statistics.median(samples), 1
     ratio = median / median_s
-    tolerance, why = latency_tolerance(bounds, spread, processes, measured)
+    tolerance, why = latency_tolerance(bounds, spread, processes, measured, phase, runs)
     limit = median_s * (1 + tolerance)
     p = mann_whitney_slower(samples, base_samples)
     regressed = ratio > 1 + tolerance and p < bounds.rank_alpha

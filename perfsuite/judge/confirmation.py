@@ -57,7 +57,8 @@ def reason_to_confirm(verdict: Verdict, machine: MachineRecord | None, bounds: B
 def above_screen(verdict: Verdict, machine: MachineRecord, bounds: Bounds) -> bool:
     """Whether the verdict's judged latency ratio lies above the variant's own-noise screen (a
     record of one process has none)."""
-    screen = latency_screen(bounds, machine.latency.noise, len(machine.latency.processes_s))
+    lat = machine.latency
+    screen = latency_screen(bounds, lat.noise, len(lat.processes_s), lat.phase)
     ratio = judged_ratio(verdict)
     return screen is not None and ratio is not None and ratio > 1 + screen
 

@@ -191,6 +191,8 @@ def _latency(e: Evidence) -> Judgement:
             lat.noise,
             len(lat.processes_s),
             e.measurement.latency.processes_s,
+            lat.phase,
+            lat.phase_runs,
         )
     ]
     return checks, Coverage("latency", True)

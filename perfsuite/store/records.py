@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -98,17 +98,23 @@ class Latency:
     probe_s: float | None = None  # the interference probe's median while these were taken
     processes_s: tuple[float, ...] = ()  # medians of fresh processes (median_s is their median)
     pooled_spread: float | None = None  # the median spread of every variant of the same rebaseline
+    earlier_s: tuple[float, ...] = ()  # medians of its earlier runs here, from the history (history/earlier.py)
 
     PRIOR_DF: ClassVar[int] = 4  # the weight of pooled_spread in `noise`, as degrees of freedom
+    MIN_EARLIER: ClassVar[int] = 4  # earlier runs needed before their spread is used (3 degrees of freedom)
 
     @classmethod
     def from_samples(cls, samples: list[float], probe_s: float | None = None) -> Latency:
         return cls(statistics.median(samples), tuple(round(s, 6) for s in samples), probe_s)
 
-    def with_processes(self, medians: list[float], pooled_spread: float | None = None) -> Latency:
-        """This record timed again in fresh processes: their medians, and their median as the record's."""
+    def with_processes(
+        self, medians: list[float], pooled_spread: float | None = None, earlier: Sequence[float] = ()
+    ) -> Latency:
+        """This record timed again in fresh processes: their medians, and their median as the
+        record's; `earlier`: the variant's earlier runs' medians from the history."""
         medians_s = tuple(round(m, 6) for m in medians)
-        return Latency(statistics.median(medians), self.samples_s, self.probe_s, medians_s, pooled_spread)
+        earlier_s = tuple(round(m, 6) for m in earlier)
+        return Latency(statistics.median(medians), self.samples_s, self.probe_s, medians_s, pooled_spread, earlier_s)
 
     @property
     def spread(self) -> float | None:
@@ -131,11 +137,35 @@ class Latency:
         df = len(self.processes_s) - 1
         return math.sqrt((self.PRIOR_DF * self.pooled_spread**2 + df * own**2) / (self.PRIOR_DF + df))
 
+    @property
+    def phase_runs(self) -> int:
+        """How many earlier runs `phase` comes from (0: too few to use)."""
+        return len(self.earlier_s) if len(self.earlier_s) >= self.MIN_EARLIER else 0
+
+    @property
+    def phase(self) -> float:
+        """How far the machine's speed moves between runs beyond the processes' noise (log sd);
+        0 without MIN_EARLIER earlier runs or processes.
+
+        A rebaseline's processes run within a minute, in one phase of the machine: on the AMD
+        EPYC a 15-30 ms variant moved 1.5x over minutes while its three processes agreed. Its
+        earlier runs, at other times, spread by phase and noise together (each is one process's
+        median); what exceeds the noise is the phase: sqrt(max(var(earlier) - noise^2, 0)). The
+        spread is taken around the earlier runs' own mean, so a rebaseline for an intended
+        change of speed does not inflate it."""
+        noise = self.noise
+        if noise is None or not self.phase_runs:
+            return 0.0
+        between = statistics.variance(math.log(m) for m in self.earlier_s)
+        return math.sqrt(max(between - noise**2, 0.0))
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"median_s": self.median_s, "samples_s": list(self.samples_s), "probe_s": self.probe_s}
         if self.processes_s:  # records from before 2026-12-01 (or --processes 0) have none
             data["processes_s"] = list(self.processes_s)
             data["pooled_spread"] = self.pooled_spread
+        if self.earlier_s:
+            data["earlier_s"] = list(self.earlier_s)
         return data
 
     @classmethod
@@ -155,7 +185,11 @@ class Latency:
         pooled = data.get("pooled_spread")
         pooled = None if pooled is None else _number(pooled, where, "latency.pooled_spread")
         probe_s = None if probe is None else _number(probe, where, "latency.probe_s", True)
-        return cls(median, values, probe_s, medians, pooled)
+        earlier = data.get("earlier_s", [])
+        if not isinstance(earlier, list):
+            raise RecordError(f"{where}: latency.earlier_s must be a list")
+        earlier_s = tuple(_number(m, where, "latency.earlier_s[]", positive=True) for m in earlier)
+        return cls(median, values, probe_s, medians, pooled, earlier_s)
 
 
 @dataclass(frozen=True)
