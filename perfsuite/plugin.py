@@ -20,7 +20,6 @@ from perfsuite.measure.fresh import PROCESSES_HELP, default_processes, processes
 from perfsuite.measure.runner import perf_counter_sampler, timing
 from perfsuite.report.outcomes import Outcome, PairOutcome
 from perfsuite.session import PerfSession
-from perfsuite.store.baselines import BaselineError
 
 _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 
@@ -72,7 +71,8 @@ def add_report_options(group) -> None:
         "--perfsuite-history",
         default=os.environ.get("PERFSUITE_HISTORY") or None,
         metavar="PATH|URL",
-        help="append each tier's run to this history: a SQLite file or postgresql:// URL (default: $PERFSUITE_HISTORY)",
+        help="append each tier's run to this history: a SQLite file or postgresql:// URL (default: "
+        "$PERFSUITE_HISTORY); a rebaseline's records also keep each variant's earlier runs there",
     )
 
 
@@ -132,9 +132,10 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
                 strict=config.getoption("perfsuite_strict"),
                 rewrite_portable=config.getoption("perfsuite_rewrite_portable"),
                 processes=processes,
+                history=config.getoption("perfsuite_history"),
                 workload=workload_of(lambda field: config.getoption(f"perfsuite_{field}")),
             )
-        except BaselineError as exc:  # e.g. another rebaseline of this machine holds its lock
+        except ValueError as exc:  # BaselineError (another rebaseline holds the lock), a bad history
             raise pytest.UsageError(str(exc)) from None
     return sessions[matrix_name]
 

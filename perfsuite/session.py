@@ -18,6 +18,7 @@ from perfsuite.device.machine import DeviceCaps, detect
 from perfsuite.device.probe import SupportProbe
 from perfsuite.device.support import semantic_reason, skip_reason
 from perfsuite.fileio import weights_identity
+from perfsuite.history.earlier import earlier_runs
 from perfsuite.judge.checks import BASELINE_FREE, Verdict
 from perfsuite.judge.confirmation import Retiming, decide, disagrees, fresh_where
 from perfsuite.judge.recording import portable_state, records_for
@@ -61,13 +62,15 @@ class PerfSession:
         strict: bool = False,
         rewrite_portable: bool = False,
         processes: int = 0,
+        history: str | None = None,
     ) -> None:
         """`workload` overrides the tier's rows / batch_size / max_length (a sweep without a new TOML);
         `strict` fails a variant on which nothing stored could be judged, instead of skipping it;
         `rewrite_portable`: a rebaseline rewrites portable records whose values it confirms too
         (by default only changed and new ones are written); `processes`: a rebaseline times each
         recorded variant again in this many fresh processes and keeps their medians (the
-        variant's own between-process spread, which sets its latency tolerance)."""
+        variant's own between-process spread, which sets its latency tolerance); `history`: their
+        earlier runs there too (history.earlier; read first: a bad history stops it at once)."""
         warm_allocator()  # whatever this process times first, it times in a warm process's allocator
         self.matrix = matrix
         unknown = set(workload or {}) - set(WORKLOAD_FIELDS)
@@ -81,6 +84,7 @@ class PerfSession:
         self.retiming = Retiming(self.settings.confirm_latency)
         self.caps = caps or detect(matrix.settings.device)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
+        self.earlier = earlier_runs(history if rebaseline else None, self.store.machine_key, self.store.tier)
         if rebaseline:
             self.store.begin()  # this machine's lock: a second rebaseline of the key refuses now
         self.finish_note: list[str] = []
@@ -287,7 +291,7 @@ class PerfSession:
             medians = process_medians(self.fresh, ids, self.processes, self.measure_fresh, say)
         except FreshError as exc:
             return [f"latency records hold this run's timing alone (no fresh processes): {exc}"]
-        return [spread_note(self.store.with_processes(medians), self.processes)]
+        return [spread_note(self.store.with_processes(medians, self.earlier), self.processes, self.earlier)]
 
     def provenance(self, resolved: ResolvedVariant) -> dict[str, str]:
         """What produced a measurement besides the libraries (environment.PROVENANCE)."""
@@ -351,13 +355,9 @@ class PerfSession:
         return self.data.length_summary()
 
     def reference_probs(self, model: str):
-        """The in-run quality reference for a model: fp32 (the tier's reference_dtype), eager,
-        one row per batch, no padding.
-
-        Run once per model and session (MLPerf's reference-accuracy idea): every variant of
-        the model is compared with it row by row, so dtype, attention, padding and batching
-        effects show without any stored baseline.
-        """
+        """The in-run quality reference for a model (the tier's reference_dtype, eager, one row per
+        batch, no padding), once per model and session (MLPerf's idea): every variant is compared
+        with it row by row, so dtype, attention, padding and batching effects need no baseline."""
         if model not in self._references:
             ref = Variant(model, self.settings.reference_dtype, "eager", "dynamic", self.settings.name)
             prepared = self.prepare(ref, replace(self.settings, batch_size=1))

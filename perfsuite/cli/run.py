@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
         strict=args.strict,
         rewrite_portable=getattr(args, "rewrite_portable", False),
         processes=getattr(args, "processes", 0),
+        history=args.history,
     )
     try:
         session.data.rows()  # a file that cannot be used is one error (exit 2), not a failure per variant

@@ -18,9 +18,11 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from perfsuite.store.records import Latency
 
 FRESH_CHILD = "perfsuite.cli.fresh"
 
@@ -113,13 +115,23 @@ def process_medians(
     return medians
 
 
-def spread_note(spreads: dict[str, float | None], processes: int) -> str:
-    """One line for a rebaseline's footer: how far the recorded variants move between processes."""
+def spread_note(
+    spreads: dict[str, float | None], processes: int, earlier: Mapping[str, Sequence[float]] | None = None
+) -> str:
+    """One line for a rebaseline's footer: how far the recorded variants move between processes,
+    and how many earlier runs from the history the records keep."""
     known = {v: s for v, s in spreads.items() if s is not None}
     if not known:
         return f"latency: {len(spreads)} variants timed in {processes} fresh processes each"
     worst = max(known, key=lambda v: known[v])
-    return (
+    line = (
         f"latency: {len(spreads)} variants timed in {processes} fresh processes each; between-process spread "
         f"median {statistics.median(known.values()):.1%}, largest {known[worst]:.1%} ({worst})"
+    )
+    if earlier is None:
+        return line
+    runs = [len(earlier.get(v, ())) for v in spreads]
+    return line + (
+        f"; earlier runs from the history: {min(runs)}-{max(runs)} per variant "
+        f"({sum(r >= Latency.MIN_EARLIER for r in runs)} of {len(runs)} with the {Latency.MIN_EARLIER} a phase needs)"
     )

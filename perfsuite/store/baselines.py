@@ -20,7 +20,7 @@ import json
 import os
 import statistics
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
@@ -235,15 +235,22 @@ class BaselineStore:
         if machine is not None:
             self.staged.append((self.path_for(machine.variant), machine.to_dict()))
 
-    def with_processes(self, medians: dict[str, list[float]]) -> dict[str, float | None]:
-        """Staged machine records of these variants keep fresh processes' medians and the
-        median spread of them all (Latency.with_processes); each variant's own spread."""
+    def with_processes(
+        self, medians: dict[str, list[float]], earlier: Mapping[str, Sequence[float]] | None = None
+    ) -> dict[str, float | None]:
+        """Staged machine records of these variants keep fresh processes' medians, the median
+        spread of them all and, from `earlier` (history.earlier), the variant's earlier runs'
+        medians (Latency.with_processes); each variant's own spread."""
         staged = [
             (i, path, data, Latency.from_dict(data["latency"], str(path)))
             for i, (path, data) in enumerate(self.staged)
             if "machine_key" in data and data.get("variant") in medians
         ]
-        timed = {data["variant"]: latency.with_processes(medians[data["variant"]]) for _, _, data, latency in staged}
+        earlier = earlier or {}
+        timed = {
+            data["variant"]: latency.with_processes(medians[data["variant"]], earlier=earlier.get(data["variant"], ()))
+            for _, _, data, latency in staged
+        }
         spreads = {v: latency.spread for v, latency in timed.items()}
         known = [s for s in spreads.values() if s is not None]
         pooled = statistics.median(known) if known else None
