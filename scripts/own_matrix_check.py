@@ -7,9 +7,11 @@ cycle runs `perfsuite rebaseline` and then `perfsuite run` in fresh processes, f
 `--processes` setting given (interleaved cycle by cycle, so load hits all alike), and counts
 the variants whose latency failed (after the confirmation). With `--slow VARIANT`, the
 `run` of each cycle makes that variant 50% slower (the selftest's busy-wait injection), to
-count catches instead.
+count catches instead. With `--history`, every rebaseline and run of a setting appends to one
+history (OUT/history-pN.sqlite), so from the third cycle on the records keep the earlier runs'
+spread between phases of the machine (store.records.Latency.phase).
 
-    python scripts/own_matrix_check.py --cycles 10 --processes 3,0
+    python scripts/own_matrix_check.py --cycles 10 --processes 3,0 [--history]
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=10)
     parser.add_argument("--processes", default="3,0", help="settings of rebaseline --processes to interleave")
     parser.add_argument("--slow", default=None, help="make this variant 50%% slower in every run")
+    parser.add_argument("--history", action="store_true", help="each setting's cycles append to one history")
     parser.add_argument("--out", default="reports/own-matrix")
     args = parser.parse_args()
     out = Path(args.out).resolve()
@@ -97,14 +100,16 @@ def main() -> int:
     for cycle in range(args.cycles):
         for p in settings:
             base, rep = out / f"baselines-p{p}", out / f"p{p}-c{cycle}"
+            history = ["--history", str(out / f"history-p{p}.sqlite")] if args.history else []
             t0 = time.perf_counter()
             rec = cli(["rebaseline", "--matrix", str(matrix), "--baselines", str(base), "--processes", str(p),
-                       "--report-dir", str(rep / "record")])  # fmt: skip
+                       "--report-dir", str(rep / "record"), *history])  # fmt: skip
             if rec.returncode != 0:
                 print(rec.stdout[-2000:], rec.stderr[-2000:])
                 return 3
             slow = (0.5, args.slow) if args.slow else None
             run_args = ["run", "--matrix", str(matrix), "--baselines", str(base), "--report-dir", str(rep / "run")]
+            run_args += history
             run = cli(run_args, slow)
             failures = latency_failures(rep / "run" / "report.json")
             results[p].append({"cycle": cycle, "exit": run.returncode, "latency_failed": failures,
