@@ -209,11 +209,23 @@ def median_variance(k: int) -> float:
     return _MEDIAN_VARIANCE.get(k, math.pi / (2 * k))
 
 
-def latency_noise(bounds: Bounds, spread: float, processes: int) -> float:
+HISTORY_FLOOR_RUNS = 8  # earlier runs (7 degrees of freedom) before `latency_history_floor` applies
+
+
+def least_tolerance(bounds: Bounds, runs: int = 0) -> float:
+    """The least tolerance: `latency_history_floor` where the record keeps HISTORY_FLOOR_RUNS or
+    more earlier runs (their spread is measured, not guessed from three processes), else
+    `latency_floor`."""
+    if runs >= HISTORY_FLOOR_RUNS and bounds.latency_history_floor is not None:
+        return bounds.latency_history_floor
+    return bounds.latency_floor
+
+
+def latency_noise(bounds: Bounds, spread: float, processes: int, runs: int = 0) -> float:
     """The log noise of one process's median the screen assumes: the variant's own, at least the
-    floor's. `latency_floor` is the least tolerance for one process against n recorded ones; as
+    floor's. The floor is the least tolerance for one process against n recorded ones; as
     noise it is log(1 + floor) / (z x sqrt(1 + 1/n))."""
-    least = math.log1p(bounds.latency_floor) / (bounds.latency_spread_z * math.sqrt(1 + 1 / processes))
+    least = math.log1p(least_tolerance(bounds, runs)) / (bounds.latency_spread_z * math.sqrt(1 + 1 / processes))
     return max(spread, least)
 
 
@@ -232,10 +244,11 @@ def latency_tolerance(
     1 for one process, 0.45 for three): the spread of that median around the record's. The
     record's processes share one phase of the machine and the run's another, each moving by
     `phase` (Latency.phase, from `runs` earlier runs in the history; 0 without them). At least
-    `latency_floor`, whatever k: the record's own median, of three processes that may agree by
-    chance, is no better known for more processes now (measured 2026-12-02: a floor held as
-    noise, 1.29x for three, failed an unchanged 15 ms variant at 1.38x). From a record of one
-    process: `latency_ratio`, a guess at how far processes move.
+    the floor (`latency_floor`, or `latency_history_floor` with HISTORY_FLOOR_RUNS earlier runs),
+    whatever k: the record's own median, of three processes that may agree by chance, is no
+    better known for more processes now (measured 2026-12-02: a floor held as noise, 1.29x for
+    three, failed an unchanged 15 ms variant at 1.38x). From a record of one process:
+    `latency_ratio`, a guess at how far processes move.
     """
     if spread is None or processes < 2:
         return bounds.latency_ratio, f"latency_ratio {bounds.latency_ratio:.0%}: the record has one process"
@@ -245,12 +258,15 @@ def latency_tolerance(
     why = f"{bounds.latency_spread_z:g} x {spread:.1%} spread of {processes} recorded processes{of}"
     if runs:
         why += f", {phase:.1%} phase from {runs} earlier runs"
-    if own < bounds.latency_floor:
-        return bounds.latency_floor, f"floor {bounds.latency_floor:.0%} ({why}: {own:.0%})"
+    floor = least_tolerance(bounds, runs)
+    if own < floor:
+        return floor, f"floor {floor:.0%} ({why}: {own:.0%})"
     return own, why
 
 
-def latency_screen(bounds: Bounds, spread: float | None, processes: int, phase: float = 0.0) -> float | None:
+def latency_screen(
+    bounds: Bounds, spread: float | None, processes: int, phase: float = 0.0, runs: int = 0
+) -> float | None:
     """The share above which a median that passed is still timed again in fresh processes.
 
     `latency_screen_z` (below `latency_spread_z`) x sqrt(noise^2 x (1 + 1/n) + 2 phase^2), the
@@ -259,7 +275,7 @@ def latency_screen(bounds: Bounds, spread: float | None, processes: int, phase: 
     percent of unchanged variants pass it); their median decides."""
     if spread is None or processes < 2:
         return None
-    noise = latency_noise(bounds, spread, processes)
+    noise = latency_noise(bounds, spread, processes, runs)
     return math.expm1(bounds.latency_screen_z * math.sqrt(noise**2 * (1 + 1 / processes) + 2 * phase**2))
 
 

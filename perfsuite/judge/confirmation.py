@@ -58,7 +58,7 @@ def above_screen(verdict: Verdict, machine: MachineRecord, bounds: Bounds) -> bo
     """Whether the verdict's judged latency ratio lies above the variant's own-noise screen (a
     record of one process has none)."""
     lat = machine.latency
-    screen = latency_screen(bounds, lat.noise, len(lat.processes_s), lat.phase)
+    screen = latency_screen(bounds, lat.noise, len(lat.processes_s), lat.phase, lat.phase_runs)
     ratio = judged_ratio(verdict)
     return screen is not None and ratio is not None and ratio > 1 + screen
 

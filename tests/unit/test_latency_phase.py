@@ -166,3 +166,20 @@ def test_spread_note_says_how_many_variants_have_enough_earlier_runs():
     line = spread_note({"a": 0.05, "b": 0.10}, 3, {"a": [0.01] * 5, "b": [0.01] * 2})
     assert "earlier runs from the history: 2-5 per variant (1 of 2 with the 4 a phase needs)" in line
     assert "earlier runs" not in spread_note({"a": 0.05}, 3)
+
+
+def test_the_history_floor_applies_from_eight_earlier_runs():
+    bounds = Bounds(latency_floor=0.4, latency_history_floor=0.3, latency_spread_z=3.0)
+    assert latency_tolerance(bounds, 0.02, 3, 1, 0.0, 7)[0] == pytest.approx(0.4)
+    tolerance, why = latency_tolerance(bounds, 0.02, 3, 1, 0.0, 8)
+    assert tolerance == pytest.approx(0.3) and why.startswith("floor 30%")
+    assert latency_screen(bounds, 0.02, 3, 0.0, 8) < latency_screen(bounds, 0.02, 3, 0.0, 7)
+    unset = Bounds(latency_floor=0.4, latency_spread_z=3.0)  # no history floor: the floor, whatever the runs
+    assert latency_tolerance(unset, 0.02, 3, 1, 0.0, 20)[0] == pytest.approx(0.4)
+
+
+def test_the_cpu_tier_lowers_its_floor_with_history_but_not_for_flex_attention():
+    matrix = load_matrix("cpu")
+    by_attention = {v.attention: v.bounds for v in matrix.variants}
+    assert by_attention["sdpa"].latency_floor == 0.4 and by_attention["sdpa"].latency_history_floor == 0.3
+    assert by_attention["flex_attention"].latency_history_floor == 1.0
