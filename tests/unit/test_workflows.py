@@ -100,3 +100,44 @@ def test_main_branch_runs_keep_their_history_on_a_branch_and_publish_the_dashboa
     assert uploads and uploads[0]["with"]["path"] == "site"
     gpu = (WORKFLOWS[0].parent / "gpu.yml").read_text()
     assert "scripts/ci_history.sh perfsuite-history-gpu" in gpu
+
+
+def _history_step(tier: str) -> str:
+    """The rebaseline workflow's history step as bash, with GitHub's expressions for `tier` filled in."""
+    text = WORKFLOWS[2].read_text()
+    head = "      - name: This tier's history, read only"
+    assert text.index(head) < text.index("tox -e rebaseline"), "the history must be read before recording"
+    block = text[text.index(head) :].split("\n      - ", 1)[0]
+    script = "\n".join(line[10:] for line in block.split("run: |\n", 1)[1].splitlines())
+    branch = "perfsuite-history-gpu" if tier == "gpu" else "perfsuite-history"
+    script = script.replace("${{ inputs.tier == 'gpu' && 'perfsuite-history-gpu' || 'perfsuite-history' }}", branch)
+    return script.replace("${{ inputs.tier }}", tier)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+@pytest.mark.parametrize("published", [True, False])
+def test_rebaseline_workflow_hands_the_tiers_history_to_the_records_where_there_is_one(tmp_path, published):
+    def git(*args, cwd=tmp_path):
+        subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+    git("init", "-q", "--bare", "origin.git")
+    git("clone", "-q", str(tmp_path / "origin.git"), "work")
+    work = tmp_path / "work"
+    if published:  # ci_history.sh's branch: the history file alone
+        git("checkout", "-q", "--orphan", "perfsuite-history", cwd=work)
+        (work / "cpu").mkdir()
+        (work / "cpu" / "history.sqlite").write_bytes(b"SQLite format 3\0 and the rest")
+        git("add", "cpu/history.sqlite", cwd=work)
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "history", cwd=work)
+        git("push", "-q", "origin", "perfsuite-history", cwd=work)
+    env = {**os.environ, "RUNNER_TEMP": str(tmp_path), "GITHUB_ENV": str(tmp_path / "github_env")}
+    result = subprocess.run(
+        ["bash", "-e", "-c", _history_step("cpu")], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    github_env = (tmp_path / "github_env").read_text() if (tmp_path / "github_env").exists() else ""
+    if published:
+        assert github_env == f"PERFSUITE_HISTORY={tmp_path / 'history.sqlite'}\n"
+        assert (tmp_path / "history.sqlite").read_bytes() == b"SQLite format 3\0 and the rest"
+    else:
+        assert github_env == "" and "no history on perfsuite-history yet" in result.stdout
