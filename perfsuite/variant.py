@@ -46,9 +46,9 @@ class Bounds:
     # least latency_floor
     latency_spread_z: float = 3.0
     latency_floor: float = 0.2
-    # The floor where the record also keeps HISTORY_FLOOR_RUNS or more earlier runs from the
-    # history: their spread was measured over many phases of the machine, not guessed from three
-    # processes that may agree by chance (None: latency_floor)
+    # The floor where the record also keeps 8 or more earlier runs from the history
+    # (judge/checks.HISTORY_FLOOR_RUNS): their spread was measured over many phases of the
+    # machine, not guessed from three processes that may agree by chance (None: latency_floor)
     latency_history_floor: float | None = None
     # A median that passed but lies this many of the variant's spreads (at least the floor's) above
     # the record is timed again in fresh processes, whose median decides (judge/checks.latency_screen)
