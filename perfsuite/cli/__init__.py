@@ -11,23 +11,41 @@ from __future__ import annotations
 import argparse
 import sys
 
-from perfsuite.matrix.tier import MatrixError, default_baselines
-from perfsuite.store.baselines import baselines_root
-
-from . import compare, cost, history, run
-from .options import EXAMPLES, EXIT_CODES, _Subcommands
-
 __all__ = ["EXAMPLES", "main"]
 
 
+def __getattr__(name: str):
+    if name == "EXAMPLES":  # the option tables are imported with main's parsers, not before
+        from .options import EXAMPLES
+
+        return EXAMPLES
+    raise AttributeError(f"module 'perfsuite.cli' has no attribute {name!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Parse and run one command. Ctrl-C at any moment - while the parsers and their imports are
+    still being built included - is exit 130 with one line, never a traceback."""
+    try:
+        args = _parse(argv)
+        return _dispatch(args)
+    except KeyboardInterrupt:  # cleanup (worktrees, workers, locks) already ran on the way out
+        print("perfsuite: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     from perfsuite import __version__
+    from perfsuite.matrix.tier import default_baselines
+    from perfsuite.store.baselines import baselines_root
+
+    from . import compare, cost, history, run
+    from .options import EXIT_CODES, HelpFormatter, _Subcommands
 
     parser = argparse.ArgumentParser(
         prog="perfsuite",
         description=__doc__.split("\n\n")[0] + "\n\nSame library as the pytest plugin.",
         epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"perfsuite {__version__}")
     sub = _Subcommands(parser.add_subparsers(dest="command", required=True))
@@ -37,14 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "baselines", "unset") is None:
         beside = default_baselines(args.matrix) if isinstance(getattr(args, "matrix", None), str) else None
         args.baselines = str(beside or baselines_root(None))  # a user matrix keeps its own beside it
+    return args
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from perfsuite.matrix.tier import MatrixError
+
     try:
         return args.func(args)
     except (MatrixError, ValueError, FileNotFoundError, KeyError) as exc:  # CompareError is a ValueError
         print(f"perfsuite: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # cleanup (worktrees, workers, locks) already ran on the way out
-        print("perfsuite: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:
+        raise
     except Exception as exc:  # a bug, not bad input: keep the traceback, print where
         return _internal_error(exc)
 

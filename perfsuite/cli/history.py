@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import HISTORY_HELP
+from .options import HISTORY_HELP, HelpFormatter, iso_time
 
 EXAMPLES = {
     "add": "perfsuite history add reports/perfsuite/cpu/report.json artifacts/",
@@ -16,16 +16,18 @@ EXAMPLES = {
 }
 
 
-def _store(args: argparse.Namespace):
-    from perfsuite.history.store import HistoryStore
+def _store(args: argparse.Namespace, access: str = "read"):
+    """The history as the command needs it: `add` may create it, `ack` updates one that exists,
+    the others only read one that exists."""
+    from perfsuite.history.store import Access, HistoryStore
 
-    return HistoryStore(args.history)
+    return HistoryStore(args.history, Access(access))
 
 
 def _add(args: argparse.Namespace) -> int:
     from perfsuite.history.ingest import add_files
 
-    with _store(args) as store:
+    with _store(args, "create") as store:
         records = add_files(store, args.paths)
         figures = sum(len(r.points) for r in records)
         print(f"added {len(records)} runs ({figures} figures) to {store.where}")
@@ -85,21 +87,27 @@ def _ack(args: argparse.Namespace) -> int:
 
     if not args.reason.strip():
         raise ValueError("--reason must say why the change is intended")
-    with _store(args) as store:
+    with _store(args, "update") as store:
         changes, _, chains, _ = _analyse(store, None, None, everything=False)
         found = next((c for c in changes if c.change_id == args.change), None)
         if found is not None:
             key, run_id = found.key, found.run.run_id
-            store.add_ack(Ack(args.change, key.series, key.metric, key.scope, run_id, args.reason, now_iso()))
+            ack = Ack(args.change, key.series, key.metric, key.scope, run_id, args.reason, now_iso())
+            before = store.add_ack(ack, replace=args.replace)
             print(f"acknowledged {found.describe()}\n  reason: {args.reason}")
+            if before is not None:
+                print(f"  (replaced the reason given at {before.at}: {before.reason})")
             return 0
         chain = next((c for c in chains if c.change_id == args.change and c.last), None)
         if chain is None:
             raise ValueError(
                 f"history {store.where}: no change point or compare chain {args.change!r} (see `history changes`)"
             )
-        store.add_ack(Ack(args.change, chain.series, "head_over_base", "*", chain.last.run_id, args.reason, now_iso()))
+        ack = Ack(args.change, chain.series, "head_over_base", "*", chain.last.run_id, args.reason, now_iso())
+        before = store.add_ack(ack, replace=args.replace)
         print(f"acknowledged the compare chain of {chain.series} up to run {chain.last.run_id[:12]}: {args.reason}")
+        if before is not None:
+            print(f"  (replaced the reason given at {before.at}: {before.reason})")
     return 0
 
 
@@ -124,7 +132,7 @@ def register(sub) -> None:
             name,
             help=help_text,
             epilog=f"example:\n  {EXAMPLES[name]}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         p.add_argument("--history", default=default_history(), help=HISTORY_HELP)
         p.set_defaults(func=func)
@@ -134,7 +142,12 @@ def register(sub) -> None:
     add.add_argument("paths", nargs="+", help="report.json, compare.json, or folders holding them")
     changes = command("changes", "change points per series and compare-chain creep (exit 1: an alert)", _changes)
     changes.add_argument("-k", "--select", default=None, help="globs over series (variant ids, bound:variant)")
-    changes.add_argument("--since", default=None, help="only change points from this ISO date or time on")
+    changes.add_argument(
+        "--since",
+        type=iso_time,
+        default=None,
+        help="only change points from this ISO date or time on (no offset: UTC), e.g. 2026-11-01T13:00+09:00",
+    )
     changes.add_argument("--json", action="store_true", help="print JSON instead of lines")
     show = command("show", "a variant's series as sparklines, its change points, its latest runs", _show)
     show.add_argument("-k", "--select", required=True, help="glob over series, e.g. a variant id")
@@ -144,6 +157,9 @@ def register(sub) -> None:
     )
     ack.add_argument("change", help="the id `history changes` printed (c...)")
     ack.add_argument("--reason", required=True, help="why the change is intended")
+    ack.add_argument(
+        "--replace", action="store_true", help="give a change already acknowledged this new reason (else refused)"
+    )
     html = command("html", "write the static dashboard (offline; one page per tier, the compare chain)", _html)
     html.add_argument("out", help="folder for index.html and the pages")
     html.add_argument("-k", "--select", default=None, help="only these series")

@@ -191,8 +191,27 @@ EXAMPLES = {
 }
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown beside each option; the example and exit codes kept as written."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every command's help: the example and exit codes kept as written, and an option's default
+    shown once - not where its help already says it, and never a `None`, `False` or empty one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        quiet = default is None or default is False or default == [] or default is argparse.SUPPRESS
+        if quiet or "default" in text or not action.option_strings or action.nargs == 0:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def iso_time(text: str):
+    """argparse type: an ISO date or time (`history changes --since`), an aware datetime."""
+    from perfsuite.history.series import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class _Subcommands:
@@ -203,4 +222,4 @@ class _Subcommands:
 
     def add_parser(self, name: str, **kwargs):
         epilog = f"example:\n  {EXAMPLES[name]}\n\n{EXIT_CODES}"
-        return self.action.add_parser(name, epilog=epilog, formatter_class=_Formatter, **kwargs)
+        return self.action.add_parser(name, epilog=epilog, formatter_class=HelpFormatter, **kwargs)

@@ -87,6 +87,15 @@ acks = Table(
 
 TABLES = tuple(t.name for t in metadata.sorted_tables)
 
-# version -> the step that brings a history of that version to version + 1, run inside the same
-# transaction as the version bump (SQLite and PostgreSQL both roll DDL back).
+# version -> the step that brings a history of that version to version + 1 (creating any table
+# it adds), run inside the same transaction as the version bump (SQLite and PostgreSQL both roll
+# DDL back).
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+# The tables a history of each version holds: one missing is a damaged store, named, never
+# silently recreated empty.
+TABLES_SINCE: dict[str, int] = dict.fromkeys(TABLES, 1)
+
+
+def tables_of(version: int) -> list[str]:
+    return [name for name, since in TABLES_SINCE.items() if since <= version]

@@ -9,6 +9,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from perfsuite.device.environment import PROVENANCE
@@ -191,21 +192,36 @@ def _with_provenance(store: HistoryStore, change: Change) -> Change:
     return dataclasses.replace(change, what_changed=change.what_changed + extra) if extra else change
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date or time as an aware datetime: a date is its midnight, a time without an
+    offset is UTC (as the history stores them). ValueError where `text` is neither."""
+    given = text.strip()
+    try:
+        value = datetime.fromisoformat(given[:-1] + "+00:00" if given.endswith(("Z", "z")) else given)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO date or time (e.g. 2026-11-01, 2026-11-01T13:00+09:00)") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
 def changes_in(
-    store: HistoryStore, series: Sequence[Series], since: str | None = None, settings: ChangeSettings | None = None
+    store: HistoryStore,
+    series: Sequence[Series],
+    since: datetime | None = None,
+    settings: ChangeSettings | None = None,
 ) -> list[Change]:
     """Change points of `series` (those of DETECTED figures; others pass through unsearched);
-    with `since` (ISO time or date) only those starting at or after it (each series is searched whole)."""
+    with `since` only those starting at or after that moment (each series is searched whole).
+    Times are compared as times: run times of any offset, never their text."""
     acks = store.acks()
     searched = [s for s in series if s.key.metric in DETECTED]
     changes = [_with_provenance(store, c) for s in searched for c in series_changes(s, acks, settings)]
-    return [c for c in changes if c.run.time >= since] if since else changes
+    return [c for c in changes if parse_time(c.run.time) >= since] if since else changes
 
 
 def find_changes(
     store: HistoryStore,
     select: str | None = None,
-    since: str | None = None,
+    since: datetime | None = None,
     metrics: Sequence[str] = DETECTED,
     settings: ChangeSettings | None = None,
 ) -> tuple[list[Change], list[Series]]:

@@ -6,51 +6,40 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 from perfsuite.history import schema
+from perfsuite.history.location import (
+    HISTORY_ENV,
+    SUPPORTED,
+    Access,
+    HistoryError,
+    default_history,
+    history_url,
+    is_url,
+    make_sqlite_url,
+    mask_url,
+)
 from perfsuite.history.runs import RunRecord
 from perfsuite.report.metadata import now_iso
 
-HISTORY_ENV = "PERFSUITE_HISTORY"
-
-
-class HistoryError(ValueError):
-    """A history that cannot be used as asked (the CLI prints it and exits 2)."""
-
-
-def default_history() -> str:
-    """`PERFSUITE_HISTORY`, else history.sqlite under $XDG_DATA_HOME/perfsuite (~/.local/share)."""
-    if os.environ.get(HISTORY_ENV):
-        return os.environ[HISTORY_ENV]
-    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return str(data_home / "perfsuite" / "history.sqlite")
-
-
-def is_url(target: str) -> bool:
-    return "://" in target
-
-
-def _url(target: str):
-    """A path becomes a SQLite URL; postgresql:// takes the psycopg (3) driver."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    if not is_url(target):
-        return make_url("sqlite://").set(database=str(Path(target).expanduser().resolve()))
-    try:
-        url = make_url(target)
-    except ArgumentError as exc:
-        raise HistoryError(f"--history {target}: not a database URL ({exc})") from None
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
-    if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise HistoryError(f"--history {target}: only SQLite files and postgresql:// URLs are supported")
-    return url
+__all__ = [
+    "HISTORY_ENV",
+    "SUPPORTED",
+    "Access",
+    "Ack",
+    "HistoryError",
+    "HistoryStore",
+    "StoredPoint",
+    "StoredRun",
+    "default_history",
+    "is_url",
+    "mask_url",
+]
 
 
 @dataclass(frozen=True)
@@ -101,46 +90,82 @@ def _bulk(conn: Any, table: Any, rows: list[tuple[Any, ...]]) -> None:
 
 
 class HistoryStore:
-    """Open (creating or migrating the schema) a history at a path or URL."""
+    """A history at a path or URL. `Access.CREATE` (add, run) creates or migrates its schema;
+    `UPDATE` (ack) and `READ` (changes, show, html) open one that exists - a typo is "no history
+    at ...", never a new empty store reporting all clear - and a reader writes nothing."""
 
-    def __init__(self, target: str) -> None:
-        from sqlalchemy import create_engine, event
+    def __init__(self, target: str, access: Access = Access.CREATE) -> None:
+        from sqlalchemy import create_engine
 
         self.target = str(target)
-        url = _url(self.target)
+        self.access = access
+        url = history_url(self.target)
         self.backend = url.get_backend_name()
         self.where = self.target if self.backend == "sqlite" else url.render_as_string(hide_password=True)
+        self.where = mask_url(self.where)
         self._immediate = False
         if self.backend == "sqlite":
-            path = Path(url.database or "")
-            if path.is_dir():
-                raise HistoryError(f"history {path}: a folder, not a SQLite file")
+            self.engine = self._sqlite_engine(Path(url.database or ""))
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        with self._errors():
+            if access is Access.READ:
+                self._check_schema()
+            else:
+                self._ensure_schema()
+
+    def _sqlite_engine(self, path: Path):
+        import sqlite3
+
+        from sqlalchemy import create_engine, event
+
+        if path.is_dir():
+            raise HistoryError(f"history {path}: a folder, not a SQLite file")
+        if self.access is Access.CREATE:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise HistoryError(f"history {path}: cannot create its folder ({exc.strerror})") from None
-            self.engine = create_engine(url, connect_args={"timeout": 60})
+        elif not path.is_file():
+            raise HistoryError(f"no history at {path} (a command that adds runs creates it: `perfsuite history add`)")
+        if self.access is Access.READ:
+            # Read-only: mode=ro never writes; where even WAL's -shm cannot be made (a read-only
+            # folder or mount), immutable=1 reads the file as it is - nobody can write it there.
+            base = f"file:{quote(str(path))}?mode=ro"
 
-            @event.listens_for(self.engine, "connect")
-            def _connect(dbapi, _record) -> None:
-                dbapi.isolation_level = None  # transactions are begun below, as SQLite means them
-                cursor = dbapi.cursor()
-                cursor.execute("PRAGMA busy_timeout = 60000")
+            def connect() -> sqlite3.Connection:
+                try:
+                    conn = sqlite3.connect(base, uri=True, timeout=60)
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                    return conn
+                except sqlite3.OperationalError as exc:
+                    if "unable to open" not in str(exc):
+                        raise
+                    return sqlite3.connect(base + "&immutable=1", uri=True, timeout=60)
+
+            engine = create_engine("sqlite://", creator=connect)
+        else:
+            engine = create_engine(make_sqlite_url(path), connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi, _record) -> None:
+            dbapi.isolation_level = None  # transactions are begun below, as SQLite means them
+            cursor = dbapi.cursor()
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            if self.access is not Access.READ:
                 # WAL: readers (changes, html) go on while a run is written; an uncommitted
                 # transaction's frames are ignored after a kill, so the file stays as it was
                 cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA foreign_keys = ON")
-                cursor.close()
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
 
-            @event.listens_for(self.engine, "begin")
-            def _begin(conn) -> None:
-                # A writer takes the write lock when it begins: two writers queue instead of one
-                # failing when it upgrades a read lock (the deadlock SQLite answers with SQLITE_BUSY).
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if self._immediate else "BEGIN")
-        else:
-            self.engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
-        with self._errors():
-            self._ensure_schema()
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:
+            # A writer takes the write lock when it begins: two writers queue instead of one
+            # failing when it upgrades a read lock (the deadlock SQLite answers with SQLITE_BUSY).
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if self._immediate else "BEGIN")
+
+        return engine
 
     # -- transactions and errors ---------------------------------------------------------------
     @contextlib.contextmanager
@@ -182,13 +207,63 @@ class HistoryStore:
                 raise
             conn.commit()
 
-    def _ensure_schema(self) -> None:
-        from sqlalchemy import inspect, select
+    def _tables(self, conn: Any) -> set[str]:
+        from sqlalchemy import inspect
 
-        with self._write() as conn:
-            tables = set(inspect(conn).get_table_names())
-            ours = tables & set(schema.TABLES)
+        return set(inspect(conn).get_table_names())
+
+    def _meta(self, conn: Any, tables: set[str]) -> int:
+        """The stored schema version, after checking the store is a perfsuite history with every
+        table of that version (a dropped table is named, never recreated empty)."""
+        from sqlalchemy import select
+
+        if schema.meta.name not in tables:
+            raise HistoryError(f"history {self.where}: has perfsuite tables but no {schema.meta.name} table")
+        values = dict(conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all())
+        if values.get("application") != schema.APPLICATION:
+            raise HistoryError(
+                f"history {self.where}: not a perfsuite history (application {values.get('application')!r})"
+            )
+        text = values.get("schema_version", "0")
+        if not text.isdigit():
+            raise HistoryError(f"history {self.where}: its schema_version {text!r} is not a whole number")
+        version = int(text)
+        if version > schema.SCHEMA_VERSION:
+            raise HistoryError(
+                f"history {self.where}: schema {version} was written by a newer perfsuite "
+                f"(this one reads up to {schema.SCHEMA_VERSION}); upgrade perfsuite"
+            )
+        missing = [t for t in schema.tables_of(version) if t not in tables]
+        if missing:
+            raise HistoryError(
+                f"history {self.where}: table {', '.join(missing)} is missing (dropped or never written); "
+                "nothing was read or written - restore the file from a backup"
+            )
+        return version
+
+    def _ours(self, conn: Any) -> tuple[set[str], set[str]]:
+        tables = self._tables(conn)
+        return tables, tables & set(schema.TABLES)
+
+    def _check_schema(self) -> None:
+        """A reader's check: an existing, complete, current perfsuite history."""
+        with self.engine.connect() as conn:
+            tables, ours = self._ours(conn)
             if not ours:
+                raise HistoryError(f"no history at {self.where} (it holds no perfsuite tables)")
+            version = self._meta(conn, tables)
+        if version < schema.SCHEMA_VERSION:
+            raise HistoryError(
+                f"history {self.where}: schema {version} is older than {schema.SCHEMA_VERSION}; "
+                "`perfsuite history add` migrates it"
+            )
+
+    def _ensure_schema(self) -> None:
+        with self._write() as conn:
+            tables, ours = self._ours(conn)
+            if not ours:
+                if self.access is not Access.CREATE:
+                    raise HistoryError(f"no history at {self.where} (it holds no perfsuite tables)")
                 if tables and self.backend == "sqlite":
                     listed = ", ".join(sorted(tables)[:5])
                     raise HistoryError(
@@ -204,19 +279,7 @@ class HistoryStore:
                     ],
                 )
                 return
-            if schema.meta.name not in tables:
-                raise HistoryError(f"history {self.where}: has perfsuite tables but no {schema.meta.name} table")
-            values = dict(conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all())
-            if values.get("application") != schema.APPLICATION:
-                raise HistoryError(
-                    f"history {self.where}: not a perfsuite history (application {values.get('application')!r})"
-                )
-            version = int(values.get("schema_version", "0"))
-            if version > schema.SCHEMA_VERSION:
-                raise HistoryError(
-                    f"history {self.where}: schema {version} was written by a newer perfsuite "
-                    f"(this one reads up to {schema.SCHEMA_VERSION}); upgrade perfsuite"
-                )
+            version = self._meta(conn, tables)
             for step in range(version, schema.SCHEMA_VERSION):
                 if step not in schema.MIGRATIONS:
                     raise HistoryError(f"history {self.where}: no migration from schema {step}")
@@ -227,7 +290,6 @@ class HistoryStore:
                     .where(schema.meta.c.key == "schema_version")
                     .values(value=str(schema.SCHEMA_VERSION))
                 )
-            schema.metadata.create_all(conn)  # tables a migration added
 
     def schema_version(self) -> int:
         from sqlalchemy import select
@@ -284,12 +346,22 @@ class HistoryStore:
             _bulk(conn, schema.points, point_rows)
         return ids
 
-    def add_ack(self, ack: Ack) -> None:
-        from sqlalchemy import delete
+    def add_ack(self, ack: Ack, replace: bool = False) -> Ack | None:
+        """Store `ack`; the acknowledgement it replaced, or None. A change already acknowledged
+        keeps its reason (HistoryError saying which) unless `replace`."""
+        from sqlalchemy import delete, select
 
         with self._errors(), self._write() as conn:
+            row = conn.execute(select(*schema.acks.c).where(schema.acks.c.change_id == ack.change_id)).first()
+            before = Ack(*row) if row else None
+            if before is not None and not replace:
+                raise HistoryError(
+                    f"change {ack.change_id} was acknowledged at {before.at}: {before.reason!r}; "
+                    "pass --replace to give it the new reason"
+                )
             conn.execute(delete(schema.acks).where(schema.acks.c.change_id == ack.change_id))
             conn.execute(schema.acks.insert().values(**ack.__dict__))
+        return before
 
     # -- reading -------------------------------------------------------------------------------
     def runs(self) -> list[StoredRun]:

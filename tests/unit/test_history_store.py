@@ -64,8 +64,11 @@ def test_a_corrupt_sqlite_file_is_exit_2_naming_it_and_stays_as_it_was(tmp_path,
 
 def test_a_history_path_under_a_file_is_exit_2_naming_it(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
-    assert main(["history", "changes", "--history", str(tmp_path / "afile" / "h.sqlite")]) == 2
+    (path,) = write(tmp_path, [report(0, {V: 1.0})])
+    assert main(["history", "add", str(path), "--history", str(tmp_path / "afile" / "h.sqlite")]) == 2
     assert "cannot create its folder" in capsys.readouterr().err
+    assert main(["history", "changes", "--history", str(tmp_path / "afile" / "h.sqlite")]) == 2
+    assert "no history at" in capsys.readouterr().err
 
 
 def test_a_foreign_sqlite_database_is_refused(tmp_path):
