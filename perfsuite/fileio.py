@@ -12,10 +12,25 @@ from functools import lru_cache
 from pathlib import Path
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def staged_file(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """A temporary file beside `path` (fd, name) with the mode a plain new file gets (0666 less
+    the umask): mkstemp's 0600 would keep a report or a dashboard from the web server meant to
+    serve it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write to a temp file in the same folder, fsync, then rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = staged_file(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

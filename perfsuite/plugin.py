@@ -22,6 +22,7 @@ from perfsuite.report.outcomes import Outcome, PairOutcome
 from perfsuite.session import PerfSession
 
 _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
+_HISTORY_LOST = pytest.StashKey[bool]()  # a run the history refused: the session fails
 
 
 def add_data_options(group) -> None:
@@ -248,7 +249,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Put collected-but-skipped variants into the table, so nothing is silently dropped."""
+    """Put collected-but-skipped variants into the table, so nothing is silently dropped; and
+    check --perfsuite-history before the first variant runs (a usage error, exit 4)."""
+    _check_history(session)
     for item in session.items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or item.get_closest_marker("skip") is None:
@@ -261,11 +264,33 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             perf_session(session.config, name).add_skipped_pair(bound)
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A rebaseline commits its records together here - or, interrupted, none of them."""
+def _check_history(session: pytest.Session) -> None:
+    """A history that cannot take the run is said before anything is timed, not after."""
+    target = session.config.getoption("perfsuite_history")
+    if not target or session.config.option.collectonly or not session.config.stash.get(_SESSIONS, {}):
+        return
+    if not any(_case_variant(item) for item in session.items):
+        return
+    from perfsuite.history.store import HistoryError, check_history
+
+    try:
+        check_history(target)
+    except HistoryError as exc:
+        raise pytest.UsageError(f"--perfsuite-history: {exc}") from None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
+    """A rebaseline commits its records together here - or, interrupted, none of them. Then
+    (the terminal summary writes the reports and appends the run) a run the history refused
+    fails the session: the red line alone would leave CI green with the run lost."""
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     for perf in session.config.stash.get(_SESSIONS, {}).values():
         perf.finish(interrupted=interrupted)
+    result = yield
+    if session.config.stash.get(_HISTORY_LOST, False) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return result
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -288,8 +313,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 
 
 def _append_history(terminalreporter, config: pytest.Config, report_file: Path) -> None:
-    """With --perfsuite-history: the run goes into the history; a history that refuses it is one
-    red line naming it (the report stays where it was written, for `perfsuite history add`)."""
+    """With --perfsuite-history: the run goes into the history; a history that refuses it is a
+    red line naming it and a failed session (the report stays where it was written, for
+    `perfsuite history add`)."""
     target = config.getoption("perfsuite_history")
     if not target:
         return
@@ -298,4 +324,5 @@ def _append_history(terminalreporter, config: pytest.Config, report_file: Path) 
     try:
         terminalreporter.write_line(append_run(target, report_file))
     except ValueError as exc:
+        config.stash[_HISTORY_LOST] = True
         terminalreporter.write_line(f"perfsuite history: {exc} - {report_file} was not added", red=True, bold=True)

@@ -26,6 +26,10 @@ def _compare(args: argparse.Namespace) -> int:
     if not variants:
         raise MatrixError(f"no variant of {matrix.source} matches {args.select!r}")
     settings = compare_settings(args)
+    if args.history:  # refused now, not after every block was timed
+        from perfsuite.history.store import check_history
+
+        check_history(args.history)
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     with contextlib.ExitStack() as stack:
         a, b = sides(args, stack, say)
@@ -58,8 +62,7 @@ def sides(args: argparse.Namespace, stack, say):
         return this_side(), python_side(args.python)
     if args.pin:
         return this_side(), pinned_side(args.pin, say)
-    base = stack.enter_context(base_side(args.base, say))
-    return dataclasses.replace(base, name="A"), dataclasses.replace(this_side(), name="B")
+    return stack.enter_context(base_side(args.base, say)), dataclasses.replace(this_side(), name="B")
 
 
 def _bisect(args: argparse.Namespace) -> int:
@@ -114,7 +117,9 @@ def register(sub) -> None:
     side = compare.add_mutually_exclusive_group(required=True)
     side.add_argument("--python", help="B = this interpreter (another venv that can import perfsuite)")
     side.add_argument("--pin", action="append", metavar="PKG==VER", help="B = this environment with these pins")
-    side.add_argument("--base", metavar="GIT_REV", help="B = that revision of this repository (a git worktree)")
+    side.add_argument(
+        "--base", metavar="GIT_REV", help="A = that revision of this repository (a git worktree), B = this checkout"
+    )
     compare_timing_options(compare)
     bisect = sub.add_parser(
         "bisect",

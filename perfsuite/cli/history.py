@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import HISTORY_HELP, HelpFormatter, iso_time
+from .options import HISTORY_HELP, HelpFormatter, at_least, iso_time
 
 EXAMPLES = {
     "add": "perfsuite history add reports/perfsuite/cpu/report.json artifacts/",
@@ -112,12 +112,20 @@ def _ack(args: argparse.Namespace) -> int:
 
 
 def _html(args: argparse.Namespace) -> int:
-    from perfsuite.history.dashboard import write_dashboard
+    from pathlib import Path
 
+    from perfsuite.history.dashboard import check_out, is_dashboard, write_dashboard
+
+    out = Path(args.out)
+    check_out(out)  # before the history is read: a folder that is not ours is refused at once
+    replacing = is_dashboard(out)
     with _store(args) as store:
         changes, series, chains, runs = _analyse(store, args.select, None)
-        pages = write_dashboard(args.out, runs, series, changes, chains, store.statuses())
-    print(f"dashboard: {len(pages)} pages in {pages[0].parent.resolve()} (open index.html)")
+        if args.select and not series:
+            raise ValueError(f"history {store.where}: no series matches {args.select!r}")
+        pages = write_dashboard(out, runs, series, changes, chains, store.statuses())
+    said = "replaced the earlier dashboard: " if replacing else ""
+    print(f"dashboard: {said}{len(pages)} pages in {pages[0].parent.resolve()} (open index.html)")
     return 0
 
 
@@ -151,7 +159,7 @@ def register(sub) -> None:
     changes.add_argument("--json", action="store_true", help="print JSON instead of lines")
     show = command("show", "a variant's series as sparklines, its change points, its latest runs", _show)
     show.add_argument("-k", "--select", required=True, help="glob over series, e.g. a variant id")
-    show.add_argument("--width", type=int, default=60, help="runs per sparkline")
+    show.add_argument("--width", type=at_least(8), default=60, help="runs per sparkline (at least 8)")
     ack = command(
         "ack", "acknowledge a change point (intended): it stops alerting, its level becomes the new one", _ack
     )

@@ -206,7 +206,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 def iso_time(text: str):
     """argparse type: an ISO date or time (`history changes --since`), an aware datetime."""
-    from perfsuite.history.series import parse_time
+    from perfsuite.report.metadata import parse_time
 
     try:
         return parse_time(text)

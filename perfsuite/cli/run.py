@@ -24,6 +24,10 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     if not variants:
         print(f"no variant of {matrix.source} matches {args.select!r}", file=sys.stderr)
         return 2
+    if args.history:  # a history that cannot take the run is exit 2 now, not after every variant ran
+        from perfsuite.history.store import check_history
+
+        check_history(args.history)
     session = PerfSession(
         matrix,
         args.baselines,

@@ -5,7 +5,7 @@ default ``~/.cache/perfsuite``): a venv of this interpreter whose own site-packa
 the pins, in front of a ``.pth`` line that adds this environment's site-packages behind them -
 so B is A with the pins, built in seconds, and pip resolves the pins' needs against what A has.
 A venv is usable only once its ``complete`` marker exists; a failed build is removed whole.
-A base revision is a temporary ``git worktree`` put first on B's PYTHONPATH (removed after).
+A base revision (side A) is a temporary ``git worktree`` put first on A's PYTHONPATH (removed after).
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def _pins(constraints: Path) -> list[str]:
 
 @contextlib.contextmanager
 def base_side(revision: str, progress=print) -> Iterator[Side]:
-    """B = `revision` of this repository in a temporary worktree (removed on exit).
+    """A = `revision` of this repository (the base) in a temporary worktree (removed on exit).
 
     It runs with this interpreter unless the revision's constraints/ci.txt pins other
     versions, in which case with a cached venv of those pins.
@@ -282,6 +282,6 @@ def base_side(revision: str, progress=print) -> Iterator[Side]:
         )
         if check.returncode != 0 or not check.stdout.strip().startswith(str(folder)):
             raise CompareError(f"--base {revision}: its perfsuite does not import from the worktree ({check.stderr})")
-        yield Side("B", worker_argv(python), env, f"revision {revision} ({sha[:12]}), {python}", sha)
+        yield Side("A", worker_argv(python), env, f"revision {revision} ({sha[:12]}), {python}", sha)
     finally:
         remove_worktree(root, folder)

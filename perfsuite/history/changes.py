@@ -125,6 +125,8 @@ def find_steps(
     """Confirmed steps of a series in run order; `fixed` are acknowledged boundaries (indices)."""
     settings = settings or ChangeSettings()
     raw = np.asarray(values, dtype=float)
+    if raw.size < 2:  # nothing to split (a series of busy runs only): no step, and no numpy warning
+        return []
     if exact:
         return _exact_steps(raw, fixed)
     logged = bool(np.all(raw > 0))

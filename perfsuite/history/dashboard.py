@@ -104,12 +104,24 @@ def tier_data(
     }
 
 
+GENERATOR = "perfsuite history html"
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def embedded_json(data: Any) -> str:
+    """JSON that stays data inside <script type="application/json">: with <, > and & escaped no
+    text (`</script>`, `<!--<script>`) can end or reopen the element, and JSON.parse reads the
+    same values back."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).translate(_SCRIPT_SAFE)
+
+
 def _page(title: str, kind: str, data: dict[str, Any], nav: str) -> str:
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    payload = embedded_json(data)
     css = (ASSETS / "dashboard.css").read_text(encoding="utf-8")
     js = (ASSETS / "dashboard.js").read_text(encoding="utf-8")
     return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{GENERATOR}">'
+        f"<title>{html.escape(title)}</title>"
         f'<style>{css}</style></head>\n<body data-page="{kind}">\n<nav>{nav}</nav>\n'
         f'<h1>{html.escape(title)}</h1>\n<div id="filters"></div><div id="summary"></div><div id="charts"></div>'
         f'<div id="tooltip" hidden></div>\n<script id="data" type="application/json">{payload}</script>\n'
@@ -125,10 +137,46 @@ def write_dashboard(
     creeps: Sequence[Creep],
     statuses: dict[tuple[int, str], str],
 ) -> list[Path]:
-    """index.html (tiers, alerts), one page per tier, compare.html; returns the pages written."""
+    """index.html (tiers, alerts), one page per tier, compare.html; returns the pages written.
+    `out` is a new or empty folder, or an earlier dashboard (replaced); any other folder is
+    refused (ValueError), so a typo never overwrites someone's index.html."""
     out = Path(out)
+    check_out(out)
+    try:
+        return _write(out, runs, series, changes, creeps, statuses)
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot write the dashboard there ({exc.strerror or exc})") from None
+
+
+def is_dashboard(folder: Path) -> bool:
+    index = folder / "index.html"
+    try:
+        head = index.read_text(encoding="utf-8", errors="replace")[:2000]
+    except OSError:
+        return False
+    return f'content="{GENERATOR}"' in head or "<title>perfsuite history</title>" in head
+
+
+def check_out(out: Path) -> None:
+    if not str(out).strip():
+        raise ValueError("the dashboard's folder is empty text: name a folder, e.g. reports/history-site")
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: a file, not a folder (the dashboard's pages go in it)")
+    if out.is_dir() and any(out.iterdir()) and not is_dashboard(out):
+        raise ValueError(
+            f"{out}: holds other files and is not a perfsuite dashboard; name a new or empty folder "
+            "(an earlier dashboard is replaced)"
+        )
+
+
+def _write(
+    out: Path,
+    runs: Sequence[StoredRun],
+    series: Sequence[Series],
+    changes: Sequence[Change],
+    creeps: Sequence[Creep],
+    statuses: dict[tuple[int, str], str],
+) -> list[Path]:
     tiers = sorted({r.tier for r in runs if r.kind != "compare"})
     pages = {t: f"tier-{''.join(ch if ch.isalnum() or ch in '-_' else '_' for ch in t)}.html" for t in tiers}
     nav = " | ".join(

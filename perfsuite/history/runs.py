@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from perfsuite.device.environment import PROVENANCE
-from perfsuite.report.metadata import RUN_SCHEMA, non_finite, read_report_json
+from perfsuite.report.metadata import RUN_SCHEMA, non_finite, read_report_json, utc_iso
 
 PORTABLE = "*"  # the scope of a figure any machine reproduces (work counts, portable quality)
 BUSY_SHARE = 0.2  # other processes' share of the CPU while timing, as the tier's busy_other_cpu
@@ -96,6 +96,29 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _figure(block: dict[str, Any], name: str, where: str, signed: bool = False) -> float | None:
+    """A figure the history stores: absent or null is no figure; anything else must be a finite
+    number (not a string, not true/false) and, unless `signed`, not negative - a ValueError
+    naming the file and field, never a figure silently dropped or stored as -1000 ms."""
+    value = block.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{where}.{name} must be a number ({json.dumps(value)[:40]}); the run was not added")
+    if value < 0 and not signed:
+        raise ValueError(f"{where}.{name} is {value}: it cannot be negative; the run was not added")
+    return float(value)
+
+
+def _block(parent: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    value = parent.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}.{name} must be an object; the run was not added")
+    return value
+
+
 def run_was_busy(entries: list[dict[str, Any]]) -> bool:
     """The busy signal of the run: another process took more than BUSY_SHARE of the CPU while a
     variant was timed, or the judge left latency undecided because the machine was busy."""
@@ -108,25 +131,38 @@ def run_was_busy(entries: list[dict[str, Any]]) -> bool:
     return False
 
 
-def variant_points(entry: dict[str, Any], machine_key: str, portable_dtypes: list[str], busy: bool = False):
-    """The figures of one report.json variant entry, each scoped where it is comparable."""
+def _scaled(value: float | None, factor: float) -> float | None:
+    return value * factor if value else None  # 0 s or 0 bytes: not measured
+
+
+def variant_points(
+    entry: dict[str, Any], machine_key: str, portable_dtypes: list[str], busy: bool = False, where: str = "entry"
+):
+    """The figures of one report.json variant entry, each scoped where it is comparable; a
+    figure of the wrong type is a ValueError naming `where` and the field."""
     m = entry.get("measurement")
-    if not isinstance(m, dict):
+    if m is None:
         return []
+    if not isinstance(m, dict):
+        raise ValueError(f"{where}.measurement must be an object; the run was not added")
     name = entry["variant"]
+    w = f"{where}.measurement"
     quality_scope = PORTABLE if _dtype(name) in portable_dtypes else machine_key
-    lat, work, quality, memory = (m.get(k) or {} for k in ("latency", "work", "quality", "memory"))
-    reference = quality.get("reference") or {}
+    lat, work, quality, memory = (_block(m, k, w) for k in ("latency", "work", "quality", "memory"))
+    reference = _block(quality, "reference", f"{w}.quality")
     memory_metric = "rss_mib" if "rss" in str(memory.get("kind", "")) else "peak_mib"
     figures = [
-        ("latency_ms", (_number(lat.get("median_s")) or 0) * 1000 or None, machine_key),
-        ("tokens_per_s", _number(lat.get("tokens_per_s")), machine_key),
-        (memory_metric, (_number(memory.get("peak_bytes")) or 0) / 2**20 or None, machine_key),
-        ("log_loss", _number(quality.get("log_loss")), quality_scope),
-        ("accuracy", _number(quality.get("accuracy")), quality_scope),
-        ("lm_log_loss", _number(quality.get("lm_log_loss")), quality_scope),
-        ("ref_max_abs_dp", _number(reference.get("max_abs_dp")), quality_scope),
-        *((k, _number(work.get(k)), PORTABLE) for k in ("processed_tokens", "real_tokens", "flops", "weight_bytes")),
+        ("latency_ms", _scaled(_figure(lat, "median_s", f"{w}.latency"), 1000), machine_key),
+        ("tokens_per_s", _figure(lat, "tokens_per_s", f"{w}.latency"), machine_key),
+        (memory_metric, _scaled(_figure(memory, "peak_bytes", f"{w}.memory", signed=True), 2**-20), machine_key),
+        ("log_loss", _figure(quality, "log_loss", f"{w}.quality"), quality_scope),
+        ("accuracy", _figure(quality, "accuracy", f"{w}.quality"), quality_scope),
+        ("lm_log_loss", _figure(quality, "lm_log_loss", f"{w}.quality"), quality_scope),
+        ("ref_max_abs_dp", _figure(reference, "max_abs_dp", f"{w}.quality.reference"), quality_scope),
+        *(
+            (k, _figure(work, k, f"{w}.work"), PORTABLE)
+            for k in ("processed_tokens", "real_tokens", "flops", "weight_bytes")
+        ),
     ]
     return [
         Point(name, metric, scope, value, busy=busy and metric in TIMING)
@@ -166,16 +202,16 @@ def from_report(data: dict[str, Any], source: str, fallback_time: str) -> RunRec
     portable = [str(d) for d in run.get("portable_quality_dtypes") or []]
     busy = run_was_busy(entries)
     points: list[Point] = []
-    for e in entries:
-        points += variant_points(e, machine_key, portable, busy)
+    for i, e in enumerate(entries):
+        points += variant_points(e, machine_key, portable, busy, f"{where}: variants[{i}]")
     for i, r in enumerate(data.get("relative") or []):
         if not isinstance(r, dict):
             raise ValueError(f"{where}: relative[{i}] is not an object")
-        est = r.get("estimate") if isinstance(r.get("estimate"), dict) else None
-        ratio = _number(est.get("ratio")) if est else None
+        est = _block(r, "estimate", f"{where}: relative[{i}]")
+        ratio = _figure(est, "ratio", f"{where}: relative[{i}].estimate")
         if ratio is not None:
             series = f"{_field(r, 'bound', f'{where}: relative[{i}]')}:{r['variant']}"
-            low, high = _number(est.get("low")), _number(est.get("high"))
+            low, high = (_figure(est, k, f"{where}: relative[{i}].estimate") for k in ("low", "high"))
             points.append(Point(series, "ratio", machine_key, ratio, low, high, busy))
     results = [Result(e["variant"], e["status"], {k: v for k, v in e.items() if k != "cells"}) for e in entries]
     results += [
@@ -240,7 +276,7 @@ def _run_block(data: dict[str, Any], where: str) -> dict[str, Any] | None:
     for name in ("run_id", "kind", "time", "tier", "commit", "machine_key"):
         _field(run, name, f"{where}: run")
     try:
-        datetime.fromisoformat(run["time"])
+        run["time"] = utc_iso(run["time"])  # stored in UTC: the history orders runs by this text
     except ValueError:
         raise ValueError(f"{where}: run.time {run['time']!r} is not an ISO 8601 time") from None
     if not isinstance(run.get("environment", {}), dict):

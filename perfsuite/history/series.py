@@ -9,7 +9,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from perfsuite.device.environment import PROVENANCE
@@ -17,6 +17,7 @@ from perfsuite.history.changes import ChangeSettings, Step, find_steps
 from perfsuite.history.runs import METRICS, PORTABLE
 from perfsuite.history.store import Ack, HistoryStore, StoredRun
 from perfsuite.matrix.tier import matches_any
+from perfsuite.report.metadata import parse_time
 
 # Looked for change points by default: the figures a user acts on (tokens/s mirrors latency,
 # accuracy on a few rows moves in coarse steps, the compare chain is judged as creep).
@@ -190,17 +191,6 @@ def _with_provenance(store: HistoryStore, change: Change) -> Change:
     keys = sorted(k for k in set(envs[0]) | set(envs[1]) if k in PROVENANCE and envs[0].get(k) != envs[1].get(k))
     extra = tuple(f"{k} {envs[0].get(k, 'absent')} -> {envs[1].get(k, 'absent')}" for k in keys)
     return dataclasses.replace(change, what_changed=change.what_changed + extra) if extra else change
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 date or time as an aware datetime: a date is its midnight, a time without an
-    offset is UTC (as the history stores them). ValueError where `text` is neither."""
-    given = text.strip()
-    try:
-        value = datetime.fromisoformat(given[:-1] + "+00:00" if given.endswith(("Z", "z")) else given)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO date or time (e.g. 2026-11-01, 2026-11-01T13:00+09:00)") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def changes_in(

@@ -36,6 +36,7 @@ __all__ = [
     "HistoryStore",
     "StoredPoint",
     "StoredRun",
+    "check_history",
     "default_history",
     "is_url",
     "mask_url",
@@ -430,3 +431,10 @@ class HistoryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_history(target: str) -> str:
+    """Open (creating) the history a run will append to, before the run: where it cannot take
+    runs, a HistoryError now instead of a lost run at the end. Returns where it is (masked)."""
+    with HistoryStore(target, Access.CREATE) as store:
+        return store.where

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from perfsuite.fileio import adapter_problem, atomic_folder, default_cache_dir, file_digest
+from perfsuite.models.gguf import loading_problems
 from perfsuite.models.specs import ModelSpec
 from perfsuite.variant import QUANTIZED, compute_dtype
 
@@ -143,12 +144,7 @@ def check_checkpoint_config(spec: ModelSpec, checkpoint: Path) -> None:
 def _check_loading_info(checkpoint: Path, info: dict) -> None:
     """Missing keys are randomly initialised (a missing `score` head scores noise); unexpected or
     mismatched keys mean another model. transformers only warns; a variant must fail."""
-    problems = []
-    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
-        keys = sorted(str(k) for k in info.get(kind) or ())
-        if keys:
-            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-            problems.append(f"{kind.replace('_', ' ')}: {shown}")
+    problems = loading_problems(info)
     if problems:
         raise CheckpointError(f"{checkpoint}: weights do not match the model ({'; '.join(problems)})")
 

@@ -83,6 +83,8 @@ def locate(weights: GgufWeights) -> Path:
 
 def check_header(path: Path) -> None:
     """A file that starts like a GGUF (magic, version 2 or 3) and holds all its tensors' bytes."""
+    if path.is_dir():
+        raise GgufError(f"{path}: a folder, not a GGUF file (name the .gguf file inside it)")
     if not path.is_file():
         raise GgufError(f"{path}: no such GGUF file")
     with open(path, "rb") as handle:
@@ -155,6 +157,18 @@ def verified(weights: GgufWeights) -> tuple[Path, str]:
     return path, digest
 
 
+def loading_problems(info: dict) -> list[str]:
+    """What `from_pretrained(..., output_loading_info=True)` reported wrong: missing keys (which
+    transformers fills with random values and only warns about), unexpected or mismatched ones."""
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = sorted(str(k) for k in info.get(kind) or ())
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            problems.append(f"{kind.replace('_', ' ')} ({len(keys)}): {shown}")
+    return problems
+
+
 def gguf_config(path: Path, cache_dir: Path | None = None) -> dict:
     """The config fields transformers reads from a GGUF's metadata (cached by the file's digest:
     reading them parses the whole vocabulary, seconds per call)."""
@@ -192,10 +206,18 @@ def converted(weights: GgufWeights, cache_dir: Path | None = None) -> Path:
         hf_logging.disable_progress_bar()
         where = dict(gguf_file=path.name, local_files_only=True, trust_remote_code=False)
         try:
-            model = AutoModelForCausalLM.from_pretrained(str(path.parent), dtype=torch.float32, **where)
+            model, info = AutoModelForCausalLM.from_pretrained(
+                str(path.parent), dtype=torch.float32, output_loading_info=True, **where
+            )
             tokenizer = AutoTokenizer.from_pretrained(str(path.parent), **where)
         except Exception as exc:  # transformers' GGUF reader fails many ways on a file it cannot map
             raise GgufError(f"{path}: transformers could not dequantise it ({type(exc).__name__}: {exc})") from None
+        problems = loading_problems(info)
+        if problems:  # never "real weights" with random values where the file lacks tensors
+            raise GgufError(
+                f"{path}: not every tensor the {model.config.model_type} model needs is in the file "
+                f"({'; '.join(problems)}); refused, nothing converted"
+            )
         state = model.state_dict()
         meta = {"format": "pt", "gguf_sha256": digest}
         save_file({k: v.contiguous() for k, v in state.items() if k.startswith("model.")}, tmp / BACKBONE_FILE, meta)

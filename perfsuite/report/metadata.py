@@ -16,6 +16,22 @@ from perfsuite.device.environment import git_commit, package_versions
 RUN_SCHEMA = "perfsuite-run/1"
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date or time as an aware datetime: a date is its midnight, a time without an
+    offset is UTC (as the history stores them). ValueError where `text` is neither."""
+    given = text.strip()
+    try:
+        value = datetime.fromisoformat(given[:-1] + "+00:00" if given.endswith(("Z", "z")) else given)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO date or time (e.g. 2026-11-01, 2026-11-01T13:00+09:00)") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def utc_iso(text: str) -> str:
+    """An ISO time of any offset as UTC to the millisecond, the form the history orders by."""
+    return parse_time(text).astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
 def now_iso() -> str:
     """UTC, to the millisecond: runs of one machine a second apart still order."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

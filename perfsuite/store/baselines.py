@@ -19,13 +19,12 @@ import fcntl
 import json
 import os
 import statistics
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
-from perfsuite.fileio import atomic_write_text
+from perfsuite.fileio import atomic_write_text, staged_file
 from perfsuite.store.names import UnsafeName, inside, safe_name
 from perfsuite.store.records import PORTABLE, SCHEMA, Latency, MachineRecord, PortableRecord, RecordError, split_v1
 
@@ -160,7 +159,7 @@ def commit_files(files: list[tuple[Path, dict]]) -> list[Path]:
         for path, data in files:
             path.parent.mkdir(parents=True, exist_ok=True)
             text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".staged", dir=path.parent)
+            fd, tmp = staged_file(path, ".staged")
             staged.append((tmp, path))
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)

@@ -10,6 +10,7 @@ install line, where the wheel is not installed.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,54 @@ def test_a_record_keeps_the_weights_digest_so_other_weights_are_another_workload
     other = dataclasses.replace(get_spec("smollm2-135m").gguf, sha256="0" * 64)
     reason = real_weights_reason(dataclasses.replace(resolved.spec, gguf=other))
     assert "another version of the weights" in (reason or "")
+
+
+def partial_copy(source: Path, target: Path, keep) -> tuple[int, int]:
+    """A copy of a GGUF with every metadata field (tokenizer included) but only the tensors
+    `keep(name)` accepts: (tensors kept, tensors in the source)."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(source))
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    writer = gguf.GGUFWriter(str(target), arch, endianess=reader.endianess)
+    for field in reader.fields.values():
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue
+        kind = field.types[0]
+        writer.add_key_value(
+            field.name, field.contents(), kind, sub_type=field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        )
+    kept = [t for t in reader.tensors if keep(t.name)]
+    for t in kept:
+        writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for t in kept:
+        writer.write_tensor_data(t.data, tensor_endianess=reader.endianess)
+    writer.close()
+    return len(kept), len(reader.tensors)
+
+
+@needs_weights
+def test_a_gguf_lacking_tensors_is_refused_naming_them_not_run_with_random_weights(tmp_path, capsys):
+    from perfsuite.cli import main
+    from perfsuite.models.gguf import locate
+
+    partial = tmp_path / "partial.gguf"
+    kept, total = partial_copy(locate(get_spec("smollm2-135m").gguf), partial, lambda n: not n.startswith("blk.29."))
+    assert total - kept == 9  # the last layer's norms, attention and MLP
+    (tmp_path / "my.toml").write_text(
+        '[tier]\nrows = 2\nlm_tokens = 64\n[[models]]\nname = "partial"\ncheckpoint = "partial.gguf"\n'
+        '[axes]\ndtype = ["fp32"]\nattention = ["sdpa"]\npadding = ["sorted"]\n',
+        encoding="utf-8",
+    )
+    common = ["--matrix", str(tmp_path / "my.toml"), "--max-length", "64", "--report-dir", str(tmp_path / "r")]
+    assert main(["run", *common]) == 1  # the variant is refused: a failure naming the tensors, not a pass
+    (entry,) = json.loads((tmp_path / "r" / "report.json").read_text())["variants"]
+    assert entry["status"] == "fail" and not entry.get("measurement"), entry
+    assert str(partial) in entry["reason"] and "missing keys (9): model.layers.29." in entry["reason"], entry
+    assert "refused, nothing converted" in entry["reason"]
+    assert main(["rebaseline", *common, "--baselines", str(tmp_path / "bl")]) == 1
+    assert not list((tmp_path / "bl").rglob("*.json"))  # a rebaseline records nothing of it
+    assert "Traceback" not in capsys.readouterr().err
