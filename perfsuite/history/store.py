@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,9 +130,11 @@ class HistoryStore:
                 raise HistoryError(f"history {path}: cannot create its folder ({exc.strerror})") from None
         elif not path.is_file():
             raise HistoryError(f"no history at {path} (a command that adds runs creates it: `perfsuite history add`)")
-        if self.access is Access.READ:
-            # Read-only: mode=ro never writes; where even WAL's -shm cannot be made (a read-only
-            # folder or mount), immutable=1 reads the file as it is - nobody can write it there.
+        writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+        if self.access is Access.READ and not writable:
+            # A read-only file, folder or mount: mode=ro never writes; where even WAL's -shm
+            # cannot be made there, immutable=1 reads the file as it is - nobody can write it.
+            # (Where it is writable, a reader opens it as usual, so SQLite tidies -wal and -shm.)
             base = f"file:{quote(str(path))}?mode=ro"
 
             def connect() -> sqlite3.Connection:
