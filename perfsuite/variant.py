@@ -67,6 +67,24 @@ class Bounds:
     lm_log_loss_abs: float = 0.01  # against the stored record
     ref_lm_log_loss_increase: float = 0.01  # over the in-run reference's
 
+    def portable(self) -> dict[str, float]:
+        """The tolerances a portable record keeps: those that judge what any machine reproduces
+        (work, quality, the in-run reference). Latency and memory belong to a machine's record,
+        so changing a latency knob rewrites no shared file."""
+        return {name: getattr(self, name) for name in PORTABLE_BOUNDS}
+
+
+PORTABLE_BOUNDS = (
+    "work_rel",
+    "log_loss_abs",
+    "accuracy_abs",
+    "lm_log_loss_abs",
+    "ref_log_loss_increase",
+    "ref_argmax_agreement",
+    "ref_max_abs_dp",
+    "ref_lm_log_loss_increase",
+)
+
 
 @dataclass(frozen=True)
 class TierSettings:

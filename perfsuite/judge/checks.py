@@ -333,6 +333,14 @@ def check_memory(peak_bytes: int, stored_bytes: int, bounds: Bounds) -> BoundChe
     return BoundCheck("memory", "peak memory", peak_bytes <= limit, measured, allowed, detail, ratio)
 
 
+def _against_record(value: float, base: float, margin: float) -> tuple[str, str]:
+    """(measured, allowed) with as many digits as the margin needs: a 5e-05 margin printed as
+    "2.7828 +/- 5e-05" beside "2.7828" would not show the shift that failed it."""
+    digits = max(4, 1 - math.floor(math.log10(margin))) if margin > 0 else 4
+    shift = f" ({value - base:+.1e})" if digits > 4 and math.isfinite(value) else ""
+    return f"{value:.{digits}f}{shift}", f"{base:.{digits}f} +/- {margin:g}"
+
+
 def check_quality(
     log_loss: float | None,
     acc: float | None,
@@ -346,14 +354,12 @@ def check_quality(
     checks = []
     if base_lm is not None and lm is not None:
         ok = math.isfinite(lm) and abs(lm - base_lm) <= bounds.lm_log_loss_abs
-        checks.append(
-            BoundCheck("quality", "LM log-loss", ok, f"{lm:.4f}", f"{base_lm:.4f} +/- {bounds.lm_log_loss_abs}")
-        )
+        measured, allowed = _against_record(lm, base_lm, bounds.lm_log_loss_abs)
+        checks.append(BoundCheck("quality", "LM log-loss", ok, measured, allowed))
     if base_ll is not None and log_loss is not None and not math.isnan(base_ll):
         ok = math.isfinite(log_loss) and abs(log_loss - base_ll) <= bounds.log_loss_abs
-        checks.append(
-            BoundCheck("quality", "log-loss", ok, f"{log_loss:.4f}", f"{base_ll:.4f} +/- {bounds.log_loss_abs}")
-        )
+        measured, allowed = _against_record(log_loss, base_ll, bounds.log_loss_abs)
+        checks.append(BoundCheck("quality", "log-loss", ok, measured, allowed))
     if base_acc is not None and acc is not None and not math.isnan(base_acc):
         ok = abs(acc - base_acc) <= bounds.accuracy_abs + 1e-12
         checks.append(BoundCheck("quality", "accuracy", ok, f"{acc:.3f}", f"{base_acc:.3f} +/- {bounds.accuracy_abs}"))

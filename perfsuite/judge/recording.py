@@ -30,7 +30,7 @@ def records_for(
         quality if portable_quality else None,
         run_settings,
         {k: v for k, v in env.items() if k != "device"},
-        tolerances,
+        variant.bounds.portable(),
         recorded_on=machine_key,
     )
     machine = MachineRecord(

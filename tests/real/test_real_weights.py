@@ -165,3 +165,28 @@ def test_a_gguf_lacking_tensors_is_refused_naming_them_not_run_with_random_weigh
     assert main(["rebaseline", *common, "--baselines", str(tmp_path / "bl")]) == 1
     assert not list((tmp_path / "bl").rglob("*.json"))  # a rebaseline records nothing of it
     assert "Traceback" not in capsys.readouterr().err
+
+
+@needs_weights
+def test_a_shift_just_past_the_fp32_margin_that_the_reference_cannot_see_fails_the_record_bound(monkeypatch):
+    """A numerical change inside the backbone moves the in-run reference with it, so only the
+    portable record catches it. RMSNorm's epsilon x1.6 moves the fp32 LM log-loss by about
+    +7e-5 (1.4x the 5e-5 margin, which is 5x the largest spread across CPU kernels)."""
+    import torch
+    from transformers.models.llama import modeling_llama
+
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "busy")
+
+    def forward(self, hidden_states):
+        dtype = hidden_states.dtype
+        h = hidden_states.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.variance_epsilon * 1.6)
+        return self.weight * h.to(dtype)
+
+    monkeypatch.setattr(modeling_llama.LlamaRMSNorm, "forward", forward)
+    real = run_one("real", "smollm2-135m-fp32-sdpa-sorted")
+    message = real.verdict.message(real.variant.id)
+    assert real.verdict.status == "fail", message
+    failed = {(c.kind, c.name) for c in real.verdict.failed}
+    assert failed == {("quality", "LM log-loss")}, message  # the reference moved with it: only the record sees it
+    assert "+/- 5e-05" in message, message
