@@ -39,7 +39,7 @@ def test_unexpected_weights_fail_the_load(checkpoint):
     weights = load_file(checkpoint / "model.safetensors")
     weights["model.extra_head.weight"] = weights["score.weight"].clone()
     save_file(weights, checkpoint / "model.safetensors")
-    with pytest.raises(CheckpointError, match=r"unexpected keys: model\.extra_head\.weight"):
+    with pytest.raises(CheckpointError, match=r"unexpected keys \(1\): model\.extra_head\.weight"):
         load_model(SPEC, checkpoint, "fp32", "sdpa")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import subprocess
 import sys
@@ -125,7 +127,7 @@ def test_base_revision_runs_from_a_worktree_that_is_removed_afterwards():
     with base_side("HEAD") as side:
         folder = side.env["PYTHONPATH"]
         listed = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True, cwd=root).stdout
-        assert folder in listed and side.name == "B"
+        assert folder in listed and side.name == "A"  # the base is A; B is this checkout
         porcelain = subprocess.run(["git", "worktree", "list", "--porcelain"], capture_output=True, text=True, cwd=root)
         block = next(b for b in porcelain.stdout.split("\n\n") if f"worktree {folder}" in b)
         assert f"locked perfsuite compare pid {os.getpid()}" in block  # a later run's prune keeps it
@@ -181,10 +183,11 @@ def test_compare_against_a_revision_from_before_the_package_layout(unit_matrix):
     if revision is None:
         pytest.skip("no git history with the flat layout here (a shallow clone?)")
     settings = CompareSettings(passes=1, block_pairs=1, min_pairs=1, max_pairs=1)
-    with base_side(revision, progress=lambda _t: None) as b:
-        comparison = Comparison(unit_matrix, this_side(), b, settings, progress=lambda _t: None)
+    with base_side(revision, progress=lambda _t: None) as a:
+        b = dataclasses.replace(this_side(), name="B")
+        comparison = Comparison(unit_matrix, a, b, settings, progress=lambda _t: None)
         comparison.check_sides()
         (result,) = comparison.run(unit_matrix.variants)
-    assert comparison.versions["B"]["perfsuite_path"].endswith("perfsuite")
+    assert comparison.versions["A"]["perfsuite_path"].endswith("perfsuite")
     assert result.side_status == {"A": "runs", "B": "runs"}, result.reason
     assert result.work_diff == [] and result.prediction_problems == []

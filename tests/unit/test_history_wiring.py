@@ -36,7 +36,7 @@ def test_run_and_rebaseline_append_to_the_history_with_their_metadata(tmp_path, 
         assert busy[runs[1].pk] and not any(p.busy for p in store.points(["flops"]))
 
 
-def test_a_history_that_refuses_the_run_is_exit_2_and_the_report_stays(tmp_path, monkeypatch, capsys):
+def test_a_history_that_cannot_take_the_run_is_exit_2_before_anything_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "quiet")
     matrix = write_matrix(tmp_path, rows=4)
     bad = tmp_path / "h.sqlite"
@@ -44,6 +44,23 @@ def test_a_history_that_refuses_the_run_is_exit_2_and_the_report_stays(tmp_path,
     argv = ["run", "--matrix", str(matrix), "--baselines", str(tmp_path / "bl"), "--report-dir", str(tmp_path / "r")]
     assert main([*argv, "--history", str(bad)]) == 2
     assert "not a usable SQLite database" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before the first variant, not after all of them
+
+
+def test_a_history_that_refuses_the_run_at_the_end_is_exit_2_and_the_report_stays(tmp_path, monkeypatch, capsys):
+    from perfsuite.history import ingest
+    from perfsuite.history.store import HistoryError
+
+    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "quiet")
+    matrix = write_matrix(tmp_path, rows=4)
+
+    def refuse(target, report_file):
+        raise HistoryError(f"history {target}: the server went away")
+
+    monkeypatch.setattr(ingest, "append_run", refuse)
+    argv = ["run", "--matrix", str(matrix), "--baselines", str(tmp_path / "bl"), "--report-dir", str(tmp_path / "r")]
+    assert main([*argv, "--history", str(tmp_path / "h.sqlite")]) == 2
+    assert "the server went away" in capsys.readouterr().err
     assert (tmp_path / "r" / "report.json").is_file()
 
 
