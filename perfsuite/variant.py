@@ -97,11 +97,18 @@ class TierSettings:
     batch_size: int
     max_length: int
     padding_side: str = "right"
+    # which end of a too-long row is cut (data/formatting.py): fair (each part water-filled),
+    # left (keep the end, as 3rd place did), right (keep the start: response B is cut first)
+    truncation: str = "fair"
     warmup_rounds: int = 1
     min_rounds: int = 5
     max_rounds: int = 15
     round_budget_s: float = 3.0
     threads: int | None = None
+    # time the passes with the whole cores other processes leave free (at least 1, at most
+    # `threads`), read just before them: beside a busy loop OpenMP threads that spin for a core
+    # they do not get cost 4x; a timing with fewer threads than its record is left undecided
+    threads_from_free_cores: bool = False
     nf4_compute_dtype: str = "fp32"
     tta: bool = False  # also run every row with A and B swapped, and symmetrise
     reference_dtype: str = "fp32"  # of the in-run quality reference (a T4 cannot hold a 9B model in fp32)

@@ -150,7 +150,7 @@ class Worker:
 
     def one_pass(self, _request: dict[str, Any]) -> dict[str, Any]:
         """One timed pass in the state measure.runner.timing sets (the collector off), and the
-        share of the machine's CPU time others took meanwhile (measure.runner.OtherLoad's rule:
+        share of the machine's CPU time others took meanwhile (measure.load.OtherLoad's rule:
         while this child times a pass, the other side and the harness wait, so whatever else ran
         was foreign load). Both written out here: this file runs on revisions that may lack them."""
         enabled = gc.isenabled()

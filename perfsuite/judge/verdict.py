@@ -44,7 +44,8 @@ from perfsuite.variant import Bounds, TierSettings
 # tests (a unit test must pass beside other work) and benchmarks; unset in production.
 BUSY_ENV = "PERFSUITE_BUSY_SIGNALS"
 BUSY_WHY = "undecided: machine busy"  # how every busy_reason begins (judge/confirmation.py looks for it)
-COMPARABLE_SETTINGS = ("data", "tokenizer", "rows", "batch_size", "max_length", "padding_side", "tta")
+COMPARABLE_SETTINGS = ("data", "tokenizer", "rows", "batch_size", "max_length", "padding_side", "truncation", "tta")
+SETTING_DEFAULTS = {"truncation": "fair"}  # a record from before the setting holds its default
 REBASELINE = "record one with `tox -e rebaseline`"
 
 
@@ -61,6 +62,7 @@ class StoredRecords:
 
 
 def settings_differ(stored: dict[str, Any], measured: dict[str, Any]) -> list[str]:
+    stored, measured = {**SETTING_DEFAULTS, **stored}, {**SETTING_DEFAULTS, **measured}
     return [
         f"{k} {stored.get(k)!r} -> {measured.get(k)!r}"
         for k in COMPARABLE_SETTINGS
@@ -72,7 +74,7 @@ def busy_reason(measurement: Measurement, machine: MachineRecord, settings: Tier
     """Why this machine was too busy to judge latency, or None.
 
     Three signals, all taken while the variant was timed: the CPU time other processes took
-    (runner.OtherLoad), the interference probe (a fixed torch-only workload run between
+    (measure.load.OtherLoad), the interference probe (a fixed torch-only workload run between
     passes) against its time beside the recorded passes, and the passes' own spread. A slower
     variant moves none of them; another process on the cores moves the first, and mostly the
     others.
@@ -85,6 +87,12 @@ def busy_reason(measurement: Measurement, machine: MachineRecord, settings: Tier
     if stub:
         raise ValueError(f"{BUSY_ENV}={stub!r}: expected 'quiet' or 'busy' (or unset)")
     lat = measurement.latency
+    timed_with, recorded_with = measurement.environment.get("threads"), machine.environment.get("threads")
+    if timed_with and recorded_with and timed_with != recorded_with:
+        return (
+            f"{BUSY_WHY} (timed with {timed_with} threads: other processes held the other cores; "
+            f"the record was timed with {recorded_with})"
+        )
     if lat.other_cpu_share is not None and lat.other_cpu_share > settings.busy_other_cpu:
         return (
             f"{BUSY_WHY} (other processes took {lat.other_cpu_share:.0%} of the CPU time "

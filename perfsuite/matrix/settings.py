@@ -7,6 +7,7 @@ import math
 import typing
 from typing import Any
 
+from perfsuite.data.formatting import TRUNCATIONS
 from perfsuite.variant import TierSettings
 
 
@@ -22,6 +23,7 @@ _CHOICES = {
     "padding_side": ("right", "left"),
     "nf4_compute_dtype": ("fp32", "bf16", "fp16"),
     "reference_dtype": ("fp32", "bf16", "fp16"),
+    "truncation": TRUNCATIONS,
 }
 
 

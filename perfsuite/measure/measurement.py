@@ -125,7 +125,8 @@ class Measurement:
         return cls(
             variant=result.variant.id,
             settings=settings,
-            environment=environment,
+            # the threads the passes really used: fewer than the tier's where others held cores
+            environment={**environment, **({"threads": str(result.threads)} if result.threads else {})},
             work=WorkSummary(
                 w.rows,
                 w.batches,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import torch
 from perfsuite.data.formatting import EncodedRow
 from perfsuite.device.torch_ops import PeakMemory, empty_cache, synchronize
 from perfsuite.measure.batching import Batch, WorkCounts, batch_rows, count_work
+from perfsuite.measure.load import OtherLoad, free_threads
 from perfsuite.models.factory import attach_adapter, load_model, shape_only_model, weight_bytes
 from perfsuite.models.flops import forward_flops
 from perfsuite.models.specs import ModelSpec, get_spec
@@ -101,47 +101,6 @@ class InterferenceProbe:
         self.samples.append(time.perf_counter() - start)
 
 
-class OtherLoad:
-    """Share of the machine's CPU time that others took while the passes were timed.
-
-    Read from /proc/stat (all CPUs' busy time, the hypervisor's steal included) less this
-    process's own CPU time (its threads included; its children, such as torch.compile's
-    workers, count as others). The probe can slip through a gap in the load - a few ms of
-    matmul fit in one scheduler slice - while a pass of 150 ms+ shares the cores throughout;
-    this counts the whole window. None where /proc/stat does not exist.
-    """
-
-    def __init__(self) -> None:
-        self.share: float | None = None
-        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-    @staticmethod
-    def _stat() -> tuple[int, int] | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as handle:
-                fields = [int(x) for x in handle.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        user, nice, system, idle, iowait, irq, softirq, steal = fields
-        busy = user + nice + system + irq + softirq + steal
-        return busy, busy + idle + iowait
-
-    def _own(self) -> float:
-        t = os.times()
-        return (t.user + t.system) * self._tick
-
-    def __enter__(self) -> OtherLoad:
-        self._start, self._own_start = self._stat(), self._own()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        end = self._stat()
-        if self._start is None or end is None or end[1] <= self._start[1]:
-            return
-        busy, total = end[0] - self._start[0], end[1] - self._start[1]
-        self.share = min(1.0, max(0.0, busy - (self._own() - self._own_start)) / total)
-
-
 @dataclass
 class RunResult:
     """Everything one variant's run measured."""
@@ -163,6 +122,7 @@ class RunResult:
     probe_samples: list[float] | None = None  # the interference probe, timed between the passes
     other_cpu_share: float | None = None  # of the machine's CPU time, taken by others while timing
     lm_log_loss: float | None = None  # real weights: next-token log-loss on the fixed text (measure/language.py)
+    threads: int | None = None  # torch's intra-op threads the passes were timed with
 
 
 def _forward_pass(model, batches: Sequence[Batch], device: str) -> list[torch.Tensor]:
@@ -378,6 +338,7 @@ def run_variant(
     probe()  # its own warm-up
     probe.samples.clear()
     rounds = choose_rounds(warm_s / max(1, settings.warmup_rounds), settings)
+    threads = free_threads(settings)
     with OtherLoad() as load:
         samples = sampler(one_pass, rounds=rounds, warmup_rounds=0, between=probe)
     wbytes = weight_bytes(prepared.model)
@@ -400,6 +361,7 @@ def run_variant(
         probe_samples=list(probe.samples),
         other_cpu_share=load.share,
         lm_log_loss=lm_loss,
+        threads=threads,
     )
 
 

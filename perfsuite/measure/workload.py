@@ -127,7 +127,7 @@ class Workload:
         if key not in self._encoded:
             tokenizer = self.load_tokenizer(key, spec)
             rows = self.rows()
-            formatter = PairFormatter(tokenizer, self.settings.max_length)
+            formatter = PairFormatter(tokenizer, self.settings.max_length, self.settings.truncation)
             swapped = formatter.encode_all([r.swapped() for r in rows]) if self.settings.tta else None
             self._encoded[key] = EncodedRows(tokenizer, formatter.encode_all(rows), swapped)
         return self._encoded[key]
@@ -165,6 +165,7 @@ class Workload:
             "batch_size": s.batch_size,
             "max_length": s.max_length,
             "padding_side": s.padding_side,
+            **({"truncation": s.truncation} if s.truncation != "fair" else {}),  # absent: fair, as before
             "tta": s.tta,
             **({"lm_tokens": s.lm_tokens} if resolved is not None and resolved.lm_ids else {}),
             "tier": s.name,

@@ -325,3 +325,17 @@ def test_a_declared_gemma2_gets_the_softcapping_diagnosis_too():
     assert "caps attention logits at 5" not in reference_diagnosis("my-gemma-fp32-sdpa-sorted")
     text = reference_diagnosis("my-gemma-fp32-sdpa-sorted", "fp32", mine)
     assert "my-gemma caps attention logits at 5 and torch.nn.functional.scaled_dot_product_attention" in text
+
+
+def test_a_timing_with_fewer_threads_than_its_record_leaves_latency_undecided():
+    """threads_from_free_cores ran the passes on the one core others left free: not the record's
+    context, so latency is undecided (the rest is judged) - whatever the other busy signals say."""
+    m = _measurement(samples=(0.5,) * 5)
+    fewer = replace(m, environment={**m.environment, "threads": "1"})
+    v = judge(fewer, _both(threads="2"), Bounds(), TIER)
+    assert v.status == "pass"
+    assert "timed with 1 threads: other processes held the other cores; the record was timed with 2" in (
+        v.judged_summary()
+    )
+    same = replace(m, environment={**m.environment, "threads": "2"})
+    assert judge(same, _both(threads="2"), Bounds(), TIER).status == "fail"  # 5x slower, judged

@@ -166,3 +166,44 @@ def test_peak_memory_on_the_cpu_is_the_rss_increase_and_says_so(monkeypatch):
         rss["now"] = 110 * mib
     assert memory.kind == CPU_PEAK
     assert memory.peak == 64 * mib  # the peak over the baseline, not what is left at the end
+
+
+def _load_share(monkeypatch, share: float, cores: int = 2) -> None:
+    """OtherLoad through its /proc/stat seam: others took `share` of the window's ticks."""
+    from perfsuite.measure import load
+
+    ticks = iter([(0, 0), (int(share * 1000), 1000)])
+    monkeypatch.setattr(load.OtherLoad, "_stat", staticmethod(lambda: next(ticks)))
+    monkeypatch.setattr(load.OtherLoad, "_own", lambda self: 0.0)
+    monkeypatch.setattr(load, "cores", lambda: cores)
+
+
+@pytest.mark.parametrize(("share", "threads"), [(0.02, 2), (0.33, 1), (0.5, 1), (0.95, 1), (0.2, 2)])
+def test_free_threads_times_the_passes_on_the_cores_others_leave_idle(share, threads, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    from perfsuite.matrix.tier import load_matrix
+    from perfsuite.measure.load import free_threads
+
+    settings = dataclasses.replace(load_matrix("cpu").settings, threads_from_free_cores=True)
+    _load_share(monkeypatch, share)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert free_threads(settings, window_s=0) == threads
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_free_threads_leaves_the_tiers_threads_alone_unless_asked(monkeypatch):
+    import dataclasses
+
+    from perfsuite.matrix.tier import load_matrix
+    from perfsuite.measure.load import free_threads
+
+    settings = dataclasses.replace(load_matrix("cpu").settings, threads_from_free_cores=False)
+    _load_share(monkeypatch, 0.9)
+    assert free_threads(settings, window_s=0) is None
