@@ -32,7 +32,7 @@ from perfsuite.measure.runner import PreparedVariant, RunResult, Sampler, perf_c
 from perfsuite.measure.workload import ResolvedVariant, Workload
 from perfsuite.models.declared import miniature_notes, miniature_summary
 from perfsuite.models.factory import checkpoint_env_var, real_weights_notes
-from perfsuite.report.outcomes import Outcome, PairOutcome
+from perfsuite.report.outcomes import Outcome, PairOutcome, reference_notes
 from perfsuite.report.run_report import RunReport
 from perfsuite.stats.intervals import ratio_interval
 from perfsuite.stats.metrics import compare_to_reference
@@ -169,9 +169,7 @@ class PerfSession:
 
     def finish(self, interrupted: bool = False) -> list[str]:
         """End a rebaseline: commit every staged record together, or (interrupted) none of them.
-
-        Returns what happened, for the report's footer; a no-op when not rebaselining.
-        """
+        Returns what happened, for the report's footer; a no-op when not rebaselining."""
         if not self.rebaseline or not self.store.lock.held:
             return self.finish_note
         if interrupted:
@@ -238,9 +236,7 @@ class PerfSession:
             self.outcomes.append(outcome)
             return outcome
         outcome.notes = [*variant_notes(variant, self.caps), *notes]
-        ref_error = outcome.measurement.quality.reference_error if outcome.measurement else None
-        if ref_error:
-            outcome.notes.append(f"no in-run quality reference ({ref_error})")
+        outcome.notes.extend(reference_notes(outcome.measurement, resolved.spec.softcap_of))
         if result.adapter is not None:
             outcome.notes.append(f"LoRA adapter {result.adapter} (unmerged)")
         if not result.scored:
@@ -315,7 +311,7 @@ class PerfSession:
                 _release_device_memory(self.caps)
                 return measurement.with_reference(error=f"{type(exc).__name__}: {exc}")
             labels = result.labels if all(y is not None for y in result.labels) else None
-            reference_lm = self._reference_lm.get(resolved.variant.model)
+            reference_lm = self._reference_lm.get(resolved.spec.softcap_of or resolved.variant.model)
             compared = compare_to_reference(result.probs, reference, labels, result.lm_log_loss, reference_lm)
             measurement = measurement.with_reference(compared)
         return measurement
@@ -356,8 +352,9 @@ class PerfSession:
 
     def reference_probs(self, model: str):
         """The in-run quality reference for a model (the tier's reference_dtype, eager, one row per
-        batch, no padding), once per model and session (MLPerf's idea): every variant is compared
-        with it row by row, so dtype, attention, padding and batching effects need no baseline."""
+        batch, no padding; a -nocap model's is the capped one's), once per session (MLPerf's idea):
+        every variant is compared with it row by row, so no effect needs a baseline."""
+        model = self.matrix.spec(model).softcap_of or model  # softcapping off: judged against the capped model
         if model not in self._references:
             ref = Variant(model, self.settings.reference_dtype, "eager", "dynamic", self.settings.name)
             prepared = self.prepare(ref, replace(self.settings, batch_size=1))

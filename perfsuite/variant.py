@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 DTYPES = ("fp32", "bf16", "fp16", "nf4", "int8")
 ATTENTIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2")
-PADDINGS = ("static", "dynamic", "sorted")
+PADDINGS = ("static", "dynamic", "sorted", "token_budget")
 QUANTIZED = ("nf4", "int8")
 
 
@@ -100,6 +100,9 @@ class TierSettings:
     # which end of a too-long row is cut (data/formatting.py): fair (each part water-filled),
     # left (keep the end, as 3rd place did), right (keep the start: response B is cut first)
     truncation: str = "fair"
+    # token_budget padding: the most tokens (rows x the batch's longest row) in one batch;
+    # default batch_size x max_length, the same peak as a full static batch
+    max_batch_tokens: int | None = None
     warmup_rounds: int = 1
     min_rounds: int = 5
     max_rounds: int = 15

@@ -80,7 +80,7 @@ def observations(store: BaselineStore, quantized_compute: str) -> tuple[list[Obs
             continue
         spec = get_spec(model)
         lengths = sample_lengths(s["max_length"], s["rows"])
-        shapes = tuple(padded_shapes(lengths, s["batch_size"], padding, s["max_length"]))
+        shapes = tuple(padded_shapes(lengths, s["batch_size"], padding, s["max_length"], s.get("max_batch_tokens")))
         cfg = CostConfig.for_model(spec, dtype, attention, quantized_compute)
         out.append(Observation(f"{store.tier}/{record.variant}", cfg, shapes, record.latency.median_s))
     return out, skipped

@@ -46,7 +46,9 @@ class Predictor:
         return [
             shape
             for part in (encoded.rows, encoded.swapped or [])
-            for shape in padded_shapes([len(r.input_ids) for r in part], s.batch_size, variant.padding, s.max_length)
+            for shape in padded_shapes(
+                [len(r.input_ids) for r in part], s.batch_size, variant.padding, s.max_length, s.max_batch_tokens
+            )
         ]
 
     def seconds(self, variant: Variant) -> float | None:

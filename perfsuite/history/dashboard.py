@@ -6,10 +6,11 @@ attention and padding; and a page for the compare chain."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,25 +130,6 @@ def _page(title: str, kind: str, data: dict[str, Any], nav: str) -> str:
     )
 
 
-def write_dashboard(
-    out: Path,
-    runs: Sequence[StoredRun],
-    series: Sequence[Series],
-    changes: Sequence[Change],
-    creeps: Sequence[Creep],
-    statuses: dict[tuple[int, str], str],
-) -> list[Path]:
-    """index.html (tiers, alerts), one page per tier, compare.html; returns the pages written.
-    `out` is a new or empty folder, or an earlier dashboard (replaced); any other folder is
-    refused (ValueError), so a typo never overwrites someone's index.html."""
-    out = Path(out)
-    check_out(out)
-    try:
-        return _write(out, runs, series, changes, creeps, statuses)
-    except OSError as exc:
-        raise ValueError(f"{out}: cannot write the dashboard there ({exc.strerror or exc})") from None
-
-
 def is_dashboard(folder: Path) -> bool:
     index = folder / "index.html"
     try:
@@ -169,7 +151,15 @@ def check_out(out: Path) -> None:
         )
 
 
-def _write(
+@contextlib.contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot write the dashboard there ({exc.strerror or exc})") from None
+
+
+def write_dashboard(
     out: Path,
     runs: Sequence[StoredRun],
     series: Sequence[Series],
@@ -177,39 +167,45 @@ def _write(
     creeps: Sequence[Creep],
     statuses: dict[tuple[int, str], str],
 ) -> list[Path]:
-    tiers = sorted({r.tier for r in runs if r.kind != "compare"})
-    pages = {t: f"tier-{''.join(ch if ch.isalnum() or ch in '-_' else '_' for ch in t)}.html" for t in tiers}
-    nav = " | ".join(
-        [
-            '<a href="index.html">overview</a>',
-            *(f'<a href="{p}">{html.escape(t)}</a>' for t, p in pages.items()),
-            '<a href="compare.html">compare chain</a>',
-        ]
-    )
-    written = []
-    for tier, page in pages.items():
-        data = tier_data(tier, runs, series, changes, statuses)
-        written.append(atomic_write_text(out / page, _page(f"perfsuite history: {tier} tier", "tier", data, nav)))
-    chain = {
-        "chains": [c.to_json() for c in creeps],
-        "threshold": creeps[0].threshold if creeps else 0.05,
-    }
-    written.append(
-        atomic_write_text(out / "compare.html", _page("perfsuite history: compare chain", "chain", chain, nav))
-    )
-    overview = {
-        "tiers": [
-            {
-                "tier": t,
-                "page": pages[t],
-                "runs": sum(1 for r in runs if r.tier == t and r.kind != "compare"),
-                "last": max((r.time for r in runs if r.tier == t), default=""),
-            }
-            for t in tiers
-        ],
-        "alerts": [c.to_json() for c in changes if c.alerting],
-        "creep": [c.describe() for c in creeps if c.flagged],
-        "pages": pages,
-    }
-    written.append(atomic_write_text(out / "index.html", _page("perfsuite history", "index", overview, nav)))
-    return written
+    """index.html (tiers, alerts), one page per tier, compare.html; returns the pages written.
+    `out` is a new or empty folder, or an earlier dashboard (replaced); any other folder is
+    refused (ValueError), so a typo never overwrites someone's index.html."""
+    out = Path(out)
+    check_out(out)
+    with _writing(out):
+        tiers = sorted({r.tier for r in runs if r.kind != "compare"})
+        pages = {t: f"tier-{''.join(ch if ch.isalnum() or ch in '-_' else '_' for ch in t)}.html" for t in tiers}
+        nav = " | ".join(
+            [
+                '<a href="index.html">overview</a>',
+                *(f'<a href="{p}">{html.escape(t)}</a>' for t, p in pages.items()),
+                '<a href="compare.html">compare chain</a>',
+            ]
+        )
+        written = []
+        for tier, page in pages.items():
+            data = tier_data(tier, runs, series, changes, statuses)
+            written.append(atomic_write_text(out / page, _page(f"perfsuite history: {tier} tier", "tier", data, nav)))
+        chain = {
+            "chains": [c.to_json() for c in creeps],
+            "threshold": creeps[0].threshold if creeps else 0.05,
+        }
+        written.append(
+            atomic_write_text(out / "compare.html", _page("perfsuite history: compare chain", "chain", chain, nav))
+        )
+        overview = {
+            "tiers": [
+                {
+                    "tier": t,
+                    "page": pages[t],
+                    "runs": sum(1 for r in runs if r.tier == t and r.kind != "compare"),
+                    "last": max((r.time for r in runs if r.tier == t), default=""),
+                }
+                for t in tiers
+            ],
+            "alerts": [c.to_json() for c in changes if c.alerting],
+            "creep": [c.describe() for c in creeps if c.flagged],
+            "pages": pages,
+        }
+        written.append(atomic_write_text(out / "index.html", _page("perfsuite history", "index", overview, nav)))
+        return written

@@ -44,7 +44,17 @@ from perfsuite.variant import Bounds, TierSettings
 # tests (a unit test must pass beside other work) and benchmarks; unset in production.
 BUSY_ENV = "PERFSUITE_BUSY_SIGNALS"
 BUSY_WHY = "undecided: machine busy"  # how every busy_reason begins (judge/confirmation.py looks for it)
-COMPARABLE_SETTINGS = ("data", "tokenizer", "rows", "batch_size", "max_length", "padding_side", "truncation", "tta")
+COMPARABLE_SETTINGS = (
+    "data",
+    "tokenizer",
+    "rows",
+    "batch_size",
+    "max_length",
+    "max_batch_tokens",
+    "padding_side",
+    "truncation",
+    "tta",
+)
 SETTING_DEFAULTS = {"truncation": "fair"}  # a record from before the setting holds its default
 REBASELINE = "record one with `tox -e rebaseline`"
 

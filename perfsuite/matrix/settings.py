@@ -62,6 +62,11 @@ def tier_settings(tier: dict[str, Any], source: str) -> TierSettings:
         if name not in tier:
             raise MatrixError(f"{source}: [tier] lacks {name}")
     settings = TierSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in tier.items()})
+    if settings.max_batch_tokens is not None and settings.max_batch_tokens < settings.max_length:
+        raise MatrixError(
+            f"{source}: [tier] max_batch_tokens {settings.max_batch_tokens} is below max_length "
+            f"{settings.max_length}: a row of max_length tokens would fit no token_budget batch"
+        )
     if settings.max_rounds < settings.min_rounds:
         raise MatrixError(
             f"{source}: [tier] max_rounds {settings.max_rounds} is below min_rounds {settings.min_rounds}"

@@ -2,7 +2,11 @@
 
 * static: every batch padded to max_length (the naive notebook);
 * dynamic: each batch padded to its longest row, rows in file order;
-* sorted: rows sorted by length (longest first), then dynamic - the Kaggle recipe.
+* sorted: rows sorted by length (longest first), then dynamic - the Kaggle recipe;
+* token_budget: rows sorted longest first, each batch as many rows as fit a token budget
+  (rows x the batch's longest row <= max_batch_tokens, default batch_size x max_length), so
+  long rows go in small batches and short rows in large ones - how text-embeddings-inference
+  batches classification requests.
 
 Real tokens are the rows' own; processed tokens are what the model computes on,
 padding included. Their ratio is the padding waste that costs hours on a T4.
@@ -25,6 +29,7 @@ class Padding(str, Enum):
     STATIC = "static"
     DYNAMIC = "dynamic"
     SORTED = "sorted"
+    TOKEN_BUDGET = "token_budget"
 
 
 @dataclass(frozen=True)
@@ -65,21 +70,54 @@ def longest_first(lengths: Sequence[int]) -> list[int]:
     return sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
 
 
+def plan_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    padding: Padding | str,
+    max_length: int,
+    max_batch_tokens: int | None = None,
+) -> list[tuple[list[int], int]]:
+    """(row positions, padded width) of each batch a strategy builds from rows of these lengths:
+    the one plan both the batches and the cost model's shapes follow."""
+    padding = Padding(padding)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ordered = padding in (Padding.SORTED, Padding.TOKEN_BUDGET)
+    order = longest_first(lengths) if ordered else list(range(len(lengths)))
+    if padding is Padding.TOKEN_BUDGET:
+        budget = max_batch_tokens or batch_size * max_length
+        plan, start = [], 0
+        while start < len(order):
+            width = min(max_length, lengths[order[start]])  # longest first: the batch's first row sets it
+            if width > budget:
+                raise ValueError(f"max_batch_tokens {budget} is smaller than a {width}-token row")
+            take = max(1, budget // max(1, width))
+            idx = order[start : start + take]
+            plan.append((idx, width))
+            start += len(idx)
+        return plan
+    plan = []
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = max_length if padding is Padding.STATIC else min(max_length, max(lengths[i] for i in idx))
+        plan.append((idx, width))
+    return plan
+
+
 def padded_shapes(
-    lengths: Sequence[int], batch_size: int, padding: Padding | str, max_length: int
+    lengths: Sequence[int],
+    batch_size: int,
+    padding: Padding | str,
+    max_length: int,
+    max_batch_tokens: int | None = None,
 ) -> list[tuple[int, int]]:
     """(batch, seq_len) of each batch `batch_rows` would build from rows of these lengths.
 
     The cost model's view of a workload: shapes without tensors, for 25,000 rows in a blink.
     """
-    padding = Padding(padding)
-    order = longest_first(lengths) if padding is Padding.SORTED else list(range(len(lengths)))
-    shapes = []
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        width = max_length if padding is Padding.STATIC else min(max_length, max(lengths[i] for i in idx))
-        shapes.append((len(idx), width))
-    return shapes
+    return [
+        (len(idx), width) for idx, width in plan_batches(lengths, batch_size, padding, max_length, max_batch_tokens)
+    ]
 
 
 def batch_rows(
@@ -89,25 +127,19 @@ def batch_rows(
     max_length: int,
     pad_id: int,
     padding_side: str = "right",
+    max_batch_tokens: int | None = None,
 ) -> list[Batch]:
     """Split rows into padded batches following the padding strategy."""
     import torch
 
-    padding = Padding(padding)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if padding_side not in ("right", "left"):
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
-    order = list(range(len(rows)))
-    if padding is Padding.SORTED:
-        order = longest_first([len(r.input_ids) for r in rows])
+    lengths = [len(r.input_ids) for r in rows]
+    for i, n in enumerate(lengths):
+        if n > max_length:
+            raise ValueError(f"row {rows[i].row_id} longer than max_length {max_length}")
     batches = []
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        lengths = [len(rows[i].input_ids) for i in idx]
-        if max(lengths) > max_length:
-            raise ValueError(f"row {rows[idx[lengths.index(max(lengths))]].row_id} longer than max_length {max_length}")
-        width = max_length if padding is Padding.STATIC else max(lengths)
+    for idx, width in plan_batches(lengths, batch_size, padding, max_length, max_batch_tokens):
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for r, i in enumerate(idx):

@@ -52,7 +52,7 @@ class OtherLoad:
         self.share = min(1.0, max(0.0, busy - (self._own() - self._own_start)) / total)
 
 
-FREE_CORES_WINDOW_S = 0.1  # how long the other processes' load is read before the timed passes
+FREE_CORES_WINDOW_S = 0.05  # how long the other processes' load is read before the timed passes
 
 
 def cores() -> int:

@@ -279,7 +279,15 @@ def prepare_variant(
     padding = HOOKS.padding(variant.padding) if HOOKS.padding else variant.padding
 
     def make_batches(encoded: Sequence[EncodedRow]) -> list[Batch]:
-        return batch_rows(encoded, settings.batch_size, padding, settings.max_length, pad_id, settings.padding_side)
+        return batch_rows(
+            encoded,
+            settings.batch_size,
+            padding,
+            settings.max_length,
+            pad_id,
+            settings.padding_side,
+            settings.max_batch_tokens,
+        )
 
     prepared = PreparedVariant(
         variant,

@@ -166,6 +166,7 @@ class Workload:
             "max_length": s.max_length,
             "padding_side": s.padding_side,
             **({"truncation": s.truncation} if s.truncation != "fair" else {}),  # absent: fair, as before
+            **({"max_batch_tokens": s.max_batch_tokens} if s.max_batch_tokens else {}),
             "tta": s.tta,
             **({"lm_tokens": s.lm_tokens} if resolved is not None and resolved.lm_ids else {}),
             "tier": s.name,

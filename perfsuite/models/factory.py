@@ -16,7 +16,7 @@ import torch
 
 from perfsuite.fileio import adapter_problem, atomic_folder, default_cache_dir, file_digest
 from perfsuite.models.gguf import loading_problems
-from perfsuite.models.specs import ModelSpec
+from perfsuite.models.specs import ModelSpec, get_spec
 from perfsuite.variant import QUANTIZED, compute_dtype
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -34,7 +34,7 @@ def tiny_checkpoint(spec: ModelSpec, pad_token_id: int, cache_dir: Path | None =
 
     if not spec.tiny:
         raise ValueError(f"{spec.name} is full-size: give a local checkpoint folder instead")
-    trained = trained_weights(spec)
+    trained = trained_weights(get_spec(spec.softcap_of) if spec.softcap_of else spec)  # -nocap: the same weights
     kind = "trained-" + file_digest(trained)[:12] if trained else "seeded"
     cache_dir = cache_dir or default_cache_dir()
     name = f"{spec.name}-{spec.fingerprint()}-{kind}-pad{pad_token_id}-tf{transformers.__version__}"

@@ -37,6 +37,9 @@ class ModelSpec:
     tokenizer: Path | None = None  # a tokenizer.json: encodes the rows and sizes a miniature's vocabulary
     trained_dir: Path | None = None  # where trained miniature weights live (None: the shipped ones)
     gguf: GgufWeights | None = None  # real pretrained weights (models/gguf.py): run at full size, on CPU too
+    # A declared recipe: this spec is `softcap_of` with its logit softcapping switched off (3rd and
+    # 4th place did) - the same weights, its quality judged against that model's fp32 reference
+    softcap_of: str | None = None
 
     @property
     def real(self) -> bool:

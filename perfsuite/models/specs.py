@@ -116,6 +116,18 @@ SPECS: dict[str, ModelSpec] = {
 }
 
 
+def softcap_off(spec: ModelSpec) -> ModelSpec:
+    """`spec` with attention and final logit softcapping switched off: `<name>-nocap`. It admits
+    the kernels softcapping keeps out (sdpa; flash-attn before 2.6), and computes another
+    function with the same weights - what that costs is judged against `spec`'s own reference."""
+    config = dict(spec.config, attn_logit_softcapping=None, final_logit_softcapping=None)
+    return replace(spec, name=f"{spec.name}-nocap", config=config, softcap_of=spec.name)
+
+
+for _capped in [s for s in SPECS.values() if s.softcapping]:
+    SPECS[f"{_capped.name}-nocap"] = softcap_off(_capped)
+
+
 def get_spec(name: str) -> ModelSpec:
     try:
         return SPECS[name]

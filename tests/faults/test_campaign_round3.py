@@ -26,7 +26,9 @@ from perfsuite.history.ingest import add_files
 from perfsuite.history.store import HistoryStore
 from tests.browser import browser_page, missing
 from tests.conftest import write_matrix
+from tests.faults.test_campaign_round2 import _usage_error
 from tests.unit.history_data import report, write
+from tests.unit.test_history_wiring import TEST_MODULE
 
 V = "tiny-llama3-fp32-sdpa-sorted"
 PASSWORD = "S3cretPW"
@@ -40,16 +42,6 @@ def _one_line_error(capsys, argv, *names, code: int = 2) -> str:
     for name in names:
         assert name in err, (name, err)
     return err + captured.out
-
-
-def _usage_error(capsys, argv, *names) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    for name in names:
-        assert name in err, (name, err)
-    return err
 
 
 @pytest.fixture
@@ -113,24 +105,11 @@ def test_run_refuses_an_unserved_history_before_the_first_variant_without_its_pa
 
 
 # -- 4. the plugin: checked before the first variant; a lost run fails the session ---------------
-PLUGIN_MODULE = """
-import pytest
-from perfsuite.plugin import assert_outcome
-
-PERFSUITE_MATRIX = {matrix!r}
-pytestmark = pytest.mark.perf
-
-
-def test_variant(perf_outcome):
-    assert_outcome(perf_outcome)
-"""
-
-
 def _plugin_dir(pytester, monkeypatch):
     monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "quiet")
     pytester.makeini("[pytest]\nmarkers =\n    cpu: cpu\n    perf: perf\n")
     matrix = write_matrix(pytester.path, rows=4)
-    pytester.makepyfile(test_tier=PLUGIN_MODULE.format(matrix=str(matrix)))
+    pytester.makepyfile(test_tier=TEST_MODULE.format(matrix=str(matrix)))
     return ["-p", "no:cacheprovider", "--perfsuite-baselines", str(pytester.path / "bl")]
 
 

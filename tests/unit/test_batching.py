@@ -64,3 +64,46 @@ def test_every_strategy_sees_every_row_once_with_the_same_real_tokens(lengths, b
         # With full batches, sorted order minimises the sum of batch maxima. (With a short last
         # batch, longest-first - the Kaggle recipe, so an OOM shows at once - can lose a little.)
         assert works[Padding.SORTED].processed_tokens <= works[Padding.DYNAMIC].processed_tokens
+
+
+@given(st.lists(st.integers(1, 64), min_size=1, max_size=40), st.integers(1, 8), st.integers(64, 400))
+def test_token_budget_batches_fit_the_budget_longest_first_and_keep_every_row(lengths, batch_size, budget):
+    batches = batch_rows(_rows(lengths), batch_size, Padding.TOKEN_BUDGET, 64, 0, max_batch_tokens=budget)
+    assert all(b.input_ids.numel() <= budget for b in batches)
+    assert sorted(i for b in batches for i in b.row_index) == list(range(len(lengths)))
+    widths = [b.input_ids.shape[1] for b in batches]
+    assert widths == sorted(widths, reverse=True)  # longest rows first, in the smallest batches
+    order = [i for b in batches for i in b.row_index]
+    assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
+    w = count_work(batches)
+    assert w.real_tokens == sum(lengths)
+
+
+def test_token_budget_puts_long_rows_in_small_batches_and_short_rows_in_large_ones():
+    batches = batch_rows(_rows([64, 60, 10, 9, 8, 8, 7, 6]), 2, "token_budget", 64, 0, max_batch_tokens=128)
+    assert [len(b.row_index) for b in batches] == [2, 6]  # 2 x 64, then 6 x 10 <= 128
+    from perfsuite.measure.batching import padded_shapes
+
+    assert padded_shapes([64, 60, 10, 9, 8, 8, 7, 6], 2, "token_budget", 64, 128) == [(2, 64), (6, 10)]
+
+
+def test_token_budget_defaults_to_batch_size_times_max_length():
+    from perfsuite.measure.batching import padded_shapes
+
+    assert padded_shapes([8] * 10, 2, "token_budget", 16) == [(4, 8), (4, 8), (2, 8)]
+
+
+def test_a_token_budget_smaller_than_a_row_is_refused():
+    with pytest.raises(ValueError, match="max_batch_tokens 10 is smaller than a 12-token row"):
+        batch_rows(_rows([12]), 1, "token_budget", 16, 0, max_batch_tokens=10)
+
+
+def test_a_tier_token_budget_below_max_length_is_refused_naming_the_field(tmp_path, capsys):
+    from perfsuite.cli import main
+    from tests.conftest import write_matrix
+
+    matrix = write_matrix(tmp_path)
+    text = matrix.read_text()
+    matrix.write_text(text.replace("[tier]\n", "[tier]\nmax_batch_tokens = 10\n", 1))
+    assert main(["matrix", "--matrix", str(matrix)]) == 2
+    assert "[tier] max_batch_tokens 10 is below max_length" in capsys.readouterr().err
