@@ -390,3 +390,20 @@ def test_a_second_ack_of_one_change_keeps_the_first_reason_unless_replace(steppe
     assert "replaced the reason" in capsys.readouterr().out
     with HistoryStore(stepped) as store:
         assert [a.reason for a in store.acks()] == ["other"]
+
+
+# -- 12. a series of busy runs only ---------------------------------------------------------------
+def test_a_series_of_busy_runs_only_prints_no_numpy_warning(tmp_path, capsys):
+    import warnings
+
+    docs = [report(i, {V: 100.0 + i}) for i in range(6)]
+    for d in docs:
+        d["variants"][0]["measurement"]["latency"]["other_cpu_share"] = 0.9  # every run busy
+    db = str(tmp_path / "h.sqlite")
+    with HistoryStore(db) as store:
+        add_files(store, write(tmp_path / "runs", docs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # "Mean of empty slice", "Degrees of freedom <= 0"
+        assert main(["history", "changes", "--history", db]) == 0
+        assert main(["history", "show", "-k", V, "--history", db]) == 0
+    assert "Warning" not in capsys.readouterr().err
