@@ -53,8 +53,9 @@ class ModelSpec:
     @property
     def default_attention(self) -> str:
         """What the competition's code ran (and training uses): eager for Gemma-2, whose
-        softcapping sdpa cannot do, sdpa otherwise."""
-        return "eager" if self.softcapping else "sdpa"
+        softcapping sdpa cannot do (its -nocap twin too: transformers 5.21+ refuse Gemma-2 +
+        sdpa whatever the config), sdpa otherwise."""
+        return "eager" if self.softcapping or self.softcap_of else "sdpa"
 
     def config_class(self):
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING

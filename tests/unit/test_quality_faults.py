@@ -46,12 +46,12 @@ def test_swapped_padding_side_fails_the_padded_variant(tmp_path, restore_runner)
     matrix, session = _session(tmp_path, max_length=1024, paddings=("static", "sorted"))  # 3 of 6 rows are shorter
     original = runner.batch_rows
 
-    def swapped_side(rows, batch_size, strategy, max_length, pad_id, side="right"):
+    def swapped_side(rows, batch_size, strategy, max_length, pad_id, side="right", budget=None):
         """Token ids padded on the left while the mask still says right: a side-handling bug."""
-        batches = original(rows, batch_size, strategy, max_length, pad_id, side)
+        batches = original(rows, batch_size, strategy, max_length, pad_id, side, budget)
         if strategy != "static":
             return batches
-        flipped = original(rows, batch_size, strategy, max_length, pad_id, "left")
+        flipped = original(rows, batch_size, strategy, max_length, pad_id, "left", budget)
         return [type(b)(f.input_ids, b.attention_mask, b.row_index) for b, f in zip(batches, flipped, strict=True)]
 
     runner.batch_rows = swapped_side
