@@ -14,23 +14,11 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from perfsuite.history import schema
-from perfsuite.history.location import (
-    HISTORY_ENV,
-    SUPPORTED,
-    Access,
-    HistoryError,
-    default_history,
-    history_url,
-    is_url,
-    make_sqlite_url,
-    mask_url,
-)
+from perfsuite.history.location import Access, HistoryError, default_history, history_url, make_sqlite_url, mask_url
 from perfsuite.history.runs import RunRecord
 from perfsuite.report.metadata import now_iso
 
-__all__ = [
-    "HISTORY_ENV",
-    "SUPPORTED",
+__all__ = [  # the store's names, and where a history lives (history.location), for its callers
     "Access",
     "Ack",
     "HistoryError",
@@ -39,8 +27,6 @@ __all__ = [
     "StoredRun",
     "check_history",
     "default_history",
-    "is_url",
-    "mask_url",
 ]
 
 
