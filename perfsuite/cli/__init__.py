@@ -9,6 +9,7 @@ they share are defined once in `options`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["EXAMPLES", "main"]
@@ -27,6 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     still being built included - is exit 130 with one line, never a traceback."""
     try:
         args = _parse(argv)
+    except KeyboardInterrupt:
+        # Nothing ran yet, but an import (torch's) may be left half done, and the interpreter's
+        # teardown of it then died by the same signal (exit -2) in 1 of 6 tries beside two busy
+        # loops: leave at once, as nothing needs cleaning up.
+        print("perfsuite: interrupted", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    try:
         return _dispatch(args)
     except KeyboardInterrupt:  # cleanup (worktrees, workers, locks) already ran on the way out
         print("perfsuite: interrupted", file=sys.stderr)
