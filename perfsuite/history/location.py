@@ -67,7 +67,7 @@ def history_url(target: str):
 
     shown = mask_url(target)
     if not is_url(target):
-        return make_url("sqlite://").set(database=str(Path(target).expanduser().resolve()))
+        return make_sqlite_url(Path(target).expanduser().resolve())
     scheme, _, rest = target.partition("://")
     scheme = scheme.lower()
     if scheme not in ("postgresql", "postgres", "postgresql+psycopg", "sqlite"):
