@@ -306,15 +306,16 @@ def test_an_interrupt_while_the_cli_starts_is_exit_130_without_a_traceback(delay
 
 
 # -- 13, 14. help text ---------------------------------------------------------------------------
-def _helps() -> dict[str, str]:
+def _parsers() -> dict[str, object]:
+    """Every parser the CLI builds, by prog ("perfsuite history changes"), as main builds them."""
     import argparse
 
-    captured: dict[str, str] = {}
+    captured: dict[str, argparse.ArgumentParser] = {}
     original = argparse.ArgumentParser.parse_args
 
     def collect(parser, *_a, **_k):
         def walk(p: argparse.ArgumentParser) -> None:
-            captured[p.prog] = p.format_help()
+            captured[p.prog] = p
             for action in p._actions:
                 if isinstance(action, argparse._SubParsersAction):
                     for child in action.choices.values():
@@ -330,6 +331,20 @@ def _helps() -> dict[str, str]:
     finally:
         argparse.ArgumentParser.parse_args = original
     return captured
+
+
+def _helps() -> dict[str, str]:
+    return {prog: parser.format_help() for prog, parser in _parsers().items()}
+
+
+def test_every_option_and_argument_of_every_command_has_help_text():
+    missing = [
+        f"{prog} {action.dest}"
+        for prog, parser in _parsers().items()
+        for action in parser._actions
+        if action.dest != "help" and not action.help and not action.__class__.__name__.startswith("_SubParsers")
+    ]
+    assert missing == []
 
 
 def test_no_help_shows_a_none_or_false_default_or_a_default_twice():
