@@ -109,8 +109,8 @@ class TierSettings:
     round_budget_s: float = 3.0
     threads: int | None = None
     # time the passes with the whole cores other processes leave free (at least 1, at most
-    # `threads`), read just before them: beside a busy loop OpenMP threads that spin for a core
-    # they do not get cost 4x; a timing with fewer threads than its record is left undecided
+    # `threads`), read just before them, so OpenMP threads never spin for a core they do not
+    # get; a timing with fewer threads than its record is left undecided
     threads_from_free_cores: bool = False
     nf4_compute_dtype: str = "fp32"
     tta: bool = False  # also run every row with A and B swapped, and symmetrise

@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parse(argv)
     except KeyboardInterrupt:
         # Nothing ran yet, but an import (torch's) may be left half done, and the interpreter's
-        # teardown of it then died by the same signal (exit -2) in 1 of 6 tries beside two busy
-        # loops: leave at once, as nothing needs cleaning up.
+        # teardown of it can die by the same signal: leave at once, nothing needs cleaning up.
         print("perfsuite: interrupted", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -76,8 +75,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     except (MatrixError, ValueError, FileNotFoundError, KeyError) as exc:  # CompareError is a ValueError
         print(f"perfsuite: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        raise
     except Exception as exc:  # a bug, not bad input: keep the traceback, print where
         return _internal_error(exc)
 

@@ -16,18 +16,19 @@ EXAMPLES = {
 }
 
 
-def _store(args: argparse.Namespace, access: str = "read"):
+def _store(args: argparse.Namespace, access=None):
     """The history as the command needs it: `add` may create it, `ack` updates one that exists,
-    the others only read one that exists."""
+    the others only read one that exists (the default)."""
     from perfsuite.history.store import Access, HistoryStore
 
-    return HistoryStore(args.history, Access(access))
+    return HistoryStore(args.history, access or Access.READ)
 
 
 def _add(args: argparse.Namespace) -> int:
     from perfsuite.history.ingest import add_files
+    from perfsuite.history.store import Access
 
-    with _store(args, "create") as store:
+    with _store(args, Access.CREATE) as store:
         records = add_files(store, args.paths)
         figures = sum(len(r.points) for r in records)
         print(f"added {len(records)} runs ({figures} figures) to {store.where}")
@@ -82,12 +83,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _ack(args: argparse.Namespace) -> int:
-    from perfsuite.history.store import Ack
+    from perfsuite.history.store import Access, Ack
     from perfsuite.report.metadata import now_iso
 
     if not args.reason.strip():
         raise ValueError("--reason must say why the change is intended")
-    with _store(args, "update") as store:
+    with _store(args, Access.UPDATE) as store:
         changes, _, chains, _ = _analyse(store, None, None, everything=False)
         found = next((c for c in changes if c.change_id == args.change), None)
         if found is not None:

@@ -89,8 +89,7 @@ class HistoryStore:
         self.access = access
         url = history_url(self.target)
         self.backend = url.get_backend_name()
-        self.where = self.target if self.backend == "sqlite" else url.render_as_string(hide_password=True)
-        self.where = mask_url(self.where)
+        self.where = mask_url(self.target if self.backend == "sqlite" else url.render_as_string(hide_password=True))
         self._immediate = False
         if self.backend == "sqlite":
             self.engine = self._sqlite_engine(Path(url.database or ""))
