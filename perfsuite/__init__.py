@@ -3,8 +3,10 @@
 The library's entry points, imported on first use (``import perfsuite`` itself stays light:
 `perfsuite compare` asks an interpreter for it before numpy or torch are known to be there):
 
-    from perfsuite import PerfSession, load_matrix
-    outcome = PerfSession(load_matrix("cpu")).run(variant)
+    from perfsuite import PerfSession, SessionConfig, load_matrix
+    session = PerfSession(load_matrix("cpu"), SessionConfig(baselines="baselines"))
+    outcome = session.run(variant)
+    session.decide_latency()  # once the run's variants are timed: latency is judged against the run
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["PerfSession", "Variant", "load_matrix"]
+__all__ = ["PerfSession", "SessionConfig", "Variant", "load_matrix"]
 
 _EXPORTS = {
     "PerfSession": "perfsuite.session",
+    "SessionConfig": "perfsuite.session",
     "load_matrix": "perfsuite.matrix.tier",
     "Variant": "perfsuite.variant",
 }

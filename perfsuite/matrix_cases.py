@@ -6,7 +6,7 @@ the bundled tiers.
 
 import pytest
 
-from perfsuite.plugin import USER_MATRIX, assert_outcome, assert_pair_outcome
+from perfsuite.plugin import USER_MATRIX, assert_latency, assert_outcome, assert_pair_outcome
 
 PERFSUITE_MATRIX = USER_MATRIX  # the plugin reads the path from --perfsuite-matrix
 pytestmark = pytest.mark.perf
@@ -18,3 +18,8 @@ def test_relative_bound(perf_pair_outcome):
 
 def test_variant_within_bounds(perf_outcome):
     assert_outcome(perf_outcome)
+
+
+def test_latency_decision(perf_latency):
+    """After the variants: each one's latency against its record, the run's phase divided out."""
+    assert_latency(perf_latency)

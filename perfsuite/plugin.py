@@ -19,7 +19,7 @@ from perfsuite.matrix.tier import MatrixError, load_matrix
 from perfsuite.measure.fresh import PROCESSES_HELP, default_processes, processes_count
 from perfsuite.measure.runner import perf_counter_sampler, timing
 from perfsuite.report.outcomes import Outcome, PairOutcome
-from perfsuite.session import PerfSession
+from perfsuite.session import PerfSession, SessionConfig
 
 _SESSIONS = pytest.StashKey[dict[str, PerfSession]]()
 _HISTORY_LOST = pytest.StashKey[bool]()  # a run the history refused: the session fails
@@ -72,8 +72,7 @@ def add_report_options(group) -> None:
         "--perfsuite-history",
         default=os.environ.get("PERFSUITE_HISTORY") or None,
         metavar="PATH|URL",
-        help="append each tier's run to this history: a SQLite file or postgresql:// URL (default: "
-        "$PERFSUITE_HISTORY); a rebaseline's records also keep each variant's earlier runs there",
+        help="append each tier's run to this history: a SQLite file or postgresql:// URL (default: $PERFSUITE_HISTORY)",
     )
 
 
@@ -127,25 +126,31 @@ def perf_session(config: pytest.Config, matrix_name: str) -> PerfSession:
         try:
             sessions[matrix_name] = PerfSession(
                 matrix,
-                baseline_root=root,
-                data_path=config.getoption("perfsuite_data"),
-                rebaseline=config.getoption("perfsuite_rebaseline") and not config.option.collectonly,
-                strict=config.getoption("perfsuite_strict"),
-                rewrite_portable=config.getoption("perfsuite_rewrite_portable"),
-                processes=processes,
-                history=config.getoption("perfsuite_history"),
-                workload=workload_of(lambda field: config.getoption(f"perfsuite_{field}")),
+                SessionConfig(
+                    baselines=root,
+                    data=config.getoption("perfsuite_data"),
+                    rebaseline=config.getoption("perfsuite_rebaseline") and not config.option.collectonly,
+                    strict=config.getoption("perfsuite_strict"),
+                    rewrite_portable=config.getoption("perfsuite_rewrite_portable"),
+                    processes=processes,
+                    workload=workload_of(lambda field: config.getoption(f"perfsuite_{field}")),
+                ),
             )
-        except ValueError as exc:  # BaselineError (another rebaseline holds the lock), a bad history
+        except ValueError as exc:  # BaselineError (another rebaseline holds the lock), a bad workload override
             raise pytest.UsageError(str(exc)) from None
     return sessions[matrix_name]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One case per selected variant (`perf_variant`) or relative bound (`perf_pair`);
-    those that cannot run here are skips carrying their reason."""
+    those that cannot run here are skips carrying their reason. `perf_tier`: one case for the
+    tier (its latency decision, after its variants)."""
     name = getattr(metafunc.module, "PERFSUITE_MATRIX", "cpu")
     pattern = metafunc.config.getoption("perfsuite_select")
+    if "perf_tier" in metafunc.fixturenames:
+        session = perf_session(metafunc.config, name)
+        marks = [getattr(pytest.mark, m) for m in session.settings.markers]
+        metafunc.parametrize("perf_tier", [pytest.param(name, id=session.settings.name, marks=marks)])
     for fixture in ("perf_variant", "perf_pair"):
         if fixture not in metafunc.fixturenames:
             continue
@@ -194,6 +199,28 @@ def perf_pair_outcome(perf_pair, request: pytest.FixtureRequest) -> PairOutcome:
     """Time one relative bound's two variants interleaved and check the ratio."""
     name, bound = perf_pair
     return perf_session(request.config, name).run_relative(bound)
+
+
+@pytest.fixture
+def perf_latency(perf_tier, request: pytest.FixtureRequest) -> PerfSession:
+    """The tier's latency decided over every variant this session timed (judge/latency.py)."""
+    session = perf_session(request.config, perf_tier)
+    session.decide_latency()
+    return session
+
+
+def assert_latency(session: PerfSession) -> None:
+    """Fail naming every variant whose latency failed; skip where nothing was decided."""
+    if session.latency is None:
+        pytest.skip(
+            f"{session.settings.name}: no variant's latency was pending here (no machine record, "
+            "a rebaseline, judge_latency = false, or no variant ran)"
+        )
+    failed = [o for o in session.outcomes if any(c.kind == "latency" and not c.ok for c in o.verdict.checks)]
+    if failed:
+        lines = [f"{len(failed)} variant(s) slower than their latency tolerance:"]
+        lines += [f"  {o.variant.id}: {c.describe()}" for o in failed for c in o.verdict.failed if c.kind == "latency"]
+        pytest.fail("\n".join([*lines, *session.latency.summary(session.settings.latency_alpha)]), pytrace=False)
 
 
 def _assert_verdict(verdict: Verdict, case_id: str) -> None:
@@ -281,14 +308,21 @@ def _check_history(session: pytest.Session) -> None:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
-    """A rebaseline commits its records together here - or, interrupted, none of them. Then
-    (the terminal summary writes the reports and appends the run) a run the history refused
-    fails the session: the red line alone would leave CI green with the run lost."""
+    """Latency still pending is decided here (a test module may leave out test_latency_decision),
+    and a latency failure fails the session. A rebaseline commits its records together here -
+    or, interrupted, none of them. Then (the terminal summary writes the reports and appends the
+    run) a run the history refused fails the session: the red line alone would leave CI green
+    with the run lost."""
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    failed_latency = False
     for perf in session.config.stash.get(_SESSIONS, {}).values():
+        if perf.latency is None and not interrupted:  # a test module without test_latency_decision
+            perf.decide_latency()
+        failed_latency |= any(c.kind == "latency" for o in perf.outcomes for c in o.verdict.failed)
         perf.finish(interrupted=interrupted)
     result = yield
-    if session.config.stash.get(_HISTORY_LOST, False) and session.exitstatus == pytest.ExitCode.OK:
+    lost = session.config.stash.get(_HISTORY_LOST, False)
+    if (lost or failed_latency) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     return result
 

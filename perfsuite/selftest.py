@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -20,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from perfsuite.selftest_tally import PEER_GATE, render, render_latency, tally
 
 DEFAULT_TARGET = "tiny-llama3-fp32-sdpa-sorted"
 SCENARIO_ENV = "PERFSUITE_SELFTEST_SCENARIO"  # set only in the selftest's children
@@ -91,25 +94,43 @@ def _kinds(verdict) -> dict[str, list[str]]:
 
 def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> None:
     """One selftest run: the selected variants and their relative bounds, results to `out`."""
+    from pytest_benchmark.utils import parse_compare_fail
+
     from perfsuite.matrix.tier import load_matrix
-    from perfsuite.session import PerfSession
+    from perfsuite.session import PerfSession, SessionConfig
 
     install(scenario)
-    # a fresh process that confirms a latency failure runs the same injected code (cli/fresh.py)
+    # a fresh process that times an undecided variant again runs the same injected code (cli/fresh.py)
     os.environ[SCENARIO_ENV] = json.dumps(asdict(scenario))
     matrix = load_matrix("cpu")
-    session = PerfSession(matrix, baselines)
-    results: list[dict[str, Any]] = []
+    session = PerfSession(matrix, SessionConfig(baselines=baselines))
+    gate = parse_compare_fail(PEER_GATE)
     for variant in matrix.select(select):
-        o = session.run(variant)
-        if o.verdict.status == "skip":
+        session.run(variant)
+    run = session.decide_latency()  # the run's decision, once its variants are timed (judge/latency.py)
+    results: list[dict[str, Any]] = []
+    for o in session.outcomes:
+        if o.verdict.status == "skip" or o.measurement is None:
             continue
-        median = o.measurement.latency.median_s if o.measurement else None
-        ratio = next((c.ratio for c in o.verdict.checks if c.kind == "latency"), None)
-        retimed = [n for n in o.notes if "re-measured" in n]  # a confirmation, and what it decided
+        median = o.measurement.latency.median_s
+        decision = run.decisions.get(o.variant.id) if run is not None else None
+        machine = session.stored(o.variant).machine
+        saved = statistics.median(machine.latency.samples_s) if machine is not None else None
         results.append(
-            {"id": variant.id, **_kinds(o.verdict), "median_s": median, "latency_ratio": ratio, "retimed": retimed}
+            {
+                "id": o.variant.id,
+                **_kinds(o.verdict),
+                "median_s": median,
+                "latency": str(decision.decision) if decision else None,
+                "latency_ratio": decision.ratio if decision else None,
+                "detectable": decision.smallest_detectable if decision else None,
+                "timings": decision.timings if decision else 0,
+                # pytest-benchmark's own gate on the same timing: this run's median against the one
+                # its --benchmark-save kept of the recording run (the record's in-session passes)
+                "peer_fail": bool(gate.fails({"median": median}, {"median": saved})) if saved else None,
+            }
         )
+    budget = run.budget if run is not None else None
     for bound in matrix.select_relative(select):
         p = session.run_relative(bound)
         if p.verdict.status == "skip":
@@ -119,72 +140,11 @@ def run_child(scenario: Scenario, select: str, baselines: str, out: Path) -> Non
         results.append(
             {"id": bound.id, "involves": involved, **_kinds(p.verdict), "ratio": est, "predicted": p.predicted_ratio}
         )
-    out.write_text(json.dumps({"scenario": asdict(scenario), "results": results}), encoding="utf-8")
+    spent = {"seconds": budget.spent, "processes": budget.processes} if budget else None
+    out.write_text(json.dumps({"scenario": asdict(scenario), "results": results, "budget": spent}), encoding="utf-8")
 
 
 # -- the parent: runs, tallies, table ------------------------------------------------------
-def _touched(result: dict[str, Any], scenario: dict[str, Any]) -> bool:
-    """Did the scenario's injection change what this result measured?"""
-    ids = [result["id"], *result.get("involves", ())]
-    if scenario["break_padding"]:  # every length-sorted variant is broken
-        return any(i.endswith("-sorted") for i in ids)
-    return scenario["target"] is not None and scenario["target"] in ids
-
-
-def tally(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per scenario: alarm rates per bound kind (A/A, and on uninvolved checks) and catch rates."""
-    out: dict[str, Any] = {}
-    for run in runs:
-        sc = run["scenario"]
-        entry = out.setdefault(sc["name"], {"runs": 0, "checks": {}, "alarms": {}, "runs_with_alarm": {}, "caught": {}})
-        entry["runs"] += 1
-        hit = [r for r in run["results"] if _touched(r, sc)]
-        alarmed: set[str] = set()
-        for r in (r for r in run["results"] if not _touched(r, sc)):  # any failure here is a false alarm
-            for kind in r["kinds"]:
-                entry["checks"][kind] = entry["checks"].get(kind, 0) + 1
-            for kind in r["failed"]:
-                entry["alarms"][kind] = entry["alarms"].get(kind, 0) + 1
-                alarmed.add(kind)
-        for kind in alarmed:
-            entry["runs_with_alarm"][kind] = entry["runs_with_alarm"].get(kind, 0) + 1
-        caught_by = {k for r in hit for k in r["failed"]}
-        for kind in caught_by | ({"any"} if caught_by else set()):
-            entry["caught"][kind] = entry["caught"].get(kind, 0) + 1
-    return out
-
-
-def render(summary: dict[str, Any], machine: str, select: str) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
-    from perfsuite.fileio import console_width
-
-    table = Table(title=f"perfsuite selftest on {machine} ({select})", header_style="bold")
-    for header in (
-        "scenario",
-        "runs",
-        "caught (any bound)",
-        "caught by",
-        "false alarms on untouched variants and pairs",
-    ):
-        table.add_column(header, overflow="fold")
-    for name, e in summary.items():
-        runs = e["runs"]
-        injected = name != "A/A"
-        caught = f"{e['caught'].get('any', 0)}/{runs}" if injected else "-"
-        by = ", ".join(f"{k} {n}/{runs}" for k, n in sorted(e["caught"].items()) if k != "any") or "-"
-        alarms = ", ".join(
-            f"{k} {e['alarms'].get(k, 0)}/{e['checks'][k]} ({e['runs_with_alarm'].get(k, 0)}/{runs} runs)"
-            for k in sorted(e["checks"])
-        )
-        table.add_row(name, str(runs), caught, by if injected else "-", alarms)
-    console = Console(width=console_width(160), record=True)
-    with console.capture() as cap:
-        console.print(table)
-    return cap.get()
-
-
 def selftest(
     aa_runs: int = 10,
     inject_runs: int = 5,
@@ -251,6 +211,7 @@ def selftest(
 
     atomic_write_text(out_dir / "selftest.json", json.dumps(report, indent=2) + "\n")
     print(render(summary, machine, select))
+    print(render_latency(summary))
     for failure in failures:
         print(f"failed run (not counted): {failure}")
     print(f"selftest report: {(out_dir / 'selftest.json').resolve()}")
@@ -319,11 +280,11 @@ def history_child(scenario: Scenario, select: str, baselines: str, out: Path) ->
     """One run of a real history: the selected variants (no relative bounds) with the
     scenario's regression installed, its report.json (with run metadata) written to `out`."""
     from perfsuite.matrix.tier import load_matrix
-    from perfsuite.session import PerfSession
+    from perfsuite.session import PerfSession, SessionConfig
 
     install(scenario)
     matrix = load_matrix("cpu")
-    session = PerfSession(matrix, baselines)
+    session = PerfSession(matrix, SessionConfig(baselines=baselines))
     for variant in matrix.select(select):
         session.run(variant)
     session.report().write(out)

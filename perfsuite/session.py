@@ -4,7 +4,10 @@ The pytest plugin and the CLI are both thin over this class."""
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +21,16 @@ from perfsuite.device.machine import DeviceCaps, detect
 from perfsuite.device.probe import SupportProbe
 from perfsuite.device.support import semantic_reason, skip_reason
 from perfsuite.fileio import weights_identity
-from perfsuite.history.earlier import earlier_runs
-from perfsuite.judge.checks import BASELINE_FREE, Verdict
-from perfsuite.judge.confirmation import Retiming, decide, disagrees, fresh_where
+from perfsuite.judge.checks import BASELINE_FREE, Status, Verdict
+from perfsuite.judge.latency import Budget
+from perfsuite.judge.latency_run import RunDecisions, decide_run, fresh_timings, latency_candidates
 from perfsuite.judge.recording import portable_state, records_for
-from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair
+from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair, latency_coverage
 from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
 from perfsuite.measure import runner
 from perfsuite.measure.allocator import warm_allocator
 from perfsuite.measure.fresh import FreshError, FreshRequest, Measure, measure_fresh, process_medians, spread_note
-from perfsuite.measure.measurement import LatencySummary, Measurement
+from perfsuite.measure.measurement import Measurement
 from perfsuite.measure.runner import PreparedVariant, RunResult, Sampler, perf_counter_sampler
 from perfsuite.measure.workload import ResolvedVariant, Workload
 from perfsuite.models.declared import miniature_notes, miniature_summary
@@ -47,30 +50,36 @@ def _release_device_memory(caps: DeviceCaps) -> None:
     release_memory(caps.device_type)
 
 
+@dataclass(frozen=True)
+class SessionConfig:
+    """How a session runs its matrix (what the CLI's and the plugin's options say), apart from
+    the session that acts on it.
+
+    `workload` overrides the tier's rows / batch_size / max_length (a sweep without a new TOML);
+    `strict` fails a variant on which nothing stored could be judged, instead of skipping it;
+    `rewrite_portable`: a rebaseline rewrites portable records whose values it confirms too (by
+    default only changed and new ones are written); `processes`: a rebaseline times each
+    recorded variant again in this many fresh processes and keeps their medians (the variant's
+    own between-process noise, which the latency decision weighs)."""
+
+    baselines: str | Path = DEFAULT_BASELINES
+    data: str | Path | None = None
+    rebaseline: bool = False
+    cache_dir: Path | None = None
+    workload: Mapping[str, int | None] = field(default_factory=dict)
+    strict: bool = False
+    rewrite_portable: bool = False
+    processes: int = 0
+
+
 class PerfSession:
     """Runs a matrix's variants on this machine against its stored baselines."""
 
-    def __init__(
-        self,
-        matrix: Matrix,
-        baseline_root: str | Path = DEFAULT_BASELINES,
-        data_path: str | Path | None = None,
-        caps: DeviceCaps | None = None,
-        rebaseline: bool = False,
-        cache_dir: Path | None = None,
-        workload: dict[str, int] | None = None,
-        strict: bool = False,
-        rewrite_portable: bool = False,
-        processes: int = 0,
-        history: str | None = None,
-    ) -> None:
-        """`workload` overrides the tier's rows / batch_size / max_length (a sweep without a new TOML);
-        `strict` fails a variant on which nothing stored could be judged, instead of skipping it;
-        `rewrite_portable`: a rebaseline rewrites portable records whose values it confirms too
-        (by default only changed and new ones are written); `processes`: a rebaseline times each
-        recorded variant again in this many fresh processes and keeps their medians (the
-        variant's own between-process spread, which sets its latency tolerance); `history`: their
-        earlier runs there too (history.earlier; read first: a bad history stops it at once)."""
+    def __init__(self, matrix: Matrix, config: SessionConfig | None = None, caps: DeviceCaps | None = None) -> None:
+        """`caps`: the device, detected when not given (the tests' seam for the machine)."""
+        config = config or SessionConfig()
+        baseline_root, data_path, rebaseline = config.baselines, config.data, config.rebaseline
+        workload, cache_dir = dict(config.workload), config.cache_dir
         warm_allocator()  # whatever this process times first, it times in a warm process's allocator
         self.matrix = matrix
         unknown = set(workload or {}) - set(WORKLOAD_FIELDS)
@@ -81,19 +90,17 @@ class PerfSession:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} override {value!r}: must be a whole number of at least 1")
         self.settings = replace(matrix.settings, **overrides)
-        self.retiming = Retiming(self.settings.confirm_latency)
         self.caps = caps or detect(matrix.settings.device)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
-        self.earlier = earlier_runs(history if rebaseline else None, self.store.machine_key, self.store.tier)
         if rebaseline:
             self.store.begin()  # this machine's lock: a second rebaseline of the key refuses now
         self.finish_note: list[str] = []
         self.data_path = Path(data_path) if data_path else SAMPLE_PATH
         self.rebaseline = rebaseline
-        self.rewrite_portable = rewrite_portable
+        self.rewrite_portable = config.rewrite_portable
         self.portable_states: dict[str, str] = {}  # variant id -> new / confirmed / changed (...), in a rebaseline
-        self.strict = strict
-        self.processes = processes
+        self.strict = config.strict
+        self.processes = config.processes
         source = str(Path(matrix.source).resolve())
         self.fresh = FreshRequest(source, str(self.store.root), str(data_path) if data_path else None, overrides)
         self.measure_fresh: Measure = measure_fresh  # the seam: tests stub the fresh processes
@@ -105,6 +112,8 @@ class PerfSession:
         self._environment: dict[str, str] | None = None
         self._references: dict[str, Any] = {}
         self._reference_lm: dict[str, float] = {}  # real weights: the reference's next-token log-loss
+        self._timing_cost: dict[str, float] = {}  # variant -> seconds its timing took here (a fresh one's estimate)
+        self.latency: RunDecisions | None = None  # the run's latency decisions (decide_latency)
 
     # -- preparation -------------------------------------------------------------------
     @property
@@ -162,7 +171,7 @@ class PerfSession:
             preamble,
             self.predictions(),
             shard,
-            list(self.finish_note),
+            [*self.finish_note, *(self.latency.summary(self.settings.latency_alpha) if self.latency else [])],
             "rebaseline" if self.rebaseline else "run",
             self.settings.portable_quality_dtypes,
         )
@@ -175,9 +184,8 @@ class PerfSession:
         if interrupted:
             would = self.store.abort()
             for outcome in self.outcomes:  # the table must not say "recorded" for what was not
-                if outcome.verdict.status == "recorded":
-                    outcome.verdict.status = "skip"
-                    outcome.verdict.reason = "interrupted before the commit: not recorded"
+                if outcome.verdict.status is Status.RECORDED:
+                    outcome.verdict = Verdict(Status.SKIP, reason="interrupted before the commit: not recorded")
             self.finish_note = [
                 f"interrupted: no baseline changed; this run would have recorded {len(would)} files"
                 + "".join(f"\n  {path}" for path in would)
@@ -198,6 +206,17 @@ class PerfSession:
             ]
         return self.finish_note
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A rebaseline's records: committed together when the block ends, none of them when it
+        raises (Ctrl-C included; the exception goes on). A no-op for a run."""
+        try:
+            yield
+        except BaseException:
+            self.finish(interrupted=True)
+            raise
+        self.finish()
+
     def skip_verdict(self, variant: Variant) -> Verdict:
         return Verdict("skip", reason=self.skip_reason(variant) or "")
 
@@ -207,7 +226,6 @@ class PerfSession:
             outcome = Outcome(variant, self.skip_verdict(variant))
             self.outcomes.append(outcome)
             return outcome
-        notes: list[str] = []
         failure = None
         # The previous variant's model (an nf4 one is only freed by the collector: bitsandbytes'
         # parameters point back at their modules) must be gone before this one's peak memory.
@@ -215,18 +233,10 @@ class PerfSession:
         with runner.preserved_process_state():
             try:
                 resolved = self.resolve(variant)
+                start = time.perf_counter()
                 result = self.measure(resolved, sampler=sampler)
+                self._timing_cost[variant.id] = time.perf_counter() - start
                 outcome = self._judge(variant, self._measurement(resolved, result))
-                why = self.retiming.reason(outcome.verdict, self.stored(variant).machine, variant.bounds)
-                if why:
-                    # A regression persists; a burst of load on the machine or a process's own
-                    # bias does not (judge/confirmation.py).
-                    first, first_ms = outcome, outcome.measurement.latency.median_s * 1000
-                    second, where = self._confirm(variant, resolved, outcome, why)
-                    decision = decide(why, first.verdict, first_ms, second.verdict, where)
-                    outcome = second if decision.second_stands else first
-                    notes.append(decision.note)
-                    self.retiming.settled(why, decision)
             except Exception as exc:  # one broken variant (OOM, kernel error) must not end the matrix
                 failure = f"run failed: {type(exc).__name__}: {exc}"
         if failure is not None:
@@ -235,7 +245,7 @@ class PerfSession:
             outcome = Outcome(variant, Verdict("fail", reason=failure))
             self.outcomes.append(outcome)
             return outcome
-        outcome.notes = [*variant_notes(variant, self.caps), *notes]
+        outcome.notes = variant_notes(variant, self.caps)
         outcome.notes.extend(reference_notes(outcome.measurement, resolved.spec.softcap_of))
         if result.adapter is not None:
             outcome.notes.append(f"LoRA adapter {result.adapter} (unmerged)")
@@ -250,31 +260,23 @@ class PerfSession:
         self.outcomes.append(outcome)
         return outcome
 
-    def _confirm(self, variant: Variant, resolved: ResolvedVariant, outcome: Outcome, why: str) -> tuple[Outcome, str]:
-        """The variant timed again: in `confirm_processes` fresh processes where its record holds
-        fresh processes' medians (the record's own context; the median of theirs is judged, and
-        as many again are asked where it `disagrees` with the first timing), else in this process."""
-        machine = self.stored(variant).machine
-        if machine is not None and len(machine.latency.processes_s) >= 2 and outcome.measurement is not None:
-            k, answers, second, failed = self.settings.confirm_processes, [], None, None
-            for _ in range(2):
-                try:
-                    answers += [self.measure_fresh(self.fresh, [variant.id])[variant.id] for _ in range(k)]
-                except FreshError as exc:
-                    failed = exc
-                    break
-                latency = LatencySummary.of_processes(answers)
-                second = self._judge(variant, replace(outcome.measurement, latency=latency))
-                if not disagrees(why, second.verdict, machine, variant.bounds):
-                    break
-            if second is not None:
-                where = fresh_where(second.measurement.latency.processes_s, len(answers) - k)
-                return second, where + (f" ({k} more asked, which failed: {failed})" if failed else "")
-            where = f"in this process (no fresh one: {failed})"
-        else:
-            where = "in this process"
-        result = self.measure(resolved, sampler=perf_counter_sampler)
-        return self._judge(variant, self._measurement(resolved, result)), where
+    def decide_latency(self) -> RunDecisions | None:
+        """Decide every pending latency together, once the run's variants are timed
+        (judge/latency.py): the run's phase from their first timings, then fresh processes for
+        the variants noise left undecided, within latency_budget_s. None: nothing was pending."""
+        pending = [o for o in self.outcomes if o.measurement is not None and o.verdict.latency_pending]
+        if not pending:
+            return None
+        records = {o.variant.id: self.stored(o.variant).machine for o in pending}
+        candidates = latency_candidates(
+            [(o.variant, o.measurement) for o in pending], records, self.settings, self._timing_cost
+        )
+        more = fresh_timings(lambda ids: self.measure_fresh(self.fresh, ids), records)
+        self.latency = decide_run(candidates, Budget(self.settings.latency_budget_s), more)
+        for o in pending:
+            checks, coverage = latency_coverage(self.latency.decisions[o.variant.id])
+            o.verdict = o.verdict.with_latency(checks[0] if checks else None, coverage, self.strict)
+        return self.latency
 
     def _time_in_fresh_processes(self) -> list[str]:
         """Each recorded variant timed in `processes` fresh processes; the staged machine records
@@ -287,7 +289,7 @@ class PerfSession:
             medians = process_medians(self.fresh, ids, self.processes, self.measure_fresh, say)
         except FreshError as exc:
             return [f"latency records hold this run's timing alone (no fresh processes): {exc}"]
-        return [spread_note(self.store.with_processes(medians, self.earlier), self.processes, self.earlier)]
+        return [spread_note(self.store.with_processes(medians), self.processes)]
 
     def provenance(self, resolved: ResolvedVariant) -> dict[str, str]:
         """What produced a measurement besides the libraries (environment.PROVENANCE)."""

@@ -39,20 +39,10 @@ def positive_int(text: str) -> int:
 class Bounds:
     """Tolerances applied to one variant (defaults, then matching overrides)."""
 
-    latency_ratio: float = 0.35  # the tolerance where the record holds one process's timing
-    rank_alpha: float = 0.01
-    # Where the record holds several fresh processes' medians (a rebaseline's --processes): the
-    # tolerance is this many of their log standard deviations, widened for their number, and at
-    # least latency_floor
-    latency_spread_z: float = 3.0
-    latency_floor: float = 0.2
-    # The floor where the record also keeps 8 or more earlier runs from the history
-    # (judge/checks.HISTORY_FLOOR_RUNS): their spread was measured over many phases of the
-    # machine, not guessed from three processes that may agree by chance (None: latency_floor)
-    latency_history_floor: float | None = None
-    # A median that passed but lies this many of the variant's spreads (at least the floor's) above
-    # the record is timed again in fresh processes, whose median decides (judge/checks.latency_screen)
-    latency_screen_z: float = 1.5
+    # Latency (judge/latency.py): the slowdown against this machine's record that matters; the
+    # run fails a variant whose interval of run / record (the run's phase divided out) lies wholly
+    # above 1 + latency_tolerance
+    latency_tolerance: float = 0.25
     log_loss_abs: float = 0.002
     accuracy_abs: float = 0.02
     work_rel: float = 0.0
@@ -115,29 +105,20 @@ class TierSettings:
     nf4_compute_dtype: str = "fp32"
     tta: bool = False  # also run every row with A and B swapped, and symmetrise
     reference_dtype: str = "fp32"  # of the in-run quality reference (a T4 cannot hold a 9B model in fp32)
-    confirm_latency: bool = True  # re-time a variant whose only failure is latency; both must fail
-    # the re-timing's fresh processes, where the record holds fresh processes' medians: the median
-    # of their medians is judged, with the tolerance for a median of that many processes (asked
-    # too for a pass above the screen and for a timing the busy rule left undecided; as many
-    # again, once, where they contradict the first timing from above the screen)
-    confirm_processes: int = 3
     relative_rounds: int = 9  # interleaved A/B pass pairs per relative bound
     relative_confidence: float = 0.95  # of the bootstrap interval on the median ratio
     # dtypes whose log-loss/accuracy hold across CPU kernels (stored in the portable record,
     # judged on every machine); the others' quality is machine-bound (scripts/quality_portability.py)
     portable_quality_dtypes: tuple[str, ...] = ()
-    # false: latency is measured and shown but not judged against this machine's record (the real
-    # tier: two passes of a 135M model cannot separate process drift from a change)
+    # Latency against this machine's records (judge/latency.py): judged at all (false: measured
+    # and shown, as on the real tier), the confidence of each decision (one-sided alpha), and the
+    # run's seconds for extra fresh processes that time the variants left undecided by noise
     judge_latency: bool = True
+    latency_alpha: float = 0.05
+    latency_budget_s: float = 60.0
     # Real-weights models only (models/gguf.py): score the backbone's next-token log-loss on this
     # many tokens of a fixed real text (measure/language.py); 0 = off
     lm_tokens: int = 0
-    # latency is left undecided (not failed) when other processes took more than this share of
-    # the machine's CPU time while the passes were timed, when the interference probe runs this
-    # much slower than beside the recorded passes, or when the passes spread more than this
-    busy_other_cpu: float = 0.2
-    busy_probe_ratio: float = 1.5
-    busy_spread: float = 0.25
 
     def portable_quality(self, dtype: str) -> bool:
         return dtype in self.portable_quality_dtypes

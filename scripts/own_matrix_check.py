@@ -5,13 +5,11 @@ The scenario of the issue "Detection you can quote": two models declared by conf
 8 rows, max_length 256, fp32, eager/sdpa, static/sorted padding: passes of 10-30 ms. Each
 cycle runs `perfsuite rebaseline` and then `perfsuite run` in fresh processes, for every
 `--processes` setting given (interleaved cycle by cycle, so load hits all alike), and counts
-the variants whose latency failed (after the confirmation). With `--slow VARIANT`, the
-`run` of each cycle makes that variant 50% slower (the selftest's busy-wait injection), to
-count catches instead. With `--history`, every rebaseline and run of a setting appends to one
-history (OUT/history-pN.sqlite), so from the third cycle on the records keep the earlier runs'
-spread between phases of the machine (store.records.Latency.phase).
+the variants whose latency failed or was left undecided (judge/latency.py). With `--slow
+VARIANT`, the `run` of each cycle makes that variant 50% slower (the selftest's busy-wait
+injection), to count catches instead.
 
-    python scripts/own_matrix_check.py --cycles 10 --processes 3,0 [--history]
+    python scripts/own_matrix_check.py --cycles 10 --processes 3
 """
 
 from __future__ import annotations
@@ -69,14 +67,18 @@ def write_matrix(folder: Path) -> Path:
     return path
 
 
-def latency_failures(report: Path) -> list[str]:
+def latency_failures(report: Path) -> tuple[list[str], list[str]]:
+    """(the variants whose latency failed, those left undecided), each with its figures."""
     data = json.loads(report.read_text(encoding="utf-8"))
-    failed = []
+    failed, undecided = [], []
     for v in data["variants"]:
         for c in v.get("checks", []):
             if c["kind"] == "latency" and not c["ok"]:
-                failed.append(f"{v['variant']} {c['ratio']:.2f}x ({c['detail']})")
-    return failed
+                failed.append(f"{v['variant']} {c['measured']} ({c['detail']})")
+        why = (v.get("judged") or {}).get("latency")
+        if isinstance(why, str) and why.startswith("undecided"):
+            undecided.append(f"{v['variant']}: {why}")
+    return failed, undecided
 
 
 def cli(args: list[str], slow: tuple[float, str] | None = None) -> subprocess.CompletedProcess:
@@ -87,9 +89,8 @@ def cli(args: list[str], slow: tuple[float, str] | None = None) -> subprocess.Co
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=10)
-    parser.add_argument("--processes", default="3,0", help="settings of rebaseline --processes to interleave")
+    parser.add_argument("--processes", default="3", help="settings of rebaseline --processes to interleave")
     parser.add_argument("--slow", default=None, help="make this variant 50%% slower in every run")
-    parser.add_argument("--history", action="store_true", help="each setting's cycles append to one history")
     parser.add_argument("--out", default="reports/own-matrix")
     args = parser.parse_args()
     out = Path(args.out).resolve()
@@ -100,27 +101,29 @@ def main() -> int:
     for cycle in range(args.cycles):
         for p in settings:
             base, rep = out / f"baselines-p{p}", out / f"p{p}-c{cycle}"
-            history = ["--history", str(out / f"history-p{p}.sqlite")] if args.history else []
             t0 = time.perf_counter()
             rec = cli(["rebaseline", "--matrix", str(matrix), "--baselines", str(base), "--processes", str(p),
-                       "--report-dir", str(rep / "record"), *history])  # fmt: skip
+                       "--report-dir", str(rep / "record")])  # fmt: skip
             if rec.returncode != 0:
                 print(rec.stdout[-2000:], rec.stderr[-2000:])
                 return 3
             slow = (0.5, args.slow) if args.slow else None
             run_args = ["run", "--matrix", str(matrix), "--baselines", str(base), "--report-dir", str(rep / "run")]
-            run_args += history
             run = cli(run_args, slow)
-            failures = latency_failures(rep / "run" / "report.json")
+            failures, undecided = latency_failures(rep / "run" / "report.json")
             results[p].append({"cycle": cycle, "exit": run.returncode, "latency_failed": failures,
+                               "latency_undecided": undecided,
                                "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
-            print(f"cycle {cycle + 1} processes={p}: exit {run.returncode}, latency failed {len(failures)}: "
-                  f"{'; '.join(failures) or '-'} ({results[p][-1]['seconds']} s)", flush=True)  # fmt: skip
+            print(f"cycle {cycle + 1} processes={p}: exit {run.returncode}, latency failed {len(failures)}, "
+                  f"undecided {len(undecided)}: {'; '.join(failures + undecided) or '-'} "
+                  f"({results[p][-1]['seconds']} s)", flush=True)  # fmt: skip
     (out / "own-matrix.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     for p, rows in results.items():
         cycles_with = sum(bool(r["latency_failed"]) for r in rows)
         total = sum(len(r["latency_failed"]) for r in rows)
-        print(f"processes={p}: {cycles_with} of {len(rows)} cycles with a latency failure ({total} variant failures)")
+        undecided = sum(len(r["latency_undecided"]) for r in rows)
+        print(f"processes={p}: {cycles_with} of {len(rows)} cycles with a latency failure ({total} variant "
+              f"failures, {undecided} variant timings undecided)")  # fmt: skip
     return 0
 
 

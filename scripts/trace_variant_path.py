@@ -45,13 +45,13 @@ def main() -> None:
         from perfsuite.matrix.tier import load_matrix
     except ImportError:
         from perfsuite.matrix import load_matrix
-    from perfsuite.session import PerfSession
+    from perfsuite.session import PerfSession, SessionConfig
 
     root = Path(tempfile.mkdtemp())
     toml = Path(perfsuite.__file__).parent / "matrices" / "cpu.toml"
     matrix = load_matrix(str(toml))
     variant = next(v for v in matrix.variants if v.id == "tiny-llama3-fp32-sdpa-sorted")
-    session = PerfSession(matrix, baseline_root=root / "bl", workload={"rows": 4})
+    session = PerfSession(matrix, SessionConfig(baselines=root / "bl", workload={"rows": 4}))
     session.run(variant)  # warm: checkpoints and token tables cached, imports done
 
     entered: set[str] = set()

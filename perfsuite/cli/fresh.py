@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     from perfsuite.measure import runner
     from perfsuite.measure.measurement import Measurement
     from perfsuite.selftest import SCENARIO_ENV, Scenario, install
-    from perfsuite.session import PerfSession
+    from perfsuite.session import PerfSession, SessionConfig
 
     if os.environ.get(SCENARIO_ENV):  # a selftest child's confirmation: the same injected regression
         install(Scenario(**json.loads(os.environ[SCENARIO_ENV])))
@@ -25,7 +25,10 @@ def main(argv: list[str]) -> int:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr
     matrix = load_matrix(request["matrix"])
-    session = PerfSession(matrix, request["baselines"], request.get("data"), workload=request.get("workload") or {})
+    session = PerfSession(
+        matrix,
+        SessionConfig(baselines=request["baselines"], data=request.get("data"), workload=request.get("workload") or {}),
+    )
     by_id = {v.id: v for v in matrix.variants}
     for variant_id in request["variants"]:
         answer: dict[str, Any] = {"variant": variant_id}
@@ -33,6 +36,8 @@ def main(argv: list[str]) -> int:
             with runner.preserved_process_state():
                 result = session.measure(session.resolve(by_id[variant_id]))
             answer["latency"] = Measurement.from_run(result, {}, {}).to_dict()["latency"]
+            if result.threads:  # the busy rule compares it with the record's (judge/latency.busy_cause)
+                answer["latency"]["threads"] = str(result.threads)
         except Exception as exc:  # answered: the parent names the variant
             answer["error"] = f"{type(exc).__name__}: {exc}"
         out.write(json.dumps(answer) + "\n")

@@ -64,8 +64,7 @@ def history_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history",
         default=os.environ.get("PERFSUITE_HISTORY") or None,
-        help="append this run to a history: a SQLite file or postgresql:// URL (default: $PERFSUITE_HISTORY; none); "
-        "a rebaseline's records also keep each variant's earlier runs there (their spread between runs)",
+        help="append this run to a history: a SQLite file or postgresql:// URL (default: $PERFSUITE_HISTORY; none)",
     )
 
 

@@ -17,7 +17,7 @@ from .options import BASELINES_HELP, common_options, compare_settings, compare_t
 def _run(args: argparse.Namespace, rebaseline: bool) -> int:
     from perfsuite.progress import Progress
     from perfsuite.report.run_report import render_ratios
-    from perfsuite.session import PerfSession
+    from perfsuite.session import PerfSession, SessionConfig
 
     matrix = load_matrix(args.matrix)
     variants = matrix.select(args.select)
@@ -30,40 +30,35 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
         check_history(args.history)
     session = PerfSession(
         matrix,
-        args.baselines,
-        args.data,
-        rebaseline=rebaseline,
-        workload=workload(args),
-        strict=args.strict,
-        rewrite_portable=getattr(args, "rewrite_portable", False),
-        processes=getattr(args, "processes", 0),
-        history=args.history,
+        SessionConfig(
+            baselines=args.baselines,
+            data=args.data,
+            rebaseline=rebaseline,
+            workload=workload(args),
+            strict=args.strict,
+            rewrite_portable=getattr(args, "rewrite_portable", False),
+            processes=getattr(args, "processes", 0),
+        ),
     )
-    try:
-        session.data.rows()  # a file that cannot be used is one error (exit 2), not a failure per variant
-    except ValueError:
-        session.finish(interrupted=True)  # release a rebaseline's lock; nothing was staged
-        raise
-    print(session.load_report.summary(), file=sys.stderr, flush=True)
     interrupted = False
     try:
-        # Relative bounds first, as in the tier: torch.compile's workers, busy after flex_attention
-        # variants, once pulled an interleaved ratio from 1.2 to 0.9 (docs/bounds.md).
-        bounds = matrix.select_relative(args.select)
-        with Progress(len(bounds) + len(variants), "variants and bounds") as progress:
-            for bound in bounds:
-                pair = session.run_relative(bound)
-                progress.advance(f"{bound.id}: {pair.verdict.status}")
-            for variant in variants:
-                outcome = session.run(variant)
-                progress.advance(f"{variant.id}: {outcome.verdict.status}")
+        with session.transaction():  # a rebaseline commits all its records or, on any exception, none
+            session.data.rows()  # a file that cannot be used is one error (exit 2), not a failure per variant
+            print(session.load_report.summary(), file=sys.stderr, flush=True)
+            # Relative bounds first, as in the tier: torch.compile's workers, busy after flex_attention
+            # variants, once pulled an interleaved ratio from 1.2 to 0.9.
+            bounds = matrix.select_relative(args.select)
+            with Progress(len(bounds) + len(variants), "variants and bounds") as progress:
+                for bound in bounds:
+                    pair = session.run_relative(bound)
+                    progress.advance(f"{bound.id}: {pair.verdict.status}")
+                for variant in variants:
+                    outcome = session.run(variant)
+                    progress.advance(f"{variant.id}: {outcome.verdict.status}")
+            session.decide_latency()  # once every variant is timed: the run's phase is theirs
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted", file=sys.stderr, flush=True)
-    except BaseException:
-        session.finish(interrupted=True)  # a rebaseline that did not finish records nothing
-        raise
-    session.finish(interrupted=interrupted)  # a rebaseline commits all its records or none
     report = session.report()
     folder = report.write(args.report_dir)  # before rendering: a render error loses nothing
     print(report.render())
@@ -85,14 +80,14 @@ def _run(args: argparse.Namespace, rebaseline: bool) -> int:
 def _shard(args: argparse.Namespace) -> int:
     """One variant sharded over the processes of a torchrun launch (one per device)."""
     from perfsuite.measure.distributed import run_sharded
-    from perfsuite.session import PerfSession
+    from perfsuite.session import PerfSession, SessionConfig
 
     matrix = load_matrix(args.matrix)
     variants = matrix.select(args.select)
     if len(variants) != 1:
         print(f"shard takes exactly one variant; {args.select!r} selects {len(variants)}", file=sys.stderr)
         return 2
-    session = PerfSession(matrix, args.baselines, args.data, workload=workload(args))
+    session = PerfSession(matrix, SessionConfig(baselines=args.baselines, data=args.data, workload=workload(args)))
     reason = session.skip_reason(variants[0])
     if reason:
         print(f"{variants[0].id}: skip - {reason}")
@@ -104,14 +99,14 @@ def _shard(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from perfsuite.session import PerfSession
+    from perfsuite.session import PerfSession, SessionConfig
 
     matrix = load_matrix(args.matrix)
     variants = matrix.select(args.select)
     if not variants:
         print(f"no variant of {matrix.source} matches {args.select!r}", file=sys.stderr)
         return 2
-    session = PerfSession(matrix, args.baselines)
+    session = PerfSession(matrix, SessionConfig(baselines=args.baselines))
     for variant in variants:
         reason = session.skip_reason(variant)
         print(f"{variant.id:55s} {'skip: ' + reason if reason else 'runs'}")

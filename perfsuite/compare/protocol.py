@@ -52,7 +52,8 @@ def worker_argv(python: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class CompareSettings:
-    """How much evidence a verdict needs (defaults: the targets measured in docs/bounds.md)."""
+    """How much evidence a verdict needs (defaults: the targets measured in
+    docs/experiments/2026-11-27-latency-rules-history.md)."""
 
     max_slowdown: float = 0.05  # an interval wholly within +-this is "same"
     min_effect: float = 0.01  # "slower" ("faster") needs the whole interval beyond +-this

@@ -37,6 +37,7 @@ SURFACE: dict[str, tuple[str, ...]] = {
     "package_versions": ("perfsuite.device.environment", "perfsuite.environment"),
     "load_matrix": ("perfsuite.matrix.tier", "perfsuite.matrix"),
     "PerfSession": ("perfsuite.session",),
+    "SessionConfig": ("perfsuite.session",),
     "get_spec": ("perfsuite.models.specs",),
     "score_once": ("perfsuite.measure.runner", "perfsuite.runner"),
     "count_work": ("perfsuite.measure.batching", "perfsuite.batching"),
@@ -77,9 +78,13 @@ class Worker:
 
         matrix = load_matrix(request["matrix"])
         workload = {k: v for k, v in (request.get("workload") or {}).items() if v}
-        self.session = PerfSession(
-            matrix, request.get("baselines") or "baselines", request.get("data"), workload=workload
-        )
+        baselines, data = request.get("baselines") or "baselines", request.get("data")
+        try:  # a side from after the one latency decision takes a SessionConfig
+            config = surface("SessionConfig")(baselines=baselines, data=data, workload=workload)
+        except ImportError:
+            self.session = PerfSession(matrix, baselines, data, workload=workload)
+        else:
+            self.session = PerfSession(matrix, config)
         return {"versions": package_versions(), "perfsuite": os.path.dirname(perfsuite.__file__)}
 
     def spec_of(self, model: str) -> Any:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from perfsuite.device.environment import PROVENANCE
+from perfsuite.judge.latency import BUSY_SHARE  # a busy run is what the latency decision drops
 from perfsuite.report.metadata import RUN_SCHEMA, non_finite, read_report_json, utc_iso
 
 PORTABLE = "*"  # the scope of a figure any machine reproduces (work counts, portable quality)
-BUSY_SHARE = 0.2  # other processes' share of the CPU while timing, as the tier's busy_other_cpu
 TIMING = ("latency_ms", "tokens_per_s", "ratio")  # what a busy machine makes undecided
 
 # metric -> (higher is worse, exact). Exact figures (work counts) change only when the code or

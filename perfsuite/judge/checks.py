@@ -4,23 +4,22 @@ Each check compares one measured figure with what is allowed and says both; a ve
 says, per kind of bound, whether it was judged here and why not (``Coverage``), so a run
 that could judge little never looks like a run that judged everything.
 
-A latency regression needs two things (asv's rule, adapted): the median over the baseline
-median x (1 + latency_ratio), and a one-sided Mann-Whitney U test saying the samples are
-slower at ``rank_alpha``. The stored ``median_s`` is authoritative: if a reviewer edits it by
-hand, the stored samples are rescaled to that median before the rank test.
+Latency is decided once the whole run has been timed (judge/latency.py); until then its
+coverage is `Cause.PENDING`.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
+from perfsuite.judge.latency import Decision, LatencyDecision
 from perfsuite.matrix.tier import RelativeBound
 from perfsuite.models.modelspec import ModelSpec
 from perfsuite.models.specs import SPECS
-from perfsuite.stats.intervals import RatioEstimate, mann_whitney_slower
+from perfsuite.stats.intervals import RatioEstimate
 from perfsuite.variant import Bounds, Variant
 
 # guard and reference need no stored record; work and quality need the tier's portable record
@@ -46,6 +45,35 @@ class BoundCheck:
         return f"[{self.kind}] {self.name} {state}: measured {self.measured}, allowed {self.allowed}{extra}"
 
 
+class Status(str, Enum):
+    """A verdict's state. A str: report.json, tables and tests read it as its value."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+    RECORDED = "recorded"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Cause(str, Enum):
+    """Why a kind of bound was not judged, where code acts on it (the words are in `why`)."""
+
+    NO_RECORD = "no record"
+    NOT_SCORED = "not scored"
+    NOT_ON_TIER = "not on this tier"
+    PENDING = "pending"  # latency: decided once the run's variants are all timed
+    UNDECIDED = "undecided"  # latency: judge/latency.Undecided says which way
+    OTHER = "other"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Coverage:
     """Whether one kind of bound was judged for a variant here, and if not, why."""
@@ -53,21 +81,64 @@ class Coverage:
     kind: str
     judged: bool
     why: str = ""
+    cause: Cause | None = None
 
     def describe(self) -> str:
         return self.kind if self.judged else f"{self.kind}: not judged - {self.why}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Verdict:
     """pass / fail / skip / recorded, with every bound checked, what was judged, and why."""
 
-    status: str
+    status: Status
     checks: list[BoundCheck] = field(default_factory=list)
     reason: str = ""
     baseline_path: str | None = None
     environment_changes: list[str] = field(default_factory=list)
     coverage: list[Coverage] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))  # "pass" given: Status.PASS kept
+
+    @classmethod
+    def of(
+        cls,
+        checks: list[BoundCheck],
+        coverage: list[Coverage],
+        reason: str = "",
+        baseline_path: str | None = None,
+        environment_changes: list[str] | None = None,
+        strict: bool = False,
+        nothing_judged: str = "",
+    ) -> Verdict:
+        """The status from what was checked and judged, built once: fail on a broken bound; pass
+        where a stored-record bound judged; else skip saying `nothing_judged` (fail with `strict`:
+        a CI gate that judged nothing stored must not look green)."""
+        status, why = Status(status_of(checks)), reason
+        if status is Status.PASS and not any(c.judged for c in coverage if c.kind not in BASELINE_FREE):
+            status, why = (
+                (Status.FAIL, f"strict: nothing judged beyond the guard ({nothing_judged})")
+                if strict
+                else (
+                    Status.SKIP,
+                    nothing_judged,
+                )
+            )
+        return cls(status, checks, why, baseline_path, list(environment_changes or []), coverage)
+
+    def with_latency(self, check: BoundCheck | None, coverage: Coverage, strict: bool = False) -> Verdict:
+        """This verdict with its pending latency decided: `check` (pass or fail) or a coverage
+        that says why it was not judged."""
+        checks = [c for c in self.checks if c.kind != "latency"] + ([check] if check else [])
+        cover = [coverage if c.kind == "latency" else c for c in self.coverage]
+        nothing = self.reason if self.status is Status.SKIP else ""
+        reason = "" if self.status is Status.SKIP else self.reason
+        return Verdict.of(checks, cover, reason, self.baseline_path, self.environment_changes, strict, nothing)
+
+    @property
+    def latency_pending(self) -> bool:
+        return any(c.kind == "latency" and c.cause is Cause.PENDING for c in self.coverage)
 
     @property
     def failed(self) -> list[BoundCheck]:
@@ -201,117 +272,16 @@ def check_work(measured: Mapping[str, int], stored: Mapping[str, int], rel: floa
     return checks
 
 
-# Variance of the median of k standard normal draws (k = 2: their mean); pi / (2k) beyond 5.
-_MEDIAN_VARIANCE = {1: 1.0, 2: 0.5, 3: 0.4487, 4: 0.3604, 5: 0.2868}
-
-
-def median_variance(k: int) -> float:
-    return _MEDIAN_VARIANCE.get(k, math.pi / (2 * k))
-
-
-HISTORY_FLOOR_RUNS = 8  # earlier runs (7 degrees of freedom) before `latency_history_floor` applies
-
-
-def least_tolerance(bounds: Bounds, runs: int = 0) -> float:
-    """The least tolerance: `latency_history_floor` where the record keeps HISTORY_FLOOR_RUNS or
-    more earlier runs (their spread is measured, not guessed from three processes), else
-    `latency_floor`."""
-    if runs >= HISTORY_FLOOR_RUNS and bounds.latency_history_floor is not None:
-        return bounds.latency_history_floor
-    return bounds.latency_floor
-
-
-def latency_noise(bounds: Bounds, spread: float, processes: int, runs: int = 0) -> float:
-    """The log noise of one process's median the screen assumes: the variant's own, at least the
-    floor's. The floor is the least tolerance for one process against n recorded ones; as
-    noise it is log(1 + floor) / (z x sqrt(1 + 1/n))."""
-    least = math.log1p(least_tolerance(bounds, runs)) / (bounds.latency_spread_z * math.sqrt(1 + 1 / processes))
-    return max(spread, least)
-
-
-def latency_tolerance(
-    bounds: Bounds,
-    spread: float | None = None,
-    processes: int = 0,
-    measured: int = 1,
-    phase: float = 0.0,
-    runs: int = 0,
-) -> tuple[float, str]:
-    """The share a median may exceed the record by, and why that share.
-
-    From a record of n fresh processes: z x sqrt(noise^2 x (v_k + 1/n) + 2 phase^2), where k
-    processes are measured now and their median is judged (v_k: the variance of a median of k,
-    1 for one process, 0.45 for three): the spread of that median around the record's. The
-    record's processes share one phase of the machine and the run's another, each moving by
-    `phase` (Latency.phase, from `runs` earlier runs in the history; 0 without them). At least
-    the floor (`latency_floor`, or `latency_history_floor` with HISTORY_FLOOR_RUNS earlier runs),
-    whatever k: the record's own median, of three processes that may agree by chance, is no
-    better known for more processes now (measured 2026-12-02: a floor held as noise, 1.29x for
-    three, failed an unchanged 15 ms variant at 1.38x). From a record of one process:
-    `latency_ratio`, a guess at how far processes move.
-    """
-    if spread is None or processes < 2:
-        return bounds.latency_ratio, f"latency_ratio {bounds.latency_ratio:.0%}: the record has one process"
-    variance = spread**2 * (median_variance(measured) + 1 / processes) + 2 * phase**2
-    own = math.expm1(bounds.latency_spread_z * math.sqrt(variance))
-    of = f", for the median of {measured} fresh processes" if measured > 1 else ""
-    why = f"{bounds.latency_spread_z:g} x {spread:.1%} spread of {processes} recorded processes{of}"
-    if runs:
-        why += f", {phase:.1%} phase from {runs} earlier runs"
-    floor = least_tolerance(bounds, runs)
-    if own < floor:
-        return floor, f"floor {floor:.0%} ({why}: {own:.0%})"
-    return own, why
-
-
-def latency_screen(
-    bounds: Bounds, spread: float | None, processes: int, phase: float = 0.0, runs: int = 0
-) -> float | None:
-    """The share above which a median that passed is still timed again in fresh processes.
-
-    `latency_screen_z` (below `latency_spread_z`) x sqrt(noise^2 x (1 + 1/n) + 2 phase^2), the
-    noise at least the floor's: a slowdown the run's process reads low is still timed where the
-    median of several processes can show it. A screen costs only those processes' time (a few
-    percent of unchanged variants pass it); their median decides."""
-    if spread is None or processes < 2:
-        return None
-    noise = latency_noise(bounds, spread, processes, runs)
-    return math.expm1(bounds.latency_screen_z * math.sqrt(noise**2 * (1 + 1 / processes) + 2 * phase**2))
-
-
-def check_latency(
-    samples: Sequence[float],
-    median_s: float,
-    stored_samples: Sequence[float],
-    bounds: Bounds,
-    spread: float | None = None,
-    processes: int = 0,
-    measured_s: Sequence[float] = (),
-    phase: float = 0.0,
-    runs: int = 0,
-):
-    """The median (or, with `measured_s`, the median of several fresh processes' medians: one
-    process that met a burst of load does not move it) against the record, with a one-sided
-    Mann-Whitney test of the samples."""
-    base_samples = [float(s) for s in stored_samples]
-    scale = median_s / statistics.median(base_samples)
-    base_samples = [s * scale for s in base_samples]
-    measured = len(measured_s)
-    if measured > 1:
-        median = statistics.median(measured_s)
-    else:
-        median, measured = statistics.median(samples), 1
-    ratio = median / median_s
-    tolerance, why = latency_tolerance(bounds, spread, processes, measured, phase, runs)
-    limit = median_s * (1 + tolerance)
-    p = mann_whitney_slower(samples, base_samples)
-    regressed = ratio > 1 + tolerance and p < bounds.rank_alpha
-    detail = (
-        f"ratio {ratio:.2f}x of baseline {_fmt_s(median_s)}, tolerance {why}, "
-        f"Mann-Whitney p={p:.2g} (alpha {bounds.rank_alpha})"
-    )
+def latency_check(decision: LatencyDecision) -> BoundCheck:
+    """A decided latency (pass or fail) as a check: the interval of run / record against the tolerance."""
     return BoundCheck(
-        "latency", "median pass time", not regressed, _fmt_s(median), f"<= {_fmt_s(limit)}", detail, ratio
+        "latency",
+        "pass time / record",
+        decision.decision is not Decision.FAIL,
+        f"{decision.ratio:.2f}x [{decision.low:.2f}, {decision.high:.2f}]",
+        f"<= {1 + decision.tolerance:.2f}x",
+        decision.describe(),
+        decision.ratio,
     )
 
 

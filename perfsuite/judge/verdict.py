@@ -2,15 +2,13 @@
 
 Each kind of bound is judged where its record is valid: guard and reference everywhere (no
 record needed), work and portable quality wherever the tier's portable record exists, latency
-(and machine-bound quality) only where this machine key has a record - and latency only when
-the machine is quiet enough to judge it. The verdict says, per kind, which were judged and why
+(and machine-bound quality) only where this machine key has a record - and latency once the
+whole run is timed (judge/latency.py). The verdict says, per kind, which were judged and why
 the others were not.
 """
 
 from __future__ import annotations
 
-import os
-import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,19 +17,22 @@ from perfsuite.device.environment import environment_changes
 from perfsuite.judge.checks import (
     JUDGED_MEMORY,
     BoundCheck,
+    Cause,
     Coverage,
+    Status,
     Verdict,
-    check_latency,
     check_memory,
     check_prediction,
     check_quality,
     check_relative,
     check_work,
     guard_checks,
+    latency_check,
     reference_checks,
     reference_diagnosis,
     status_of,
 )
+from perfsuite.judge.latency import Decision, LatencyDecision
 from perfsuite.matrix.tier import RelativeBound
 from perfsuite.measure.measurement import Measurement
 from perfsuite.models.modelspec import ModelSpec
@@ -40,10 +41,6 @@ from perfsuite.store.baselines import BaselineError
 from perfsuite.store.records import MachineRecord, PortableRecord
 from perfsuite.variant import Bounds, TierSettings
 
-# The busy signals' seam: "quiet" judges latency whatever the load, "busy" never does. For
-# tests (a unit test must pass beside other work) and benchmarks; unset in production.
-BUSY_ENV = "PERFSUITE_BUSY_SIGNALS"
-BUSY_WHY = "undecided: machine busy"  # how every busy_reason begins (judge/confirmation.py looks for it)
 COMPARABLE_SETTINGS = (
     "data",
     "tokenizer",
@@ -78,45 +75,6 @@ def settings_differ(stored: dict[str, Any], measured: dict[str, Any]) -> list[st
         for k in COMPARABLE_SETTINGS
         if k in stored and k in measured and stored.get(k) != measured.get(k)
     ]
-
-
-def busy_reason(measurement: Measurement, machine: MachineRecord, settings: TierSettings) -> str | None:
-    """Why this machine was too busy to judge latency, or None.
-
-    Three signals, all taken while the variant was timed: the CPU time other processes took
-    (measure.load.OtherLoad), the interference probe (a fixed torch-only workload run between
-    passes) against its time beside the recorded passes, and the passes' own spread. A slower
-    variant moves none of them; another process on the cores moves the first, and mostly the
-    others.
-    """
-    stub = os.environ.get(BUSY_ENV, "")
-    if stub == "quiet":
-        return None
-    if stub == "busy":
-        return f"{BUSY_WHY} ({BUSY_ENV}=busy)"
-    if stub:
-        raise ValueError(f"{BUSY_ENV}={stub!r}: expected 'quiet' or 'busy' (or unset)")
-    lat = measurement.latency
-    timed_with, recorded_with = measurement.environment.get("threads"), machine.environment.get("threads")
-    if timed_with and recorded_with and timed_with != recorded_with:
-        return (
-            f"{BUSY_WHY} (timed with {timed_with} threads: other processes held the other cores; "
-            f"the record was timed with {recorded_with})"
-        )
-    if lat.other_cpu_share is not None and lat.other_cpu_share > settings.busy_other_cpu:
-        return (
-            f"{BUSY_WHY} (other processes took {lat.other_cpu_share:.0%} of the CPU time "
-            f"while timing, limit {settings.busy_other_cpu:.0%})"
-        )
-    probes = lat.probe_samples_s
-    if probes and machine.latency.probe_s:
-        ratio = statistics.median(probes) / machine.latency.probe_s
-        if ratio > settings.busy_probe_ratio:
-            return f"{BUSY_WHY} (probe at {ratio:.1f}x its usual time, limit {settings.busy_probe_ratio}x)"
-    spread = lat.spread
-    if spread == spread and spread > settings.busy_spread:  # NaN (too few samples) says nothing
-        return f"{BUSY_WHY} (passes spread {spread:.0%} of their median, limit {settings.busy_spread:.0%})"
-    return None
 
 
 @dataclass(frozen=True)
@@ -192,28 +150,23 @@ def _quality(e: Evidence) -> Judgement:
 
 
 def _latency(e: Evidence) -> Judgement:
+    """Pending where this machine's record can judge it: the decision needs the whole run
+    (judge/latency.py; PerfSession.decide_latency makes it)."""
     if e.settings is not None and not e.settings.judge_latency:
-        return [], Coverage("latency", False, "shown, not judged on this tier (judge_latency = false)")
-    if e.machine is None:
-        return [], Coverage("latency", False, e.no_record("machine"))
-    busy = busy_reason(e.measurement, e.machine, e.settings) if e.settings is not None else None
-    if busy:
-        return [], Coverage("latency", False, busy)
-    lat = e.machine.latency
-    checks = [
-        check_latency(
-            e.measurement.latency.samples_s,
-            lat.median_s,
-            lat.samples_s,
-            e.bounds,
-            lat.noise,
-            len(lat.processes_s),
-            e.measurement.latency.processes_s,
-            lat.phase,
-            lat.phase_runs,
+        return [], Coverage(
+            "latency", False, "shown, not judged on this tier (judge_latency = false)", Cause.NOT_ON_TIER
         )
-    ]
-    return checks, Coverage("latency", True)
+    if e.machine is None:
+        return [], Coverage("latency", False, e.no_record("machine"), Cause.NO_RECORD)
+    return [], Coverage("latency", False, "decided once the run's variants are timed", Cause.PENDING)
+
+
+def latency_coverage(decision: LatencyDecision) -> Judgement:
+    """A run's latency decision as the variant's latency check and coverage."""
+    if decision.decision is Decision.UNDECIDED:
+        why = f"undecided: {decision.undecided}: {decision.describe()}"
+        return [], Coverage("latency", False, why, Cause.UNDECIDED)
+    return [latency_check(decision)], Coverage("latency", True)
 
 
 def _memory(e: Evidence) -> Judgement:
@@ -277,7 +230,7 @@ def judge(
         checks += found
         coverage.append(covered)
     if stored.error is not None:
-        return Verdict("fail", checks, str(stored.error), where, coverage=coverage)
+        return Verdict(Status.FAIL, checks, str(stored.error), where, coverage=coverage)
 
     changes: list[str] = []
     source = machine or portable
@@ -292,13 +245,8 @@ def judge(
     reference_dtype = settings.reference_dtype if settings is not None else "fp32"  # gpu.toml's is fp16
     failed_reference = any(c.kind == "reference" and not c.ok for c in checks)
     reason = reference_diagnosis(measurement.variant, reference_dtype, spec) if failed_reference else ""
-    verdict = Verdict(status_of(checks), checks, reason, where, changes, coverage)
-    if verdict.status == "pass" and not verdict.judged_beyond_guard:
-        verdict.status = "fail" if strict else "skip"
-        verdict.reason = f"baseline {other}" if other else f"no baseline at {stored.portable_path}; {REBASELINE}"
-        if strict:
-            verdict.reason = f"strict: nothing judged beyond the guard ({verdict.reason})"
-    return verdict
+    nothing = f"baseline {other}" if other else f"no baseline at {stored.portable_path}; {REBASELINE}"
+    return Verdict.of(checks, coverage, reason, where, changes, strict, nothing)
 
 
 # -- pairs: the relative bounds ----------------------------------------------------------------

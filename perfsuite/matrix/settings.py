@@ -17,7 +17,8 @@ class MatrixError(ValueError):
 
 # [tier] fields that must be whole numbers of at least this; the rest of the numbers must be positive.
 _MIN_INT = {"warmup_rounds": 0, "lm_tokens": 0}
-_FRACTIONS = ("relative_confidence", "busy_other_cpu")  # in (0, 1)
+_FRACTIONS = ("relative_confidence", "latency_alpha")  # in (0, 1)
+_NON_NEGATIVE = ("latency_budget_s",)  # 0: no extra fresh processes
 _CHOICES = {
     "device": ("cpu", "cuda"),
     "padding_side": ("right", "left"),
@@ -47,8 +48,10 @@ def tier_settings(tier: dict[str, Any], source: str) -> TierSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < _MIN_INT.get(name, 1):
                 raise MatrixError(f"{where}: must be a whole number of at least {_MIN_INT.get(name, 1)}")
         elif kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise MatrixError(f"{where}: must be a positive number")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise MatrixError(f"{where}: must be a number")
+            if value < 0 or (value == 0 and name not in _NON_NEGATIVE):
+                raise MatrixError(f"{where}: must be {'at least 0' if name in _NON_NEGATIVE else 'a positive number'}")
             if name in _FRACTIONS and value >= 1:
                 raise MatrixError(f"{where}: must lie between 0 and 1")
         elif kind is str:

@@ -132,6 +132,15 @@ def _check_values(source: str, name: str, values: list[Any], allowed: tuple[str,
     return values
 
 
+# The latency fields before the one decision (judge/latency.py): named in the error a matrix
+# that still sets them gets.
+_REPLACED = (
+    "; latency_ratio, rank_alpha, latency_spread_z, latency_floor, latency_history_floor and "
+    "latency_screen_z were replaced by latency_tolerance ([tier] latency_alpha and latency_budget_s; "
+    "docs/bounds.md)"
+)
+
+
 def _bounds_for(variant_id: str, dtype: str, data: dict[str, Any], source: str) -> Bounds:
     """Defaults, then [bounds], then its `<field>_by_dtype` tables, then matching [[overrides]]."""
     raw = dict(data.get("bounds", {}))
@@ -152,7 +161,7 @@ def _bounds_for(variant_id: str, dtype: str, data: dict[str, Any], source: str) 
             if fnmatch.fnmatch(variant_id, pattern):
                 bounds = replace(bounds, **override)
     except TypeError as exc:
-        raise MatrixError(f"{source}: unknown bound field ({exc})") from None
+        raise MatrixError(f"{source}: unknown bound field ({exc}){_REPLACED}") from None
     return bounds
 
 

@@ -1,11 +1,10 @@
 """Timing variants in fresh processes: what a latency record needs to know its own noise.
 
-Between two processes this VM moves a variant 0.6x-1.5x (memory layout, thread placement,
-what ran before); no timing inside one process can show that. So a rebaseline times each
-variant again in several fresh processes (``process_medians``) and the record keeps their
-medians; a latency failure (or a pass above the variant's own-noise screen) is timed again in
-three more fresh processes (``measure_fresh``, once each), the context the record's medians
-came from.
+A variant's speed moves between processes (memory layout, thread placement, what ran before);
+no timing inside one process can show that. So a rebaseline times each variant again in several
+fresh processes (``process_medians``) and the record keeps their medians, and a run times the
+variants its first timing left undecided in more fresh processes (``measure_fresh``, one
+process for all of them), the context the record's medians came from (judge/latency.py).
 
 Each process runs ``python -m perfsuite.cli.fresh REQUEST`` (the child needs the session, a
 layer above this one) and answers one JSON line per variant on its stdout.
@@ -18,11 +17,9 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from perfsuite.store.records import Latency
 
 FRESH_CHILD = "perfsuite.cli.fresh"
 
@@ -35,8 +32,8 @@ def default_processes() -> str:
 
 PROCESSES_HELP = (
     "time each recorded variant again in this many fresh processes; the record keeps their medians, whose "
-    "spread sets the variant's latency tolerance (0: this run's timing alone, as before 2026-12-01; "
-    "default: $PERFSUITE_PROCESSES, else 3)"
+    "spread is the variant's noise in the latency decision (0: this run's timing alone, which latency "
+    "cannot be judged against; default: $PERFSUITE_PROCESSES, else 3)"
 )
 
 
@@ -115,23 +112,13 @@ def process_medians(
     return medians
 
 
-def spread_note(
-    spreads: dict[str, float | None], processes: int, earlier: Mapping[str, Sequence[float]] | None = None
-) -> str:
-    """One line for a rebaseline's footer: how far the recorded variants move between processes,
-    and how many earlier runs from the history the records keep."""
+def spread_note(spreads: dict[str, float | None], processes: int) -> str:
+    """One line for a rebaseline's footer: how far the recorded variants move between processes."""
     known = {v: s for v, s in spreads.items() if s is not None}
     if not known:
         return f"latency: {len(spreads)} variants timed in {processes} fresh processes each"
     worst = max(known, key=lambda v: known[v])
-    line = (
+    return (
         f"latency: {len(spreads)} variants timed in {processes} fresh processes each; between-process spread "
         f"median {statistics.median(known.values()):.1%}, largest {known[worst]:.1%} ({worst})"
-    )
-    if earlier is None:
-        return line
-    runs = [len(earlier.get(v, ())) for v in spreads]
-    return line + (
-        f"; earlier runs from the history: {min(runs)}-{max(runs)} per variant "
-        f"({sum(r >= Latency.MIN_EARLIER for r in runs)} of {len(runs)} with the {Latency.MIN_EARLIER} a phase needs)"
     )

@@ -7,7 +7,6 @@ report.json holds per variant, and ``from_dict`` reads it back.
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -47,39 +46,14 @@ class LatencySummary:
     tokens_per_s: float = math.nan
     rows_per_s: float = math.nan
     other_cpu_share: float | None = None  # of the machine's CPU time, taken by other processes while timing
-    # a confirmation's: each fresh process's median (samples_s holds all their passes)
-    processes_s: tuple[float, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencySummary:
         lat = dict(data)
         lat["samples_s"] = tuple(lat["samples_s"])
         lat["probe_samples_s"] = tuple(lat.get("probe_samples_s", ()))
-        lat["processes_s"] = tuple(lat.get("processes_s", ()))
+        lat.pop("processes_s", None)  # a report.json from before the one latency decision
         return cls(**lat)
-
-    @classmethod
-    def of_processes(cls, answers: list[dict[str, Any]]) -> LatencySummary:
-        """Several fresh processes' timings of one variant as one summary: all their passes and
-        probes, each process's median, and the median process's busy signals (the CPU share
-        others took, its passes' spread): the re-timing is busy when most of it was, as one
-        busy process does not move the median of their medians that is judged."""
-        parts = [cls.from_dict(a) for a in answers]
-        samples = tuple(s for p in parts for s in p.samples_s)
-        stats = LatencyStats(samples)
-        shares = [p.other_cpu_share for p in parts if p.other_cpu_share is not None]
-        spreads = [p.spread for p in parts if p.spread == p.spread]
-        return cls(
-            stats.median,
-            stats.iqr,
-            statistics.median(spreads) if spreads else math.nan,
-            samples,
-            tuple(s for p in parts for s in p.probe_samples_s),
-            statistics.fmean(p.tokens_per_s for p in parts),
-            statistics.fmean(p.rows_per_s for p in parts),
-            statistics.median(shares) if shares else None,
-            tuple(statistics.median(p.samples_s) for p in parts),
-        )
 
 
 @dataclass(frozen=True)
@@ -165,10 +139,6 @@ class Measurement:
         data = asdict(self)
         data["latency"]["samples_s"] = list(self.latency.samples_s)
         data["latency"]["probe_samples_s"] = list(self.latency.probe_samples_s)
-        if self.latency.processes_s:
-            data["latency"]["processes_s"] = list(self.latency.processes_s)
-        else:  # one process: report.json as before
-            del data["latency"]["processes_s"]
         return data
 
     @classmethod

@@ -154,7 +154,8 @@ def block_ratio_interval(blocks: Sequence[Sequence[Pair]], confidence: float = 0
     Three blocks with t on 2 df made the interval twice as wide as the data need when the
     zygote level is nil, as measured here (2026-12-01); blocks agreeing by chance cannot narrow
     it below what the pairs' spread says either (the busy-machine miss of the first version).
-    Simulated: 94-97% coverage from no zygote bias up to 5% per zygote (docs/bounds.md); pooling at
+    Simulated: 94-97% coverage from no zygote bias up to 5% per zygote
+    (docs/experiments/2026-11-27-latency-rules-history.md); pooling at
     F's 75th percentile gave 92-93% with a 3% zygote bias.
     """
     kept = [block for block in blocks if block]

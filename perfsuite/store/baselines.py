@@ -18,9 +18,7 @@ import datetime as dt
 import fcntl
 import json
 import os
-import statistics
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -234,28 +232,16 @@ class BaselineStore:
         if machine is not None:
             self.staged.append((self.path_for(machine.variant), machine.to_dict()))
 
-    def with_processes(
-        self, medians: dict[str, list[float]], earlier: Mapping[str, Sequence[float]] | None = None
-    ) -> dict[str, float | None]:
-        """Staged machine records of these variants keep fresh processes' medians, the median
-        spread of them all and, from `earlier` (history.earlier), the variant's earlier runs'
-        medians (Latency.with_processes); each variant's own spread."""
-        staged = [
-            (i, path, data, Latency.from_dict(data["latency"], str(path)))
-            for i, (path, data) in enumerate(self.staged)
-            if "machine_key" in data and data.get("variant") in medians
-        ]
-        earlier = earlier or {}
-        timed = {
-            data["variant"]: latency.with_processes(medians[data["variant"]], earlier=earlier.get(data["variant"], ()))
-            for _, _, data, latency in staged
-        }
-        spreads = {v: latency.spread for v, latency in timed.items()}
-        known = [s for s in spreads.values() if s is not None]
-        pooled = statistics.median(known) if known else None
-        for i, path, data, _ in staged:
-            latency = replace(timed[data["variant"]], pooled_spread=pooled)
+    def with_processes(self, medians: dict[str, list[float]]) -> dict[str, float | None]:
+        """Staged machine records of these variants keep fresh processes' medians
+        (Latency.with_processes); each variant's own spread."""
+        spreads: dict[str, float | None] = {}
+        for i, (path, data) in enumerate(self.staged):
+            if "machine_key" not in data or data.get("variant") not in medians:
+                continue
+            latency = Latency.from_dict(data["latency"], str(path)).with_processes(medians[data["variant"]])
             self.staged[i] = (path, {**data, "latency": latency.to_dict()})
+            spreads[data["variant"]] = latency.spread
         return spreads
 
     def commit(self) -> list[Path]:

@@ -19,7 +19,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any
 
 from perfsuite.store.names import UnsafeName, safe_name
 
@@ -30,7 +30,8 @@ WORK_COUNTERS = ("rows", "batches", "real_tokens", "processed_tokens", "flops", 
 
 
 # Two runs' portable quality is "the same" within this: fp32 log-loss differed by at most 1.2e-7
-# between the AMD EPYC and the Intel Xeon (docs/bounds.md), far inside any bound judged on it.
+# between the AMD EPYC and the Intel Xeon (docs/experiments/2026-11-27-latency-rules-history.md),
+# far inside any bound judged on it.
 QUALITY_SAME_ABS = 1e-6
 
 
@@ -91,30 +92,23 @@ class Quality:
 class Latency:
     """Whole-pass times of one run, the busy probe's median beside them, and - from a rebaseline
     that timed the variant in fresh processes - each process's median: how far this variant
-    moves between processes on this machine, which no single run can show."""
+    moves between processes on this machine, which no single run can show (judge/latency.py)."""
 
-    median_s: float
+    median_s: float  # the record's level: the geometric mean of processes_s where it has them
     samples_s: tuple[float, ...]
     probe_s: float | None = None  # the interference probe's median while these were taken
-    processes_s: tuple[float, ...] = ()  # medians of fresh processes (median_s is their median)
-    pooled_spread: float | None = None  # the median spread of every variant of the same rebaseline
-    earlier_s: tuple[float, ...] = ()  # medians of its earlier runs here, from the history (history/earlier.py)
-
-    PRIOR_DF: ClassVar[int] = 4  # the weight of pooled_spread in `noise`, as degrees of freedom
-    MIN_EARLIER: ClassVar[int] = 4  # earlier runs needed before their spread is used (3 degrees of freedom)
+    processes_s: tuple[float, ...] = ()  # medians of fresh processes
 
     @classmethod
     def from_samples(cls, samples: list[float], probe_s: float | None = None) -> Latency:
         return cls(statistics.median(samples), tuple(round(s, 6) for s in samples), probe_s)
 
-    def with_processes(
-        self, medians: list[float], pooled_spread: float | None = None, earlier: Sequence[float] = ()
-    ) -> Latency:
-        """This record timed again in fresh processes: their medians, and their median as the
-        record's; `earlier`: the variant's earlier runs' medians from the history."""
-        medians_s = tuple(round(m, 6) for m in medians)
-        earlier_s = tuple(round(m, 6) for m in earlier)
-        return Latency(statistics.median(medians), self.samples_s, self.probe_s, medians_s, pooled_spread, earlier_s)
+    def with_processes(self, medians: Sequence[float]) -> Latency:
+        """This record timed again in fresh processes: the recording run's own median first, then
+        theirs (each a process that timed the tier's variants in turn, as a run does), and their
+        geometric mean as the record's level (the mean of logs the noise model compares)."""
+        medians_s = tuple(round(m, 6) for m in (self.median_s, *medians))
+        return Latency(statistics.geometric_mean(medians_s), self.samples_s, self.probe_s, medians_s)
 
     @property
     def spread(self) -> float | None:
@@ -123,49 +117,10 @@ class Latency:
             return None
         return statistics.stdev(math.log(m) for m in self.processes_s)
 
-    @property
-    def noise(self) -> float | None:
-        """The spread the tolerance uses: this variant's own, moderated towards the pooled one.
-
-        Three processes give a spread with two degrees of freedom: it came out at 6% for a
-        variant that moves 20-35% between processes here, and a run at 1.31x failed. So, as
-        limma moderates a gene's variance, the variance is the weighted mean of the variant's
-        own (n - 1 degrees of freedom) and the pooled one (PRIOR_DF)."""
-        own = self.spread
-        if own is None or self.pooled_spread is None:
-            return own
-        df = len(self.processes_s) - 1
-        return math.sqrt((self.PRIOR_DF * self.pooled_spread**2 + df * own**2) / (self.PRIOR_DF + df))
-
-    @property
-    def phase_runs(self) -> int:
-        """How many earlier runs `phase` comes from (0: too few to use)."""
-        return len(self.earlier_s) if len(self.earlier_s) >= self.MIN_EARLIER else 0
-
-    @property
-    def phase(self) -> float:
-        """How far the machine's speed moves between runs beyond the processes' noise (log sd);
-        0 without MIN_EARLIER earlier runs or processes.
-
-        A rebaseline's processes run within a minute, in one phase of the machine: on the AMD
-        EPYC a 15-30 ms variant moved 1.5x over minutes while its three processes agreed. Its
-        earlier runs, at other times, spread by phase and noise together (each is one process's
-        median); what exceeds the noise is the phase: sqrt(max(var(earlier) - noise^2, 0)). The
-        spread is taken around the earlier runs' own mean, so a rebaseline for an intended
-        change of speed does not inflate it."""
-        noise = self.noise
-        if noise is None or not self.phase_runs:
-            return 0.0
-        between = statistics.variance(math.log(m) for m in self.earlier_s)
-        return math.sqrt(max(between - noise**2, 0.0))
-
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"median_s": self.median_s, "samples_s": list(self.samples_s), "probe_s": self.probe_s}
-        if self.processes_s:  # records from before 2026-12-01 (or --processes 0) have none
+        if self.processes_s:  # a record of one process (--processes 0) has none
             data["processes_s"] = list(self.processes_s)
-            data["pooled_spread"] = self.pooled_spread
-        if self.earlier_s:
-            data["earlier_s"] = list(self.earlier_s)
         return data
 
     @classmethod
@@ -182,14 +137,8 @@ class Latency:
         if not isinstance(processes, list):
             raise RecordError(f"{where}: latency.processes_s must be a list")
         medians = tuple(_number(m, where, "latency.processes_s[]", positive=True) for m in processes)
-        pooled = data.get("pooled_spread")
-        pooled = None if pooled is None else _number(pooled, where, "latency.pooled_spread")
         probe_s = None if probe is None else _number(probe, where, "latency.probe_s", True)
-        earlier = data.get("earlier_s", [])
-        if not isinstance(earlier, list):
-            raise RecordError(f"{where}: latency.earlier_s must be a list")
-        earlier_s = tuple(_number(m, where, "latency.earlier_s[]", positive=True) for m in earlier)
-        return cls(median, values, probe_s, medians, pooled, earlier_s)
+        return cls(median, values, probe_s, medians)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def recorded(tmp_path_factory, project_baselines_before):
     # Faults, not speed, are under test: the other variants must run and be judged, and a
     # 10 ms pass in a process that has run other cases moved 1.43x once (CI, 2026-11-28), so
     # latency gets the plugin tests' 2.5x allowance here (it is still judged).
-    matrix = write_matrix(root, rows=4, paddings=("static", "sorted"), latency_ratio=1.5)
+    matrix = write_matrix(root, rows=4, paddings=("static", "sorted"), latency_tolerance=1.5)
     argv = ["rebaseline", "--matrix", str(matrix), "--baselines", str(root / "bl"), "--report-dir", str(root / "r")]
     assert main(argv) == 0
     return matrix, root / "bl"

@@ -8,7 +8,7 @@ gemma2-vs-llama3 ratio read 0.91 where it reads 1.15-1.29 alone).
 
 import pytest
 
-from perfsuite.plugin import assert_outcome, assert_pair_outcome
+from perfsuite.plugin import assert_latency, assert_outcome, assert_pair_outcome
 
 PERFSUITE_MATRIX = "cpu"
 pytestmark = pytest.mark.perf
@@ -20,3 +20,8 @@ def test_relative_bound(perf_pair_outcome):
 
 def test_variant_within_bounds(perf_outcome):
     assert_outcome(perf_outcome)
+
+
+def test_latency_decision(perf_latency):
+    """After the variants: each one's latency against its record, the run's phase divided out."""
+    assert_latency(perf_latency)

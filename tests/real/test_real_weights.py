@@ -18,7 +18,7 @@ import pytest
 from perfsuite.device.support import real_weights_reason
 from perfsuite.matrix.tier import load_matrix
 from perfsuite.models.specs import get_spec
-from perfsuite.session import PerfSession
+from perfsuite.session import PerfSession, SessionConfig
 
 pytestmark = pytest.mark.real
 
@@ -41,7 +41,7 @@ def upcast_free_rmsnorm(monkeypatch) -> None:
 
 def run_one(matrix_name: str, variant_id: str, **workload):
     matrix = load_matrix(matrix_name)
-    session = PerfSession(matrix, baseline_root=BASELINES, workload=workload or None)
+    session = PerfSession(matrix, SessionConfig(baselines=BASELINES, workload=workload or None))
     (variant,) = [v for v in matrix.variants if v.id == variant_id]
     return session.run(variant)
 
@@ -95,7 +95,7 @@ padding = ["sorted"]
     matrix = load_matrix(str(tmp_path / "my.toml"))
     spec = matrix.spec("my-smollm")
     assert spec.real and not spec.tiny and spec.config["hidden_size"] == 576  # from the GGUF's own metadata
-    session = PerfSession(matrix, baseline_root=tmp_path / "baselines", workload={"max_length": 128})
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "baselines", workload={"max_length": 128}))
     outcome = session.run(matrix.variants[0])
     q = outcome.measurement.quality
     assert q.lm_log_loss is not None and q.reference["lm_log_loss_increase"] == pytest.approx(0.0, abs=1e-5)
@@ -106,7 +106,7 @@ padding = ["sorted"]
 @needs_weights
 def test_a_record_keeps_the_weights_digest_so_other_weights_are_another_workload():
     matrix = load_matrix("real")
-    session = PerfSession(matrix, baseline_root=BASELINES)
+    session = PerfSession(matrix, SessionConfig(baselines=BASELINES))
     variant = next(v for v in matrix.variants if v.id == "smollm2-135m-fp32-sdpa-sorted")
     resolved = session.resolve(variant)
     assert session.data.settings_record(resolved)["tokenizer"] == "gguf@b179c9523d0e"

@@ -86,6 +86,7 @@ LAYERS = (
     "compare",
     "history",  # reads what report and compare wrote; the CLI and the plugin append to it
     "session",
+    "selftest_tally",
     "selftest",
     "plugin",
     "matrix_cases",

@@ -85,11 +85,11 @@ def test_a_different_checkpoint_or_setting_is_reported_like_a_version_change():
 
 def test_records_store_what_produced_them(tmp_path):
     from perfsuite.matrix.tier import load_matrix
-    from perfsuite.session import PerfSession
+    from perfsuite.session import PerfSession, SessionConfig
     from tests.conftest import write_matrix
 
     matrix = load_matrix(str(write_matrix(tmp_path, rows=4)))
-    session = PerfSession(matrix, baseline_root=tmp_path / "bl", rebaseline=True)
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl", rebaseline=True))
     session.run(matrix.variants[0])
     session.finish()
     record = json.loads(next((tmp_path / "bl" / "portable").rglob("*.json")).read_text())

@@ -13,7 +13,7 @@ import pytest
 
 from perfsuite.cli import main
 from perfsuite.matrix.tier import load_matrix
-from perfsuite.session import PerfSession
+from perfsuite.session import PerfSession, SessionConfig
 
 BASELINES = Path(__file__).parents[2] / "baselines"
 TIERS = ("cpu", "real", "gpu", "gpu-check")
@@ -35,7 +35,7 @@ def test_every_committed_portable_record_has_the_tolerances_its_tier_writes(tier
 
 
 def test_every_committed_cpu_portable_record_has_the_settings_the_tier_runs_under():
-    session = PerfSession(load_matrix("cpu"), baseline_root=BASELINES)
+    session = PerfSession(load_matrix("cpu"), SessionConfig(baselines=BASELINES))
     expected = session.data.settings_record()
     for path, doc in _records("cpu"):
         settings = {k: v for k, v in doc["settings"].items() if k != "tokenizer"}

@@ -97,12 +97,12 @@ def test_log_loss_drift_fails_the_quality_bound():
 
 
 def test_matrix_bounds_decide_and_a_tolerance_change_is_reported():
-    m = _measurement(samples=(0.13, 0.13, 0.13, 0.13, 0.13))  # 1.3x the baseline
+    m = _measurement(log_loss=1.005)  # 0.005 from the record, recorded with log_loss_abs 0.002
     record = _both()
-    strict = judge(m, record, Bounds(latency_ratio=0.2), TIER)
+    strict = judge(m, record, Bounds(log_loss_abs=0.001), TIER)
     assert strict.status == "fail"
-    assert any("tolerances changed since baseline: latency_ratio" in c for c in strict.environment_changes)
-    assert judge(m, record, Bounds(latency_ratio=0.35), TIER).status == "pass"
+    assert any("tolerances changed since baseline: log_loss_abs" in c for c in strict.environment_changes)
+    assert judge(m, record, Bounds(log_loss_abs=0.01), TIER).status == "pass"
 
 
 def _with_reference(**ref):
@@ -150,26 +150,6 @@ def test_machine_bound_quality_is_judged_from_the_machine_record_only():
     assert here.status == "fail" and here.failed[0].name == "log-loss"
 
 
-def test_busy_probe_leaves_latency_undecided_and_judges_the_rest():
-    m = _measurement(samples=(0.5,) * 5, probes=(0.0115,) * 5)  # 5x slower passes, probe 2.3x
-    v = judge(m, _both(), Bounds(), TIER)
-    assert v.status == "pass"
-    assert "latency: not judged - undecided: machine busy (probe at 2.3x its usual time" in v.judged_summary()
-    assert {c.kind for c in v.coverage if c.judged} == {"guard", "work", "quality"}
-    m = replace(m, work=replace(m.work, rows=5))
-    assert judge(m, _both(), Bounds(), TIER).status == "fail"  # the other bounds still judge
-
-
-def test_wide_spread_of_passes_leaves_latency_undecided():
-    v = judge(_measurement(samples=(0.5,) * 5, spread=0.6), _both(), Bounds(), TIER)
-    assert v.status == "pass" and "passes spread 60% of their median" in v.judged_summary()
-
-
-def test_a_quiet_probe_still_lets_a_slower_variant_fail():
-    v = judge(_measurement(samples=(0.5,) * 5, probes=(0.0052,) * 5), _both(), Bounds(), TIER)
-    assert v.status == "fail" and v.failed[0].kind == "latency"
-
-
 def test_strict_fails_a_variant_judged_on_nothing_stored():
     v = judge(_measurement(), _stored(), Bounds(), TIER, strict=True)
     assert v.status == "fail" and v.reason.startswith("strict: nothing judged beyond the guard")
@@ -183,20 +163,23 @@ def test_verdict_message_lists_what_was_not_judged():
     assert "latency: not judged - no baseline for machine cpu-test-2c" in text
 
 
-def test_other_workload_in_the_portable_record_only_leaves_latency_judged():
+def test_other_workload_in_the_portable_record_only_leaves_latency_pending():
     portable, machine = _records()
     portable = replace(portable, settings={**portable.settings, "rows": 8})
     v = judge(_measurement(), _stored(portable, machine), Bounds(), TIER)
-    assert v.status == "pass"
+    assert v.status == "skip" and v.latency_pending  # nothing stored judged yet; latency decides after the run
     assert "work: not judged - recorded for another workload (rows 8 -> 4)" in v.judged_summary()
 
 
-def test_other_processes_cpu_share_leaves_latency_undecided():
-    m = _measurement(samples=(0.5,) * 5)
-    m = replace(m, latency=replace(m.latency, other_cpu_share=0.48))
-    v = judge(m, _both(), Bounds(), TIER)
-    assert v.status == "pass"
-    assert "other processes took 48% of the CPU time while timing, limit 20%" in v.judged_summary()
+def test_latency_is_pending_until_the_run_decides_it():
+    """judge() leaves latency to the run's decision (it needs every variant's first timing)."""
+    from perfsuite.judge.checks import Cause
+
+    v = judge(_measurement(samples=(0.5,) * 5), _both(), Bounds(), TIER)
+    assert v.status == "pass" and v.latency_pending
+    latency = next(c for c in v.coverage if c.kind == "latency")
+    assert latency.cause is Cause.PENDING and "decided once the run's variants are timed" in latency.why
+    assert not judge(_measurement(), _stored(*_records()[:1]), Bounds(), TIER).latency_pending  # no machine record
 
 
 def test_reference_failure_in_the_reference_dtype_says_the_path_computes_another_model():
@@ -208,22 +191,6 @@ def test_reference_failure_in_the_reference_dtype_says_the_path_computes_another
     assert reference_diagnosis("tiny-llama3-nf4-sdpa-sorted").startswith("predictions moved beyond the nf4 margins")
     assert reference_diagnosis("tiny-llama3-fp32-eager-static").startswith("predictions moved")
     assert reference_diagnosis("not-a-variant-id").startswith("predictions moved")
-
-
-def test_the_busy_seam_stubs_the_signals_whatever_they_read(monkeypatch):
-    """Tests and benchmarks set the busy signals through PERFSUITE_BUSY_SIGNALS; unset, the real rules."""
-    import pytest
-
-    slow = _measurement(samples=(0.5,) * 5)
-    busy = replace(slow, latency=replace(slow.latency, other_cpu_share=0.9))
-    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "quiet")
-    assert judge(busy, _both(), Bounds(), TIER).failed[0].kind == "latency"  # judged, and 5x slower
-    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "busy")
-    quiet = judge(_measurement(), _both(), Bounds(), TIER)
-    assert "latency: not judged - undecided: machine busy (PERFSUITE_BUSY_SIGNALS=busy)" in quiet.judged_summary()
-    monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "calm")
-    with pytest.raises(ValueError, match="PERFSUITE_BUSY_SIGNALS='calm'"):
-        judge(_measurement(), _both(), Bounds(), TIER)
 
 
 GPU_MEMORY = "cuda max_memory_allocated"
@@ -306,16 +273,6 @@ def test_a_kind_is_added_by_one_row_of_the_table(monkeypatch):
     assert "rows" in v.judged_summary().split(";")[0]
 
 
-def test_the_report_reads_the_ratio_typed_not_from_the_detail_text():
-    from perfsuite.report.outcomes import Outcome
-    from perfsuite.report.run_report import _ratio_to_baseline
-
-    v = judge(_measurement(samples=(0.2,) * 5), _both(), Bounds(), TIER)
-    check = next(c for c in v.checks if c.kind == "latency")
-    assert check.ratio == 2.0
-    assert _ratio_to_baseline(Outcome(None, replace(v, checks=[replace(check, detail="")]))) == "2.00x"
-
-
 def test_a_declared_gemma2_gets_the_softcapping_diagnosis_too():
     """The diagnosis read the built-in registry only: a user's own Gemma-2 got the generic text."""
     from perfsuite.judge.checks import reference_diagnosis
@@ -325,17 +282,3 @@ def test_a_declared_gemma2_gets_the_softcapping_diagnosis_too():
     assert "caps attention logits at 5" not in reference_diagnosis("my-gemma-fp32-sdpa-sorted")
     text = reference_diagnosis("my-gemma-fp32-sdpa-sorted", "fp32", mine)
     assert "my-gemma caps attention logits at 5 and torch.nn.functional.scaled_dot_product_attention" in text
-
-
-def test_a_timing_with_fewer_threads_than_its_record_leaves_latency_undecided():
-    """threads_from_free_cores ran the passes on the one core others left free: not the record's
-    context, so latency is undecided (the rest is judged) - whatever the other busy signals say."""
-    m = _measurement(samples=(0.5,) * 5)
-    fewer = replace(m, environment={**m.environment, "threads": "1"})
-    v = judge(fewer, _both(threads="2"), Bounds(), TIER)
-    assert v.status == "pass"
-    assert "timed with 1 threads: other processes held the other cores; the record was timed with 2" in (
-        v.judged_summary()
-    )
-    same = replace(m, environment={**m.environment, "threads": "2"})
-    assert judge(same, _both(threads="2"), Bounds(), TIER).status == "fail"  # 5x slower, judged

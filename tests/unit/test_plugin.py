@@ -10,7 +10,7 @@ from tests.conftest import write_matrix
 
 TEST_MODULE = """
 import pytest
-from perfsuite.plugin import assert_outcome
+from perfsuite.plugin import assert_latency, assert_outcome
 
 PERFSUITE_MATRIX = {matrix!r}
 pytestmark = pytest.mark.perf
@@ -18,6 +18,10 @@ pytestmark = pytest.mark.perf
 
 def test_variant_within_bounds(perf_outcome):
     assert_outcome(perf_outcome)
+
+
+def test_latency_decision(perf_latency):
+    assert_latency(perf_latency)
 """
 INI = """
 [pytest]
@@ -36,9 +40,8 @@ def tier(pytester, monkeypatch):
     monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "quiet")
     pytester.makeini(INI)
     # Millisecond-scale passes in fresh processes are noisier than the real tier's, so the
-    # unit matrix allows 2.5x and the edited baseline is cut to an eighth (the real tier's
-    # 0.5 against a halved baseline is shown in README).
-    matrix = write_matrix(pytester.path, rows=4, attentions=("sdpa", "eager"), latency_ratio=1.5)
+    # unit matrix allows 2.5x and the edited baseline is cut to a twentieth.
+    matrix = write_matrix(pytester.path, rows=4, attentions=("sdpa", "eager"), latency_tolerance=1.5)
     pytester.makepyfile(test_tier=TEST_MODULE.format(matrix=str(matrix)))
     return pytester
 
@@ -51,11 +54,11 @@ def _run(pytester, *args):
 
 def test_baseline_lifecycle(tier):
     first = _run(tier)
-    first.assert_outcomes(skipped=2)
+    first.assert_outcomes(skipped=3)  # two variants without records, and nothing for latency to decide
     first.stdout.fnmatch_lines(["*no baseline at*record one with `tox -e rebaseline`*"])
 
-    recorded = _run(tier, "--perfsuite-rebaseline")
-    recorded.assert_outcomes(passed=2)
+    recorded = _run(tier, "--perfsuite-rebaseline", "--perfsuite-processes", "2")
+    recorded.assert_outcomes(passed=2, skipped=1)
     recorded.stdout.fnmatch_lines(["*recorded 2 baselines (4 files, committed together) under*"])
     files = sorted((tier.path / "bl").rglob("*.json"))
     names = ["tiny-llama3-fp32-eager-sorted.json", "tiny-llama3-fp32-sdpa-sorted.json"]
@@ -65,21 +68,26 @@ def test_baseline_lifecycle(tier):
     assert [f.name for f in files] == names
 
     again = _run(tier)
-    again.assert_outcomes(passed=2)
+    again.assert_outcomes(passed=3)
     again.stdout.fnmatch_lines(["*perfsuite unit*", "*tiny-llama3-fp32-sdpa-sorted*pass*"])
 
     record = json.loads(files[1].read_text())
-    record["latency"]["median_s"] /= 8
+    record["latency"]["median_s"] /= 20
     files[1].write_text(json.dumps(record))
     edited = _run(tier)
-    edited.assert_outcomes(passed=1, failed=1)
+    edited.assert_outcomes(passed=2, failed=1)  # the variants' own bounds hold; the run's latency decision fails
     edited.stdout.fnmatch_lines(
         [
-            "*tiny-llama3-fp32-sdpa-sorted: fail*",
-            "*[[]latency[]] median pass time FAILED: measured * ms, allowed <= * ms (ratio *x of baseline*",
+            "*1 variant(s) slower than their latency tolerance:*",
+            "*tiny-llama3-fp32-sdpa-sorted: [[]latency[]] pass time / record FAILED: measured *x [[]*, *[]], "
+            "allowed <= 2.50x*",
         ]
     )
-    assert (tier.path / "reports" / "perfsuite" / "unit" / "report.json").is_file()
+    report = json.loads((tier.path / "reports" / "perfsuite" / "unit" / "report.json").read_text())
+    assert {v["variant"]: v["status"] for v in report["variants"]} == {
+        "tiny-llama3-fp32-eager-sorted": "pass",
+        "tiny-llama3-fp32-sdpa-sorted": "fail",
+    }
 
 
 def _machine_key() -> str:
@@ -89,10 +97,10 @@ def _machine_key() -> str:
 
 
 def test_another_machine_judges_the_portable_bounds_and_says_latency_was_not(tier):
-    _run(tier, "--perfsuite-rebaseline").assert_outcomes(passed=2)
+    _run(tier, "--perfsuite-rebaseline").assert_outcomes(passed=2, skipped=1)
     (tier.path / "bl" / _machine_key()).rename(tier.path / "bl" / "cpu-other-machine-4c")
     result = _run(tier)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=2, skipped=1)
     report = json.loads((tier.path / "reports" / "perfsuite" / "unit" / "report.json").read_text())
     judged = report["variants"][0]["judged"]
     assert judged["work"] is True and judged["quality"] is True and "no baseline for machine" in judged["latency"]
@@ -100,20 +108,20 @@ def test_another_machine_judges_the_portable_bounds_and_says_latency_was_not(tie
 
 def test_no_record_at_all_ends_with_a_loud_line_and_strict_fails(tier):
     loose = _run(tier)
-    loose.assert_outcomes(skipped=2)
+    loose.assert_outcomes(skipped=3)
     loose.stdout.fnmatch_lines(["WARNING: 2 of 2 variants ran with nothing judged beyond the guard*"])
     strict = _run(tier, "--perfsuite-strict")
-    strict.assert_outcomes(failed=2)
+    strict.assert_outcomes(failed=2, skipped=1)
     strict.stdout.fnmatch_lines(["*strict: nothing judged beyond the guard (no baseline at*"])
     assert strict.ret == 1
 
 
 def test_corrupt_baseline_fails_naming_the_file(tier):
-    _run(tier, "--perfsuite-rebaseline").assert_outcomes(passed=2)
+    _run(tier, "--perfsuite-rebaseline").assert_outcomes(passed=2, skipped=1)
     victim = next((tier.path / "bl" / _machine_key()).rglob("*sdpa*.json"))
     victim.write_text("{ truncated")
     result = _run(tier)
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)  # the latency decision: the other variant alone, undecided
     result.stdout.fnmatch_lines([f"*{victim}: unreadable baseline*"])
 
 
@@ -121,7 +129,7 @@ def test_gpu_marker_collects_the_gpu_matrix_and_skips_it_here(pytester):
     pytester.makeini(INI)
     pytester.makepyfile(test_gpu=TEST_MODULE.format(matrix="gpu"))
     result = pytester.runpytest_subprocess("-m", "gpu", "-p", "no:cacheprovider", "-rs")
-    result.assert_outcomes(skipped=4 * 4 * 3 * 3)
+    result.assert_outcomes(skipped=4 * 4 * 3 * 3 + 1)  # and the tier's latency decision
     result.stdout.fnmatch_lines(["*GPU tier: this machine has no CUDA device*"])
     assert result.ret == 0
 

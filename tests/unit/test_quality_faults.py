@@ -10,7 +10,7 @@ import pytest
 
 from perfsuite.matrix.tier import load_matrix
 from perfsuite.measure import runner
-from perfsuite.session import PerfSession
+from perfsuite.session import PerfSession, SessionConfig
 from tests.conftest import write_matrix
 
 
@@ -23,7 +23,7 @@ def restore_runner(monkeypatch):
 def _session(tmp_path, max_length=160, **kw):
     path = write_matrix(tmp_path, rows=6, max_length=max_length, **kw)
     matrix = load_matrix(str(path))
-    return matrix, PerfSession(matrix, baseline_root=tmp_path / "bl")
+    return matrix, PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl"))
 
 
 def _patch_model(target: str, change) -> None:
@@ -123,7 +123,7 @@ def test_accepted_attention_that_computes_another_model_fails_and_says_so(tmp_pa
     catch a path that computes a different model - with a verdict that says so in words."""
     path = write_matrix(tmp_path, rows=6, max_length=160, models=("tiny-gemma2",), attentions=("sdpa",))
     matrix = load_matrix(str(path))
-    session = PerfSession(matrix, baseline_root=tmp_path / "bl", cache_dir=tmp_path / "cache")
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl", cache_dir=tmp_path / "cache"))
     (variant,) = matrix.variants
     assert session.skip_reason(variant) is None  # the probe asks the (patched) library: accepted
     outcome = session.run(variant)
@@ -141,7 +141,7 @@ def test_gemma2_sdpa_under_the_installed_transformers_is_refused_or_caught(tmp_p
 
     path = write_matrix(tmp_path, rows=6, max_length=160, models=("tiny-gemma2",), attentions=("sdpa",))
     matrix = load_matrix(str(path))
-    session = PerfSession(matrix, baseline_root=tmp_path / "bl", cache_dir=tmp_path / "cache")
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl", cache_dir=tmp_path / "cache"))
     (variant,) = matrix.variants
     reason = session.skip_reason(variant)
     if reason is not None:

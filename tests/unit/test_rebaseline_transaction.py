@@ -9,7 +9,7 @@ import time
 import pytest
 
 from perfsuite.matrix.tier import load_matrix
-from perfsuite.session import PerfSession
+from perfsuite.session import PerfSession, SessionConfig
 from perfsuite.store.baselines import BaselineError, BaselineStore, RebaselineLock, commit_files
 from tests.conftest import write_matrix
 
@@ -24,7 +24,7 @@ def _snapshot(root):
 
 def test_records_are_written_together_at_the_end(tmp_path):
     matrix = _matrix(tmp_path)
-    session = PerfSession(matrix, baseline_root=tmp_path / "bl", rebaseline=True)
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl", rebaseline=True))
     for variant in matrix.variants:
         assert session.run(variant).verdict.status == "recorded"
         assert _snapshot(tmp_path / "bl") == {}  # staged, not written
@@ -36,12 +36,12 @@ def test_records_are_written_together_at_the_end(tmp_path):
 
 def test_an_interrupted_rebaseline_changes_no_record_and_says_what_it_would_have_recorded(tmp_path):
     matrix = _matrix(tmp_path)
-    first = PerfSession(matrix, baseline_root=tmp_path / "bl", rebaseline=True)
+    first = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl", rebaseline=True))
     for variant in matrix.variants:
         first.run(variant)
     first.finish()
     before = _snapshot(tmp_path / "bl")
-    second = PerfSession(matrix, baseline_root=tmp_path / "bl", rebaseline=True)
+    second = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl", rebaseline=True))
     second.run(matrix.variants[0])
     note = second.finish(interrupted=True)
     assert _snapshot(tmp_path / "bl") == before  # byte-identical
@@ -73,8 +73,8 @@ def lock_held_elsewhere(tmp_path):
 def test_a_second_rebaseline_of_the_same_key_refuses_saying_who_holds_it(tmp_path, lock_held_elsewhere):
     key, pid = lock_held_elsewhere
     with pytest.raises(BaselineError, match=rf"another rebaseline of {key} is running \(pid {pid} since"):
-        PerfSession(_matrix(tmp_path), baseline_root=tmp_path / "bl", rebaseline=True)
-    PerfSession(_matrix(tmp_path), baseline_root=tmp_path / "bl")  # checking needs no lock
+        PerfSession(_matrix(tmp_path), SessionConfig(baselines=tmp_path / "bl", rebaseline=True))
+    PerfSession(_matrix(tmp_path), SessionConfig(baselines=tmp_path / "bl"))  # checking needs no lock
 
 
 def test_fit_refuses_while_a_rebaseline_is_running(tmp_path, lock_held_elsewhere, capsys):
@@ -92,7 +92,7 @@ def test_the_lock_is_released_when_its_process_dies(tmp_path, lock_held_elsewher
         if RebaselineLock.holder(tmp_path / "bl", key) is None:
             break
         time.sleep(0.1)
-    session = PerfSession(_matrix(tmp_path), baseline_root=tmp_path / "bl", rebaseline=True)
+    session = PerfSession(_matrix(tmp_path), SessionConfig(baselines=tmp_path / "bl", rebaseline=True))
     session.finish(interrupted=True)
 
 

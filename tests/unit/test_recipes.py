@@ -8,7 +8,7 @@ import pytest
 from perfsuite.matrix.tier import load_matrix
 from perfsuite.models.specs import SPECS, get_spec
 from perfsuite.models.training import trained_weights
-from perfsuite.session import PerfSession
+from perfsuite.session import PerfSession, SessionConfig
 
 
 def test_every_softcapping_model_has_a_nocap_twin_with_the_same_weights():
@@ -42,7 +42,7 @@ def test_the_cpu_tier_lists_the_recipes_and_says_why_the_rest_skip():
 def test_softcapping_off_is_judged_against_the_capped_models_reference(tmp_path, monkeypatch):
     monkeypatch.setenv("PERFSUITE_BUSY_SIGNALS", "busy")  # quality is under test, not latency
     matrix = load_matrix("cpu")
-    session = PerfSession(matrix, baseline_root=tmp_path / "bl", workload={"rows": 4, "max_length": 256})
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl", workload={"rows": 4, "max_length": 256}))
     (variant,) = [v for v in matrix.variants if v.id == "tiny-gemma2-nocap-fp32-eager-sorted"]
     outcome = session.run(variant)
     assert set(session._references) == {"tiny-gemma2"}  # the capped model's fp32 eager reference

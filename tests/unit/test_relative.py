@@ -8,7 +8,7 @@ import pytest
 from perfsuite.judge.checks import check_relative
 from perfsuite.matrix.tier import MatrixError, RelativeBound, load_matrix
 from perfsuite.measure.runner import time_interleaved
-from perfsuite.session import PerfSession
+from perfsuite.session import PerfSession, SessionConfig
 from perfsuite.stats.intervals import RatioEstimate, ratio_interval
 from perfsuite.variant import Variant
 from tests.conftest import write_matrix
@@ -116,7 +116,7 @@ def test_session_measures_a_pair_interleaved_and_judges_the_band(tmp_path):
     extra = RELATIVE.format(max_ratio=3) + RELATIVE.format(max_ratio=0.01).replace("sorted-vs-static", "absurd")
     path = write_matrix(tmp_path, rows=6, paddings=("static", "sorted"), max_length=256, extra=extra)
     matrix = load_matrix(str(path))
-    session = PerfSession(matrix, baseline_root=tmp_path / "bl")
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl"))
     real, absurd = (session.run_relative(b) for b in matrix.relative)
     assert len(real.samples_s[0]) == len(real.samples_s[1]) == matrix.settings.relative_rounds
     assert real.verdict.status == "pass", real.verdict.message(real.bound.id)
@@ -133,7 +133,7 @@ def test_a_pair_with_a_side_that_cannot_run_is_a_visible_skip(tmp_path):
     )
     path = write_matrix(tmp_path, models=("tiny-gemma2",), attentions=("flash_attention_2", "eager"), extra=extra)
     matrix = load_matrix(str(path))
-    outcome = PerfSession(matrix, baseline_root=tmp_path / "bl").run_relative(matrix.relative[0])
+    outcome = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl")).run_relative(matrix.relative[0])
     assert outcome.verdict.status == "skip"
     assert "tiny-gemma2-fp32-flash_attention_2-sorted does not run here" in outcome.verdict.reason
     assert "flash_attention_2 needs a CUDA GPU" in outcome.verdict.reason
@@ -148,7 +148,7 @@ def test_on_other_data_a_pair_is_measured_and_shown_not_judged(tmp_path):
     extra = RELATIVE.format(max_ratio=0.01)
     path = write_matrix(tmp_path, rows=4, paddings=("static", "sorted"), extra=extra)
     matrix = load_matrix(str(path))
-    outcome = PerfSession(matrix, baseline_root=tmp_path / "bl", data_path=data).run_relative(matrix.relative[0])
+    outcome = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl", data=data)).run_relative(matrix.relative[0])
     assert outcome.verdict.status == "skip"
     assert "bands are set for the bundled sample, not mine.csv" in outcome.verdict.reason
     assert outcome.estimate is not None and "measured" in outcome.verdict.reason

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from perfsuite.matrix.tier import load_matrix
-from perfsuite.session import PerfSession
+from perfsuite.session import PerfSession, SessionConfig
 from tests.conftest import write_matrix
 
 
@@ -14,7 +14,7 @@ from tests.conftest import write_matrix
 def outcomes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runner")
     matrix = load_matrix(str(write_matrix(folder, rows=6, paddings=("static", "dynamic", "sorted"), max_length=1024)))
-    session = PerfSession(matrix, baseline_root=folder / "baselines")
+    session = PerfSession(matrix, SessionConfig(baselines=folder / "baselines"))
     return {v.padding: session.run(v) for v in matrix.variants}
 
 
@@ -42,7 +42,7 @@ def test_no_baseline_is_a_skip(outcomes):
 
 def test_probs_follow_row_order_not_batch_order(tmp_path):
     matrix = load_matrix(str(write_matrix(tmp_path, rows=5, paddings=("dynamic", "sorted"))))
-    session = PerfSession(matrix, baseline_root=tmp_path / "b")
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "b"))
     from perfsuite.measure.runner import run_variant
     from perfsuite.models.factory import tiny_checkpoint
     from perfsuite.models.specs import get_spec
@@ -56,7 +56,7 @@ def test_probs_follow_row_order_not_batch_order(tmp_path):
 def test_nf4_loads_through_bitsandbytes_and_stays_close_to_fp32(tmp_path):
     """The 4-bit path (bitsandbytes + accelerate's device_map) runs on CPU and barely moves log-loss."""
     matrix = load_matrix(str(write_matrix(tmp_path, rows=4, dtypes=("fp32", "nf4"))))
-    session = PerfSession(matrix, baseline_root=tmp_path / "b")
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "b"))
     fp32, nf4 = (session.run(v) for v in matrix.variants)
     assert nf4.verdict.status == "skip", nf4.verdict.reason  # ran; only the baseline is missing
     assert nf4.measurement.memory.weight_bytes < fp32.measurement.memory.weight_bytes
@@ -66,8 +66,10 @@ def test_nf4_loads_through_bitsandbytes_and_stays_close_to_fp32(tmp_path):
 def test_tta_runs_both_orders_and_doubles_the_work(tmp_path):
     path = write_matrix(tmp_path, rows=4)
     path.write_text(path.read_text().replace("threads = 1", "threads = 1\ntta = true"))
-    plain = PerfSession(load_matrix(str(write_matrix(tmp_path / "plain", rows=4))), baseline_root=tmp_path / "b")
-    tta = PerfSession(load_matrix(str(path)), baseline_root=tmp_path / "b")
+    plain = PerfSession(
+        load_matrix(str(write_matrix(tmp_path / "plain", rows=4))), SessionConfig(baselines=tmp_path / "b")
+    )
+    tta = PerfSession(load_matrix(str(path)), SessionConfig(baselines=tmp_path / "b"))
     a = plain.run(plain.matrix.variants[0]).measurement
     b = tta.run(tta.matrix.variants[0]).measurement
     assert b.work.real_tokens == 2 * a.work.real_tokens
@@ -81,7 +83,7 @@ def test_sorted_padding_silently_behaving_as_static_fails_the_work_bound(tmp_pat
     from perfsuite.measure.batching import Padding, batch_rows
 
     matrix = load_matrix(str(write_matrix(tmp_path, rows=6, max_length=1024)))
-    recording = PerfSession(matrix, baseline_root=tmp_path / "b", rebaseline=True)
+    recording = PerfSession(matrix, SessionConfig(baselines=tmp_path / "b", rebaseline=True))
     recording.run(matrix.variants[0])
     recording.finish()
 
@@ -89,7 +91,7 @@ def test_sorted_padding_silently_behaving_as_static_fails_the_work_bound(tmp_pat
         return batch_rows(rows, batch_size, Padding.STATIC, *args, **kwargs)
 
     monkeypatch.setattr(runner, "batch_rows", broken)
-    outcome = PerfSession(matrix, baseline_root=tmp_path / "b").run(matrix.variants[0])
+    outcome = PerfSession(matrix, SessionConfig(baselines=tmp_path / "b")).run(matrix.variants[0])
     failed = {c.name for c in outcome.verdict.failed if c.kind == "work"}
     assert outcome.verdict.status == "fail"
     assert {"processed_tokens", "flops"} <= failed
@@ -97,10 +99,10 @@ def test_sorted_padding_silently_behaving_as_static_fails_the_work_bound(tmp_pat
 
 def test_workload_overrides_replace_tier_settings(tmp_path):
     matrix = load_matrix(str(write_matrix(tmp_path, rows=6)))
-    session = PerfSession(matrix, baseline_root=tmp_path / "b", workload={"rows": 2, "max_length": 64})
+    session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "b", workload={"rows": 2, "max_length": 64}))
     assert (session.settings.rows, session.settings.max_length, session.settings.batch_size) == (2, 64, 2)
     with pytest.raises(ValueError, match="cannot override"):
-        PerfSession(matrix, workload={"threads": 4})
+        PerfSession(matrix, SessionConfig(workload={"threads": 4}))
 
 
 def test_other_load_counts_another_process_and_not_this_one(monkeypatch):

@@ -67,7 +67,7 @@ def test_lora_adapter_is_applied_unmerged(tmp_path, monkeypatch):
 
     from perfsuite.matrix.tier import load_matrix
     from perfsuite.models.factory import adapter_env_var
-    from perfsuite.session import PerfSession
+    from perfsuite.session import PerfSession, SessionConfig
     from tests.conftest import write_matrix
 
     spec = get_spec("tiny-llama3")
@@ -77,9 +77,9 @@ def test_lora_adapter_is_applied_unmerged(tmp_path, monkeypatch):
     get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
 
     matrix = load_matrix(str(write_matrix(tmp_path, rows=4)))
-    plain = PerfSession(matrix, baseline_root=tmp_path / "b").run(matrix.variants[0])
+    plain = PerfSession(matrix, SessionConfig(baselines=tmp_path / "b")).run(matrix.variants[0])
     monkeypatch.setenv(adapter_env_var(spec), str(tmp_path / "adapter"))
-    adapted = PerfSession(matrix, baseline_root=tmp_path / "b").run(matrix.variants[0])
+    adapted = PerfSession(matrix, SessionConfig(baselines=tmp_path / "b")).run(matrix.variants[0])
     assert adapted.measurement is not None, adapted.verdict.reason
     assert any("LoRA adapter" in n for n in adapted.notes)
     assert adapted.measurement.quality.log_loss != plain.measurement.quality.log_loss
