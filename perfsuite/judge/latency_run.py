@@ -111,14 +111,15 @@ def decide_run(
     clock: Callable[[], float] = time.perf_counter,
 ) -> RunDecisions:
     """Decide every candidate; time the retryable undecided ones again in fresh processes (`more`,
-    one call a process) while the budget holds a whole process's estimated cost."""
+    one call a process, the cheapest variants first) while the budget holds a whole process's
+    estimated cost."""
     startup = FIRST_STARTUP_GUESS_S
     while True:
         phase = first_phase(candidates)
         decisions = {c.variant: decide(c.variant, c.timings, c.record, phase, c.knobs) for c in candidates}
         open_ = [c for c in candidates if decisions[c.variant].undecided in RETRY]
         take, cost = [], startup
-        for c in open_:
+        for c in sorted(open_, key=lambda c: c.cost_s):  # the cheapest first: the most decided per second
             if cost + c.cost_s <= budget.left:
                 take.append(c)
                 cost += c.cost_s

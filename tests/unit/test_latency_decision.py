@@ -210,6 +210,20 @@ def test_the_budget_is_never_overrun_and_what_is_left_undecided_says_so():
     assert decide_run(_candidates(_ten_peers(a=1.35)), Budget(0.0), more, clock).budget.processes == 0
 
 
+def test_where_the_budget_holds_only_some_the_cheapest_undecided_are_timed():
+    candidates = _candidates(_ten_peers(a=1.35, b=1.35, c=1.35))
+    for c, cost in zip(candidates[-3:], (20.0, 3.0, 5.0), strict=True):  # a, b, c
+        c.cost_s = cost
+    calls = []
+
+    def more(ids):
+        calls.append(list(ids))
+        return {v: Timing(0.1) for v in ids}
+
+    decide_run(candidates, Budget(20.0), more, Clock())  # start-up guess 10 s: b and c fit, a does not
+    assert calls[0] == ["b", "c"]
+
+
 def test_a_failed_fresh_process_stops_asking_and_keeps_what_was_decided():
     def more(ids):
         raise RuntimeError("fresh timing process exit 1")
@@ -318,7 +332,7 @@ def test_a_busy_session_times_again_in_fresh_processes_within_its_budget(tmp_pat
     session.measure_fresh = lambda request, ids: calls.append(list(ids)) or {v: answer for v in ids}
     session.settings = dataclasses.replace(session.settings, latency_budget_s=300.0)
     run = session.decide_latency()
-    assert calls == [[v.id for v in matrix.variants]]  # one process for both
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(v.id for v in matrix.variants)  # one process for both
     assert all(d.dropped == 1 and d.timings == 1 for d in run.decisions.values())
     assert all(o.verdict.status is Status.PASS for o in session.outcomes)
     assert all(c.judged for o in session.outcomes for c in o.verdict.coverage if c.kind == "latency")
