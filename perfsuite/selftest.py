@@ -50,6 +50,19 @@ def scenarios(target: str, sizes: Sequence[float] = (0.10, 0.25, 0.50)) -> list[
     ]
 
 
+def run_plan(
+    target: str, sizes: Sequence[float], aa_runs: int, inject_runs: int, padding_runs: int | None = None
+) -> list[tuple[Scenario, int]]:
+    """Each scenario with its number of runs (`padding_runs` for broken padding, default `inject_runs`)."""
+
+    def runs_of(sc: Scenario) -> int:
+        if not sc.injected:
+            return aa_runs
+        return inject_runs if not sc.break_padding or padding_runs is None else padding_runs
+
+    return [(sc, runs_of(sc)) for sc in scenarios(target, sizes)]
+
+
 # -- injection (child process only) -------------------------------------------------------
 def _slow_hooks(model: Any, fraction: float) -> None:
     """Make every forward of `model` take (1 + fraction) x its own time, by spinning at its end."""
@@ -154,10 +167,12 @@ def selftest(
     out_dir: str | Path = "reports/selftest",
     sizes: Sequence[float] = (0.10, 0.25, 0.50),
     child_timeout_s: float = 1800.0,
+    padding_runs: int | None = None,
 ) -> dict[str, Any]:
     """Run every scenario in fresh processes; write selftest.json and print the table.
 
     A child that hangs is killed after `child_timeout_s` and counted as a failed run, named.
+    `padding_runs`: runs of the broken-padding scenario (default `inject_runs`; 0 leaves it out).
     """
     from perfsuite.device.machine import detect
     from perfsuite.matrix.tier import load_matrix
@@ -173,7 +188,8 @@ def selftest(
     run_dir.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     failures: list[str] = []
-    plan = [(sc, aa_runs if not sc.injected else inject_runs) for sc in scenarios(target, sizes)]
+
+    plan = run_plan(target, sizes, aa_runs, inject_runs, padding_runs)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     from perfsuite.progress import Progress
 

@@ -169,7 +169,16 @@ def _selftest(args: argparse.Namespace) -> int:
         runs = (args.aa_runs, args.inject_runs)
         compare_selftest(*runs, sizes, args.target, out_dir=args.report_dir, settings=settings, busy=args.busy)
         return 0
-    selftest(args.aa_runs, args.inject_runs, args.select, args.target, args.baselines, args.report_dir, sizes)
+    selftest(
+        args.aa_runs,
+        args.inject_runs,
+        args.select,
+        args.target,
+        args.baselines,
+        args.report_dir,
+        sizes,
+        padding_runs=args.padding_runs,
+    )
     return 0
 
 
@@ -179,6 +188,12 @@ def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aa-runs", type=positive_int, default=10, help="unchanged runs, each its own process")
     parser.add_argument("--inject-runs", type=positive_int, default=5, help="runs per injected regression")
     parser.add_argument("--sizes", default="0.10,0.25,0.50", help="slowdowns to inject, as fractions")
+    parser.add_argument(
+        "--padding-runs",
+        type=int,
+        default=None,
+        help="runs with sorted padding broken into static (default: --inject-runs; 0: none)",
+    )
     parser.add_argument("--target", default=DEFAULT_TARGET, help="the variant made slower")
     parser.add_argument("-k", "--select", default=None, help="variants to run (default: those of the relative bounds)")
     parser.add_argument("--baselines", default=None, help=BASELINES_HELP)

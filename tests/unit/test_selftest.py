@@ -112,3 +112,11 @@ def test_tally_treats_every_sorted_variant_as_touched_by_the_padding_break():
     summary = tally(runs)["pad"]
     assert summary["caught"] == {"any": 1, "work": 1}
     assert summary["checks"] == {"work": 1, "latency": 1}
+
+
+def test_the_run_plan_counts_each_scenario_and_can_leave_broken_padding_out():
+    from perfsuite.selftest import run_plan
+
+    plan = {sc.name: n for sc, n in run_plan("t", (0.5,), 10, 6, padding_runs=2)}
+    assert plan == {"A/A": 10, "t +50%": 6, "sorted padding behaves as static": 2}
+    assert {sc.name: n for sc, n in run_plan("t", (0.5,), 3, 4)}["sorted padding behaves as static"] == 4
