@@ -3,6 +3,9 @@
 Thin over PerfSession: a test module sets ``PERFSUITE_MATRIX = "cpu"`` and asks for the
 ``perf_outcome`` fixture; the plugin parametrises it with one case per variant, marks
 the ones that cannot run here as skips with their reason, and prints the table at the end.
+``perf_latency`` is one case per tier, after its variants: the run's latency decision
+(judge/latency.py), which needs every variant's first timing; a module without it still gets
+the decision at the end of the session, and a latency failure fails the session.
 """
 
 from __future__ import annotations

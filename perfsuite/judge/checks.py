@@ -64,11 +64,9 @@ class Cause(str, Enum):
     """Why a kind of bound was not judged, where code acts on it (the words are in `why`)."""
 
     NO_RECORD = "no record"
-    NOT_SCORED = "not scored"
     NOT_ON_TIER = "not on this tier"
     PENDING = "pending"  # latency: decided once the run's variants are all timed
     UNDECIDED = "undecided"  # latency: judge/latency.Undecided says which way
-    OTHER = "other"
 
     def __str__(self) -> str:
         return self.value
@@ -117,14 +115,9 @@ class Verdict:
         a CI gate that judged nothing stored must not look green)."""
         status, why = Status(status_of(checks)), reason
         if status is Status.PASS and not any(c.judged for c in coverage if c.kind not in BASELINE_FREE):
-            status, why = (
-                (Status.FAIL, f"strict: nothing judged beyond the guard ({nothing_judged})")
-                if strict
-                else (
-                    Status.SKIP,
-                    nothing_judged,
-                )
-            )
+            status, why = Status.SKIP, nothing_judged
+            if strict:
+                status, why = Status.FAIL, f"strict: nothing judged beyond the guard ({nothing_judged})"
         return cls(status, checks, why, baseline_path, list(environment_changes or []), coverage)
 
     def with_latency(self, check: BoundCheck | None, coverage: Coverage, strict: bool = False) -> Verdict:
@@ -171,10 +164,6 @@ class Verdict:
 
 def status_of(checks: Sequence[BoundCheck], otherwise: str = "pass") -> str:
     return "fail" if any(not c.ok for c in checks) else otherwise
-
-
-def _fmt_s(value: float) -> str:
-    return f"{value * 1000:.1f} ms"
 
 
 def guard_checks(rows: int, nonfinite_rows: int) -> list[BoundCheck]:

@@ -7,12 +7,12 @@ Let y be the log of one process's median pass time of variant v on this machine:
     y = mu_v + phi + e,     e ~ N(0, s_v^2)  between fresh processes,
                             phi              the machine's phase, shared by every variant of a run.
 
-A record holds k_v fresh processes' medians (their geometric mean is its level, `median_s`);
-a run adds m_v timings of its own (the session's, then fresh processes'). With ybar each side's
-mean log, a variant's change against its record is
+A record holds k_v process medians (the recording run's own and fresh processes'; their
+geometric mean is its level, `median_s`); a run adds m_v timings of its own (the session's,
+then fresh processes'). With ybar each side's mean log, a variant's change against its record is
 
     d_v = (ybar_run - ybar_record) - f,    f = the median over the run's *other* variants of
-                                               their first timing's log ratio (the run's phase)
+                                               their first quiet timing's log ratio (the phase)
 
 so the phase that moves a whole run (another VM on the host, a shared library) cancels, as
 the relative bounds cancel it by timing pairs together; f itself is reported ("every variant
@@ -25,7 +25,7 @@ and its latency is undecided, not judged against a guess.
 
 Where s_v comes from
 --------------------
-k = 3 processes give s_v two degrees of freedom. Each variant's sample variance is moderated
+k = 4 processes give s_v three degrees of freedom. Each variant's sample variance is moderated
 towards the tier's by empirical Bayes (Smyth 2004, limma): the variances s_v^2 on d_v = k_v - 1
 degrees of freedom are taken as scaled chi-squares around a prior s0^2 with d0 degrees of
 freedom, both fitted by the method of moments on log s_v^2 (`fit_prior`). The variance used is

@@ -16,15 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def mann_whitney_slower(current: Sequence[float], baseline: Sequence[float]) -> float:
-    """One-sided p-value that `current` is stochastically greater (slower) than `baseline`."""
-    from scipy.stats import mannwhitneyu
-
-    if len(current) < 2 or len(baseline) < 2:
-        return 1.0
-    return float(mannwhitneyu(list(current), list(baseline), alternative="greater").pvalue)
-
-
 @dataclass(frozen=True)
 class RatioEstimate:
     """Median of the paired ratios a_i / b_i with a confidence interval."""

@@ -1,5 +1,6 @@
-"""The CPU tier: one case per relative bound (an interleaved ratio, portable) and one per
-tiny-model variant (work, latency and quality bounds against this machine's baselines).
+"""The CPU tier: one case per relative bound (an interleaved ratio, portable), one per tiny-model
+variant (work and quality bounds against the baselines) and, last, the run's latency decision
+over every variant against this machine's records.
 
 The relative bounds run first, in a fresh process: after the flex_attention variants,
 torch.compile's background workers were seen to disturb timings (one in-tier
