@@ -25,7 +25,11 @@ and its latency is undecided, not judged against a guess.
 
 Where s_v comes from
 --------------------
-k = 4 processes give s_v three degrees of freedom. Each variant's sample variance is moderated
+A rebaseline's processes each time every variant in turn, and each meets its own phase of the
+machine (one read 13% slower than another for every variant): `spreads` takes each process's
+shared offset out before s_v is taken (a two-way additive fit over the rebaseline's records),
+as f takes out the run's. k = 4 processes then give s_v about three degrees of freedom.
+Each variant's variance is moderated
 towards the tier's by empirical Bayes (Smyth 2004, limma): the variances s_v^2 on d_v = k_v - 1
 degrees of freedom are taken as scaled chi-squares around a prior s0^2 with d0 degrees of
 freedom, both fitted by the method of moments on log s_v^2 (`fit_prior`). The variance used is
@@ -60,6 +64,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -166,6 +171,49 @@ def fit_prior(variances: Sequence[tuple[float, int]]) -> Prior:
 
 
 @dataclass(frozen=True)
+class Spread:
+    """A record's between-process sample variance of log medians, on `df` degrees of freedom."""
+
+    variance: float
+    df: float
+
+    @classmethod
+    def own(cls, processes_s: Sequence[float]) -> Spread:
+        k = len(processes_s)
+        return cls(statistics.variance(math.log(p) for p in processes_s) if k >= 2 else 0.0, k - 1)
+
+
+def spreads(records: Mapping[str, tuple[str, Sequence[float]]]) -> dict[str, Spread]:
+    """Each record's spread (variant -> (processes_of, its process medians)), each process's
+    own phase taken out where the same processes timed several records.
+
+    A rebaseline's processes time every variant in turn, minutes apart, and the machine's phase
+    moves between them as between runs: it is shared by every variant a process timed. So for a
+    rebaseline's N records of k processes, log y_vj = a_v + p_j + e_vj is fitted by least squares
+    (a_v the variant's mean, p_j the process's mean offset over the variants) and s_v^2 is the
+    variant's residual variance on (k - 1)(N - 1)/N degrees of freedom - the two-way layout's
+    residual degrees of freedom, shared out. A record alone (no id, or the only one of its
+    processes) keeps its own sample variance."""
+    groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for variant, (of, processes) in records.items():
+        if of and len(processes) >= 2:
+            groups[(of, len(processes))].append(variant)
+    out = {v: Spread.own(p) for v, (_, p) in records.items()}
+    for (_, k), members in groups.items():
+        n = len(members)
+        if n < 2:
+            continue
+        logs = {v: [math.log(p) for p in records[v][1]] for v in members}
+        means = {v: statistics.fmean(y) for v, y in logs.items()}
+        offsets = [statistics.fmean(logs[v][j] - means[v] for v in members) for j in range(k)]
+        df = (k - 1) * (n - 1) / n
+        for v in members:
+            residual = sum((logs[v][j] - means[v] - offsets[j]) ** 2 for j in range(k))
+            out[v] = Spread(residual / df, df)
+    return out
+
+
+@dataclass(frozen=True)
 class RecordNoise:
     """What a variant's record says about its noise: its level, its processes, and its moderated
     variance with the degrees of freedom behind it."""
@@ -176,26 +224,28 @@ class RecordNoise:
     df: float
 
     @classmethod
-    def of(cls, median_s: float, processes_s: Sequence[float], prior: Prior) -> RecordNoise:
-        k = len(processes_s)
-        own = statistics.variance(math.log(p) for p in processes_s) if k >= 2 else 0.0
-        d = k - 1
+    def of(
+        cls, median_s: float, processes_s: Sequence[float], prior: Prior, spread: Spread | None = None
+    ) -> RecordNoise:
+        """`spread`: the record's, from `spreads` (default: its processes' own sample variance)."""
+        spread = spread or Spread.own(processes_s)
+        own, d = spread.variance, spread.df
         if math.isinf(prior.d0):
             variance, df = prior.s0_sq, math.inf
         elif prior.d0 + d > 0:
             variance, df = (prior.d0 * prior.s0_sq + d * own) / (prior.d0 + d), prior.d0 + d
         else:
             variance, df = own, 0.0
-        return cls(math.log(median_s), k, variance, df)
+        return cls(math.log(median_s), len(processes_s), variance, df)
 
 
-def tier_prior(records: Mapping[str, Sequence[float]]) -> Prior:
-    """The prior from every record's processes (variant id -> its process medians)."""
-    pairs = [
-        (statistics.variance(math.log(p) for p in processes), len(processes) - 1)
-        for processes in records.values()
-        if len(processes) >= 2
-    ]
+def tier_prior(records: Mapping[str, Spread] | Mapping[str, Sequence[float]]) -> Prior:
+    """The prior from every record's spread (variant id -> its Spread, or its process medians)."""
+    pairs = []
+    for value in records.values():
+        spread = value if isinstance(value, Spread) else Spread.own(value)
+        if spread.df > 0:
+            pairs.append((spread.variance, spread.df))
     return fit_prior(pairs)
 
 

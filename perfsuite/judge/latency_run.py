@@ -26,6 +26,7 @@ from perfsuite.judge.latency import (
     Undecided,
     busy_cause,
     decide,
+    spreads,
     tier_prior,
 )
 from perfsuite.measure.measurement import Measurement
@@ -152,10 +153,12 @@ def latency_candidates(
     settings: TierSettings,
     cost_s: Mapping[str, float],
 ) -> list[Candidate]:
-    """Each timed variant with a machine record as a candidate: its record's noise moderated by the
-    tier's (judge.latency.tier_prior over these records), and its first timing (busy or not)."""
-    processes = {v: r.latency.processes_s for v, r in records.items() if r is not None}
-    prior = tier_prior(processes)
+    """Each timed variant with a machine record as a candidate: its record's noise, each recording
+    process's phase taken out (judge.latency.spreads) and moderated by the tier's
+    (judge.latency.tier_prior over these records), and its first timing (busy or not)."""
+    measured = {v: (r.latency.processes_of, r.latency.processes_s) for v, r in records.items() if r is not None}
+    spread = spreads(measured)
+    prior = tier_prior(spread)
     out = []
     for variant, measurement in timed:
         record = records.get(variant.id)
@@ -169,7 +172,7 @@ def latency_candidates(
             Candidate(
                 variant.id,
                 Knobs(variant.bounds.latency_tolerance, settings.latency_alpha),
-                RecordNoise.of(record.latency.median_s, record.latency.processes_s, prior),
+                RecordNoise.of(record.latency.median_s, record.latency.processes_s, prior, spread[variant.id]),
                 [Timing(lat.median_s, busy)],
                 cost_s.get(variant.id, 0.0),
             )

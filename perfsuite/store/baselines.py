@@ -24,7 +24,16 @@ from typing import TypeVar
 
 from perfsuite.fileio import atomic_write_text, staged_file
 from perfsuite.store.names import UnsafeName, inside, safe_name
-from perfsuite.store.records import PORTABLE, SCHEMA, Latency, MachineRecord, PortableRecord, RecordError, split_v1
+from perfsuite.store.records import (
+    PORTABLE,
+    SCHEMA,
+    Latency,
+    MachineRecord,
+    PortableRecord,
+    RecordError,
+    now_utc,
+    split_v1,
+)
 
 DEFAULT_BASELINES = Path("baselines")
 PROJECT_MARKERS = ("pyproject.toml", "tox.ini", "setup.cfg", ".git")
@@ -234,12 +243,16 @@ class BaselineStore:
 
     def with_processes(self, medians: dict[str, list[float]]) -> dict[str, float | None]:
         """Staged machine records of these variants keep fresh processes' medians
-        (Latency.with_processes); each variant's own spread."""
+        (Latency.with_processes), all under one id: the same processes timed them all, in order;
+        each variant's own spread."""
         spreads: dict[str, float | None] = {}
+        processes_of = f"{self.machine_key}/{self.tier}@{now_utc()}"
         for i, (path, data) in enumerate(self.staged):
             if "machine_key" not in data or data.get("variant") not in medians:
                 continue
-            latency = Latency.from_dict(data["latency"], str(path)).with_processes(medians[data["variant"]])
+            latency = Latency.from_dict(data["latency"], str(path)).with_processes(
+                medians[data["variant"]], processes_of
+            )
             self.staged[i] = (path, {**data, "latency": latency.to_dict()})
             spreads[data["variant"]] = latency.spread
         return spreads

@@ -98,17 +98,21 @@ class Latency:
     samples_s: tuple[float, ...]
     probe_s: float | None = None  # the interference probe's median while these were taken
     processes_s: tuple[float, ...] = ()  # medians of fresh processes
+    # the rebaseline those processes belong to: records with the same id were timed by the same
+    # processes, in the same order (process j of one is process j of the others)
+    processes_of: str = ""
 
     @classmethod
     def from_samples(cls, samples: list[float], probe_s: float | None = None) -> Latency:
         return cls(statistics.median(samples), tuple(round(s, 6) for s in samples), probe_s)
 
-    def with_processes(self, medians: Sequence[float]) -> Latency:
+    def with_processes(self, medians: Sequence[float], processes_of: str = "") -> Latency:
         """This record timed again in fresh processes: the recording run's own median first, then
         theirs (each a process that timed the tier's variants in turn, as a run does), and their
-        geometric mean as the record's level (the mean of logs the noise model compares)."""
+        geometric mean as the record's level (the mean of logs the noise model compares);
+        `processes_of` names the rebaseline they belong to."""
         medians_s = tuple(round(m, 6) for m in (self.median_s, *medians))
-        return Latency(statistics.geometric_mean(medians_s), self.samples_s, self.probe_s, medians_s)
+        return Latency(statistics.geometric_mean(medians_s), self.samples_s, self.probe_s, medians_s, processes_of)
 
     @property
     def spread(self) -> float | None:
@@ -121,6 +125,8 @@ class Latency:
         data: dict[str, Any] = {"median_s": self.median_s, "samples_s": list(self.samples_s), "probe_s": self.probe_s}
         if self.processes_s:  # a record of one process (--processes 0) has none
             data["processes_s"] = list(self.processes_s)
+        if self.processes_of:
+            data["processes_of"] = self.processes_of
         return data
 
     @classmethod
@@ -138,7 +144,10 @@ class Latency:
             raise RecordError(f"{where}: latency.processes_s must be a list")
         medians = tuple(_number(m, where, "latency.processes_s[]", positive=True) for m in processes)
         probe_s = None if probe is None else _number(probe, where, "latency.probe_s", True)
-        return cls(median, values, probe_s, medians)
+        processes_of = data.get("processes_of", "")
+        if not isinstance(processes_of, str):
+            raise RecordError(f"{where}: latency.processes_of must be a string")
+        return cls(median, values, probe_s, medians, processes_of)
 
 
 @dataclass(frozen=True)

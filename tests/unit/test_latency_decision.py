@@ -22,12 +22,14 @@ from perfsuite.judge.latency import (
     Prior,
     RecordNoise,
     RunPhase,
+    Spread,
     Timing,
     Undecided,
     busy_cause,
     decide,
     fit_prior,
     quantile,
+    spreads,
 )
 from perfsuite.judge.latency_run import Candidate, decide_run
 from perfsuite.judge.verdict import latency_coverage
@@ -81,6 +83,24 @@ def test_a_variants_variance_is_moderated_towards_the_tiers():
     assert noise.level == pytest.approx(math.log(0.1)) and noise.processes == 3
     assert RecordNoise.of(0.1, own, Prior(0.08**2, math.inf)).variance == pytest.approx(0.08**2)
     assert RecordNoise.of(0.1, own, Prior(0.0, 0.0)).variance == pytest.approx(mine)  # nothing to borrow
+
+
+def test_a_rebaseline_process_that_was_slow_for_every_variant_is_its_phase_not_their_noise():
+    """One of four processes read every variant 1.5x: alone each record spreads ~20%; fitted
+    together (the same processes timed them), the shared offset goes and what is left is each
+    variant's own 1-2%, on (k - 1)(N - 1)/N degrees of freedom."""
+    rng = np.random.default_rng(3)
+    records = {
+        f"v{i}": ("rebaseline-1", [0.1 * (i + 1) * f * math.exp(rng.normal(0, 0.01)) for f in (1, 1, 1, 1.5)])
+        for i in range(6)
+    }
+    alone = spreads({v: ("", p) for v, (_, p) in records.items()})
+    together = spreads(records)
+    assert all(math.sqrt(alone[v].variance) > 0.15 for v in records)
+    assert all(math.sqrt(together[v].variance) < 0.03 for v in records)
+    assert together["v0"].df == pytest.approx(3 * 5 / 6) and alone["v0"].df == 3
+    other = spreads({**records, "w": ("rebaseline-2", [0.1, 0.1, 0.1, 0.15])})
+    assert other["w"] == Spread.own([0.1, 0.1, 0.1, 0.15])  # the only record of its processes: its own
 
 
 # -- the decision ----------------------------------------------------------------------------------

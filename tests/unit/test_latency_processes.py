@@ -54,6 +54,8 @@ def test_a_latency_record_keeps_its_processes_medians_and_reads_back():
     assert lat.median_s == pytest.approx(statistics.geometric_mean([0.11, 0.10, 0.12, 0.11]))
     assert lat.spread == pytest.approx(statistics.stdev(math.log(m) for m in (0.11, 0.10, 0.12, 0.11)))
     assert Latency.from_dict(lat.to_dict(), "x.json") == lat
+    tagged = Latency.from_samples([0.1]).with_processes([0.1, 0.12], "cpu-x/unit@t")
+    assert Latency.from_dict(tagged.to_dict(), "x.json").processes_of == "cpu-x/unit@t"
     old = {"median_s": 0.1, "samples_s": [0.1], "probe_s": None}  # a record from before processes
     assert (
         Latency.from_dict(old, "x.json").spread is None and "processes_s" not in Latency.from_dict(old, "x").to_dict()
@@ -84,6 +86,7 @@ def test_a_rebaseline_times_each_variant_in_fresh_processes_and_keeps_their_medi
     own = round(statistics.median(latency["samples_s"]), 6)  # the recording run's own timing comes first
     assert latency["processes_s"] == pytest.approx([own, 0.010, 0.012, 0.011], abs=2e-6)
     assert latency["median_s"] == pytest.approx(statistics.geometric_mean(latency["processes_s"]))
+    assert latency["processes_of"].startswith(path.parent.parent.name + "/unit@")  # the rebaseline they came from
     assert any("timed in 3 fresh processes each" in line and "spread median" in line for line in note)
 
 
