@@ -8,6 +8,18 @@ from __future__ import annotations
 
 from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Word(str, Enum):
+    """A state named by one word: a str, so report.json, tables and messages read its value."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
 
 DTYPES = ("fp32", "bf16", "fp16", "nf4", "int8")
 ATTENTIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2")

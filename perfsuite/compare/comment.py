@@ -14,20 +14,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from enum import Enum
 from typing import Any
+
+from perfsuite.variant import Word
 
 MARKER = "<!-- perfsuite-compare -->"
 QUIET = frozenset({"same"})  # verdicts a PR is not told about
 
 
-class Action(str, Enum):
+class Action(Word):
     NONE = "none"
     CREATE = "create"
     UPDATE = "update"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

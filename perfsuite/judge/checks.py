@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 from perfsuite.judge.latency import Decision, LatencyDecision
 from perfsuite.matrix.tier import RelativeBound
 from perfsuite.models.modelspec import ModelSpec
 from perfsuite.models.specs import SPECS
 from perfsuite.stats.intervals import RatioEstimate
-from perfsuite.variant import Bounds, Variant
+from perfsuite.variant import Bounds, Variant, Word
 
 # guard and reference need no stored record; work and quality need the tier's portable record
 # (or, for machine-bound quality, this machine's); latency and memory this machine's.
@@ -45,7 +44,7 @@ class BoundCheck:
         return f"[{self.kind}] {self.name} {state}: measured {self.measured}, allowed {self.allowed}{extra}"
 
 
-class Status(str, Enum):
+class Status(Word):
     """A verdict's state. A str: report.json, tables and tests read it as its value."""
 
     PASS = "pass"
@@ -53,23 +52,14 @@ class Status(str, Enum):
     SKIP = "skip"
     RECORDED = "recorded"
 
-    def __str__(self) -> str:
-        return self.value
 
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-
-class Cause(str, Enum):
+class Cause(Word):
     """Why a kind of bound was not judged, where code acts on it (the words are in `why`)."""
 
     NO_RECORD = "no record"
     NOT_ON_TIER = "not on this tier"
     PENDING = "pending"  # latency: decided once the run's variants are all timed
     UNDECIDED = "undecided"  # latency: judge/latency.Undecided says which way
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,10 @@ import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 from scipy import special, stats
+
+from perfsuite.variant import Word
 
 # A timing during which other processes took more than this share of the machine's CPU time is
 # busy: it is dropped, not judged (the history marks such runs with the same share).
@@ -79,16 +80,13 @@ BUSY_SHARE = 0.2
 BUSY_ENV = "PERFSUITE_BUSY_SIGNALS"
 
 
-class Decision(str, Enum):
+class Decision(Word):
     PASS = "pass"
     FAIL = "fail"
     UNDECIDED = "undecided"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Undecided(str, Enum):
+class Undecided(Word):
     """Why a latency decision is undecided."""
 
     NOISE = "noise"  # the interval straddles the tolerance and the budget is spent
@@ -96,9 +94,6 @@ class Undecided(str, Enum):
     BUSY = "busy"  # every timing was taken beside foreign load
     LONE = "lone"  # no other variant in the run: the run's phase is unknown
     FEW_PROCESSES = "few processes"  # the record has fewer than two processes: no spread
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # -- the timings ------------------------------------------------------------------------------
@@ -155,7 +150,7 @@ def _trigamma_inverse(x: float) -> float:
     return y
 
 
-def fit_prior(variances: Sequence[tuple[float, int]]) -> Prior:
+def fit_prior(variances: Sequence[tuple[float, float]]) -> Prior:
     """s0^2 and d0 from (sample variance, degrees of freedom) pairs by the method of moments on
     log s^2 (limma's fitFDist without covariates). Fewer than two positive variances: d0 = 0."""
     usable = [(v, d) for v, d in variances if v > 0 and d > 0]
@@ -252,11 +247,11 @@ def tier_prior(records: Mapping[str, Spread] | Mapping[str, Sequence[float]]) ->
 # -- the decision -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Knobs:
-    """The three knobs: the slowdown that matters, the confidence, and the extra processes' time."""
+    """A variant's two knobs: the slowdown that matters and the confidence (the third, the extra
+    processes' time, is the run's: Budget)."""
 
     tolerance: float
     alpha: float
-    budget_s: float = 0.0
 
 
 @dataclass(frozen=True)
