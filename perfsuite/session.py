@@ -79,13 +79,13 @@ class PerfSession:
         """`caps`: the device, detected when not given (the tests' seam for the machine)."""
         config = config or SessionConfig()
         baseline_root, data_path, rebaseline = config.baselines, config.data, config.rebaseline
-        workload, cache_dir = dict(config.workload), config.cache_dir
+        workload, cache_dir = dict(config.workload or {}), config.cache_dir
         warm_allocator()  # whatever this process times first, it times in a warm process's allocator
         self.matrix = matrix
-        unknown = set(workload or {}) - set(WORKLOAD_FIELDS)
+        unknown = set(workload) - set(WORKLOAD_FIELDS)
         if unknown:
             raise ValueError(f"cannot override {sorted(unknown)}; only {', '.join(WORKLOAD_FIELDS)}")
-        overrides = {k: v for k, v in (workload or {}).items() if v is not None}  # None: the tier's own
+        overrides = {k: v for k, v in workload.items() if v is not None}  # None: the tier's own
         for key, value in overrides.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} override {value!r}: must be a whole number of at least 1")

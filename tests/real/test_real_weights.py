@@ -41,7 +41,7 @@ def upcast_free_rmsnorm(monkeypatch) -> None:
 
 def run_one(matrix_name: str, variant_id: str, **workload):
     matrix = load_matrix(matrix_name)
-    session = PerfSession(matrix, SessionConfig(baselines=BASELINES, workload=workload or None))
+    session = PerfSession(matrix, SessionConfig(baselines=BASELINES, workload=workload))
     (variant,) = [v for v in matrix.variants if v.id == variant_id]
     return session.run(variant)
 
