@@ -1,8 +1,9 @@
 """`perfsuite history html OUT`: a static site that works offline - no CDN, no server. The data
-is embedded in each page as JSON and drawn as SVG by a small bundled script (dashboard.js):
-one page per tier with every variant's series, change points marked and labelled with what
-changed, acknowledged ones grey, verdict colours, hover details, filters by model, dtype,
-attention and padding; and a page for the compare chain."""
+is embedded in each page as JSON and drawn by uPlot (vendored, inlined) through dashboard.js:
+one page per tier with every variant's series on a shared time axis (commit ticks, units, zoom
+and pan together, hover with the run's details), change points as labelled annotations
+(acknowledged ones grey), busy runs hollow, filters by model, dtype, attention and padding; a
+series that never moved is one line of text, not a flat chart; and a page for the compare chain."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import html
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,18 @@ from perfsuite.history.series import Change, Series
 from perfsuite.history.store import StoredRun
 
 ASSETS = Path(__file__).with_name("assets")
-SHOWN = ("latency_ms", "tokens_per_s", "peak_mib", "rss_mib", "log_loss", "lm_log_loss", "processed_tokens", "ratio")
+UNITS = {  # the metrics a tier page shows, in this order, with the unit on their y axis
+    "latency_ms": "ms",
+    "tokens_per_s": "tokens/s",
+    "peak_mib": "MiB",
+    "rss_mib": "MiB",
+    "log_loss": "nats/row",
+    "lm_log_loss": "nats/token",
+    "processed_tokens": "tokens",
+    "ratio": "x",
+}
+SHOWN = tuple(UNITS)
+VERSIONS = ("torch", "transformers")  # named on the runs where they changed
 STATUS = {"pass": "p", "fail": "f", "skip": "s", "recorded": "r", "slower": "f", "same": "p", "faster": "p"}
 
 
@@ -28,6 +41,21 @@ def _round(value: float) -> float | int:
     """Four significant digits - a chart's pixel is coarser - and no ".0" on whole numbers."""
     rounded = float(f"{value:.4g}")
     return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
+
+
+def _epoch(time: str) -> float:
+    """A run's time as Unix seconds, the charts' x (a time without a zone is UTC)."""
+    try:
+        moment = datetime.fromisoformat(time.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return round(moment.timestamp(), 3)
+
+
+def _versions(run: StoredRun) -> str:
+    return " ".join(f"{name} {run.environment[name]}" for name in VERSIONS if run.environment.get(name))
 
 
 def _variant_of(series: str) -> str:
@@ -44,13 +72,23 @@ def _facets(variant: str) -> dict[str, str]:
 def _chart(s: Series, run_index: dict[int, int], statuses: dict[tuple[int, str], str], changes: list[Change]):
     """One chart of this page's tier: the points of runs of other tiers (the same variant id in
     two matrices) are left to their own page."""
-    keep = [i for i, r in enumerate(s.runs) if r.pk in run_index]
+    keep = sorted((i for i, r in enumerate(s.runs) if r.pk in run_index), key=lambda i: run_index[s.runs[i].pk])
     runs, values = [s.runs[i] for i in keep], [s.values[i] for i in keep]
     busy = [bool(s.busy[i]) if s.busy else False for i in keep]
-    x = [run_index[r.pk] for r in runs]
+    x = [run_index[r.pk] for r in runs]  # ascending: the time axis needs its x in order
+    if len({f"{v:.9g}" for v in values}) == 1 and not any(c.run.pk in run_index for c in changes):
+        # Deterministic series (work counts, fp32 log-loss) would draw a flat line that takes
+        # the page: one line of text says the same, until the value moves.
+        return {
+            "metric": s.key.metric,
+            "unit": UNITS[s.key.metric],
+            "scope": s.key.scope,
+            "folded": {"value": _round(values[0]), "since": runs[0].time[:19], "runs": len(runs)},
+        }
     consecutive = x == list(range(x[0], x[0] + len(x)))  # most series: one value per run, [first, count]
     return {
         "metric": s.key.metric,
+        "unit": UNITS[s.key.metric],
         "scope": s.key.scope,
         "x": [x[0], len(x)] if consecutive else x,
         "xr": consecutive,
@@ -83,7 +121,7 @@ def tier_data(
     changes: Sequence[Change],
     statuses: dict[tuple[int, str], str],
 ) -> dict[str, Any]:
-    mine = [r for r in runs if r.tier == tier and r.kind != "compare"]
+    mine = sorted((r for r in runs if r.tier == tier and r.kind != "compare"), key=lambda r: (_epoch(r.time), r.pk))
     run_index = {r.pk: i for i, r in enumerate(mine)}
     by_key: dict[Any, list[Change]] = defaultdict(list)
     for c in changes:
@@ -100,7 +138,7 @@ def tier_data(
         v["charts"].sort(key=lambda c: (SHOWN.index(c["metric"]), c["scope"]))
     return {
         "tier": tier,
-        "runs": [[r.time[:19], r.commit[:12], r.machine_key, r.kind] for r in mine],
+        "runs": [[r.time[:19], r.commit[:12], r.machine_key, r.kind, _epoch(r.time), _versions(r)] for r in mine],
         "variants": [variants[k] for k in sorted(variants, key=lambda k: (":" in k, k))],  # bounds last
     }
 
@@ -118,8 +156,8 @@ def embedded_json(data: Any) -> str:
 
 def _page(title: str, kind: str, data: dict[str, Any], nav: str) -> str:
     payload = embedded_json(data)
-    css = (ASSETS / "dashboard.css").read_text(encoding="utf-8")
-    js = (ASSETS / "dashboard.js").read_text(encoding="utf-8")
+    css = "\n".join((ASSETS / name).read_text(encoding="utf-8") for name in ("vendor/uPlot.min.css", "dashboard.css"))
+    js = "\n".join((ASSETS / name).read_text(encoding="utf-8") for name in ("vendor/uPlot.iife.min.js", "dashboard.js"))
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{GENERATOR}">'
         f"<title>{html.escape(title)}</title>"
