@@ -49,25 +49,30 @@ def positive_int(text: str) -> int:
 
 @dataclass(frozen=True)
 class Bounds:
-    """Tolerances applied to one variant (defaults, then matching overrides)."""
+    """Tolerances applied to one variant (defaults, then matching overrides).
 
-    # Latency (judge/latency.py): the slowdown against this machine's record that matters; the
-    # run fails a variant whose interval of run / record (the run's phase divided out) lies wholly
-    # above 1 + latency_tolerance
+    Each field's docstring is its line in the generated matrix reference (docs)."""
+
     latency_tolerance: float = 0.25
+    """The slowdown against this machine's record that matters (run / record, the run's phase divided out)."""
     log_loss_abs: float = 0.002
+    """The log-loss may differ from the stored record by this much (nats per row)."""
     accuracy_abs: float = 0.02
+    """The accuracy may differ from the stored record by this share of rows."""
     work_rel: float = 0.0
-    # Peak device memory may exceed this machine's record by this share (GPU max_memory_allocated:
-    # the same code allocates the same tensors, so a change is a code or library change)
+    """Processed tokens and FLOPs may differ from the record by this share (0: exact)."""
     memory_ratio: float = 0.10
-    # Against the in-run reference (fp32, eager, one row per batch, no padding), MLPerf-style:
-    ref_log_loss_increase: float = 0.005  # the variant's log-loss may exceed the reference's by this
-    ref_argmax_agreement: float = 0.9  # share of rows whose predicted class matches the reference's
-    ref_max_abs_dp: float = 0.05  # largest |p_variant - p_reference| over rows and classes
-    # The language model's next-token log-loss on real text (real-weights tiers, lm_tokens > 0):
-    lm_log_loss_abs: float = 0.01  # against the stored record
-    ref_lm_log_loss_increase: float = 0.01  # over the in-run reference's
+    """Peak memory may exceed this machine's record by this share (the same code allocates the same tensors)."""
+    ref_log_loss_increase: float = 0.005
+    """The log-loss may exceed the in-run reference's (fp32, eager, one row per batch) by this much."""
+    ref_argmax_agreement: float = 0.9
+    """At least this share of rows must predict the in-run reference's class."""
+    ref_max_abs_dp: float = 0.05
+    """The largest |p_variant - p_reference| over rows and classes."""
+    lm_log_loss_abs: float = 0.01
+    """Real-weights tiers: the next-token log-loss on real text may differ from the record by this much."""
+    ref_lm_log_loss_increase: float = 0.01
+    """Real-weights tiers: the next-token log-loss may exceed the in-run reference's by this much."""
 
     def portable(self) -> dict[str, float]:
         """The tolerances a portable record keeps: those that judge what any machine reproduces
@@ -90,47 +95,60 @@ PORTABLE_BOUNDS = (
 
 @dataclass(frozen=True)
 class TierSettings:
-    """How a tier measures: workload size, timing rounds, device."""
+    """How a tier measures: workload size, timing rounds, device.
+
+    Each field's docstring is its line in the generated matrix reference (docs)."""
 
     name: str
+    """The tier's name: its baselines folder, report folder and pytest id."""
     device: str
+    """Where it runs: cpu or cuda."""
     markers: tuple[str, ...]
+    """pytest markers its cases carry (`-m cpu`, `-m gpu`)."""
     rows: int
+    """The first rows of the data file that are scored."""
     batch_size: int
+    """Rows per batch (static, dynamic and sorted padding)."""
     max_length: int
+    """Tokens per row at most; longer rows are truncated by `truncation`."""
     padding_side: str = "right"
-    # which end of a too-long row is cut (data/formatting.py): fair (each part water-filled),
-    # left (keep the end, as 3rd place did), right (keep the start: response B is cut first)
+    """Which side pad tokens go: right (the Kaggle recipe) or left."""
     truncation: str = "fair"
-    # token_budget padding: the most tokens (rows x the batch's longest row) in one batch;
-    # default batch_size x max_length, the same peak as a full static batch
+    """Which end of a too-long row is cut: fair (parts water-filled), left (keep the end), right (keep the start)."""
     max_batch_tokens: int | None = None
+    """token_budget padding: most tokens (rows x longest row) in a batch; unset: batch_size x max_length."""
     warmup_rounds: int = 1
+    """Untimed passes first; the first is also the pass scored for quality."""
     min_rounds: int = 5
+    """Timed passes at least."""
     max_rounds: int = 15
+    """Timed passes at most."""
     round_budget_s: float = 3.0
+    """Stop adding timed passes (past min_rounds) after about this many seconds."""
     threads: int | None = None
-    # time the passes with the whole cores other processes leave free (at least 1, at most
-    # `threads`), read just before them, so OpenMP threads never spin for a core they do not
-    # get; a timing with fewer threads than its record is left undecided
+    """torch threads while timing; unset: torch's default."""
     threads_from_free_cores: bool = False
+    """Time with the whole cores other processes leave free (1 to `threads`): no OpenMP thread waits for a core."""
     nf4_compute_dtype: str = "fp32"
-    tta: bool = False  # also run every row with A and B swapped, and symmetrise
-    reference_dtype: str = "fp32"  # of the in-run quality reference (a T4 cannot hold a 9B model in fp32)
-    relative_rounds: int = 9  # interleaved A/B pass pairs per relative bound
-    relative_confidence: float = 0.95  # of the bootstrap interval on the median ratio
-    # dtypes whose log-loss/accuracy hold across CPU kernels (stored in the portable record,
-    # judged on every machine); the others' quality is machine-bound (scripts/quality_portability.py)
+    """The dtype nf4 and int8 weights compute in (fp16 on a GPU tier)."""
+    tta: bool = False
+    """Also run every row with A and B swapped, and average the symmetrised probabilities."""
+    reference_dtype: str = "fp32"
+    """The dtype of the in-run quality reference (a T4 cannot hold a 9B model in fp32)."""
+    relative_rounds: int = 9
+    """Interleaved A/B pass pairs per relative bound."""
+    relative_confidence: float = 0.95
+    """Confidence of the bootstrap interval on a relative bound's median ratio."""
     portable_quality_dtypes: tuple[str, ...] = ()
-    # Latency against this machine's records (judge/latency.py): judged at all (false: measured
-    # and shown, as on the real tier), the confidence of each decision (one-sided alpha), and the
-    # run's seconds for extra fresh processes that time the variants left undecided by noise
+    """Dtypes whose log-loss and accuracy hold across kernels: kept in the portable record, judged everywhere."""
     judge_latency: bool = True
+    """Judge latency against this machine's records (false: measured and shown only)."""
     latency_alpha: float = 0.05
+    """One-sided error rate of each latency decision."""
     latency_budget_s: float = 60.0
-    # Real-weights models only (models/gguf.py): score the backbone's next-token log-loss on this
-    # many tokens of a fixed real text (measure/language.py); 0 = off
+    """Seconds per run for extra fresh processes that time the variants noise left undecided."""
     lm_tokens: int = 0
+    """Real-weights models: the backbone's next-token log-loss on this many tokens of a fixed text (0: off)."""
 
     def portable_quality(self, dtype: str) -> bool:
         return dtype in self.portable_quality_dtypes

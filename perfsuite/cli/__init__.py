@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-__all__ = ["EXAMPLES", "main"]
+__all__ = ["EXAMPLES", "build_parser", "main"]
 
 
 def __getattr__(name: str):
@@ -42,10 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command's parser: what `main` parses with and what the CLI reference is generated from."""
     from perfsuite import __version__
-    from perfsuite.matrix.tier import default_baselines
-    from perfsuite.store.baselines import baselines_root
 
     from . import compare, cost, history, run
     from .options import EXIT_CODES, HelpFormatter, _Subcommands
@@ -60,7 +59,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     sub = _Subcommands(parser.add_subparsers(dest="command", required=True))
     for group in (run, cost, compare, history):
         group.register(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    from perfsuite.matrix.tier import default_baselines
+    from perfsuite.store.baselines import baselines_root
+
+    args = build_parser().parse_args(argv)
     if getattr(args, "baselines", "unset") is None:
         beside = default_baselines(args.matrix) if isinstance(getattr(args, "matrix", None), str) else None
         args.baselines = str(beside or baselines_root(None))  # a user matrix keeps its own beside it

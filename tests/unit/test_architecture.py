@@ -91,6 +91,7 @@ LAYERS = (
     "plugin",
     "matrix_cases",
     "cli",
+    "reference",  # the docs' generated pages: read the CLI's parsers and the settings' dataclasses
     "__main__",
 )
 
