@@ -19,13 +19,14 @@ from perfsuite.data.tokenizer import TextTokenizer
 from perfsuite.device.environment import git_commit, package_versions
 from perfsuite.device.machine import DeviceCaps, detect
 from perfsuite.device.probe import SupportProbe
-from perfsuite.device.support import semantic_reason, skip_reason
+from perfsuite.device.support import packing_reason, semantic_reason, skip_reason
 from perfsuite.fileio import weights_identity
 from perfsuite.judge.checks import BASELINE_FREE, Status, Verdict
 from perfsuite.judge.latency import Budget
 from perfsuite.judge.latency_run import RunDecisions, decide_run, fresh_timings, latency_candidates
 from perfsuite.judge.recording import portable_state, records_for
 from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair, latency_coverage
+from perfsuite.matrix.options import run_settings
 from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
 from perfsuite.measure import runner
 from perfsuite.measure.allocator import warm_allocator
@@ -40,7 +41,7 @@ from perfsuite.report.run_report import RunReport
 from perfsuite.stats.intervals import ratio_interval
 from perfsuite.stats.metrics import compare_to_reference
 from perfsuite.store.baselines import DEFAULT_BASELINES, BaselineError, BaselineStore
-from perfsuite.variant import WORKLOAD_FIELDS, TierSettings, Variant
+from perfsuite.variant import TierSettings, Variant
 
 
 def _release_device_memory(caps: DeviceCaps) -> None:
@@ -79,17 +80,11 @@ class PerfSession:
         """`caps`: the device, detected when not given (the tests' seam for the machine)."""
         config = config or SessionConfig()
         baseline_root, data_path, rebaseline = config.baselines, config.data, config.rebaseline
-        workload, cache_dir = dict(config.workload or {}), config.cache_dir
+        cache_dir = config.cache_dir
         warm_allocator()  # whatever this process times first, it times in a warm process's allocator
         self.matrix = matrix
-        unknown = set(workload) - set(WORKLOAD_FIELDS)
-        if unknown:
-            raise ValueError(f"cannot override {sorted(unknown)}; only {', '.join(WORKLOAD_FIELDS)}")
-        overrides = {k: v for k, v in workload.items() if v is not None}  # None: the tier's own
-        for key, value in overrides.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key} override {value!r}: must be a whole number of at least 1")
-        self.settings = replace(matrix.settings, **overrides)
+        self.settings = run_settings(matrix, config.workload or {})
+        overrides = {k: v for k, v in (config.workload or {}).items() if v is not None}
         self.caps = caps or detect(matrix.settings.device)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
         if rebaseline:
@@ -144,7 +139,11 @@ class PerfSession:
 
     def skip_reason(self, variant: Variant) -> str | None:
         spec = self.matrix.spec(variant.model)
-        return skip_reason(variant, self.settings, self.caps, self.probe, spec) or self.matrix.excluded(variant)
+        return (
+            skip_reason(variant, self.settings, self.caps, self.probe, spec)
+            or self.matrix.excluded(variant)
+            or packing_reason(variant, self.settings, self.probe, spec)
+        )
 
     def add_skipped(self, variant: Variant) -> Outcome:
         """Record a variant that was collected but cannot run here, so the report still lists it."""

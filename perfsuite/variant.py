@@ -23,7 +23,7 @@ class Word(str, Enum):
 
 DTYPES = ("fp32", "bf16", "fp16", "nf4", "int8")
 ATTENTIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2")
-PADDINGS = ("static", "dynamic", "sorted", "token_budget")
+PADDINGS = ("static", "dynamic", "sorted", "token_budget", "packed")
 QUANTIZED = ("nf4", "int8")
 
 

@@ -84,7 +84,8 @@ def check_setup(setup: Setup, device: DeviceSpec) -> None:
 def shapes_for(setup: Setup, lengths: Sequence[int], devices: int = 1) -> list[list[tuple[int, int]]]:
     """Batch shapes per device: rows longest-first dealt round-robin (the Kaggle recipe), then batched."""
     lengths = [min(n, setup.max_length) for n in lengths]
-    key = (lambda n: n) if setup.padding in ("sorted", "token_budget") else None  # otherwise dealt in file order
+    ordered = setup.padding in ("sorted", "token_budget", "packed")
+    key = (lambda n: n) if ordered else None  # otherwise dealt in file order
     per_device = [shard_rows(lengths, d, devices, key) for d in range(devices)]
     return [padded_shapes(part, setup.batch_size, setup.padding, setup.max_length) for part in per_device]
 
@@ -260,6 +261,7 @@ def project(setup: Setup, device: DeviceSpec, lengths: Sequence[int], rows: int,
 CHANGES: tuple[tuple[str, str, object, str], ...] = (
     ("padding", "padding", "sorted", "free: same predictions"),
     ("padding", "padding", "token_budget", "free: same predictions; fewer, fuller batches of short rows"),
+    ("padding", "padding", "packed", "free: same predictions, no padding; a dense mask computes each pack's square"),
     ("attention", "attention", "sdpa", "free where the model allows it"),
     ("attention", "attention", "flash_attention_2", "free on sm80+ with flash-attn (softcapping from 2.6)"),
     ("dtype", "dtype", "fp16", "more memory than 4-bit; fp16 may overflow (check the NaN guard)"),

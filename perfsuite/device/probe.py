@@ -29,6 +29,11 @@ from perfsuite.variant import QUANTIZED, compute_dtype
 
 LIBRARIES = ("torch", "transformers", "bitsandbytes", "peft", "accelerate")
 ANSWER_FORMAT = 2  # bump when the wording of cached answers changes, so old caches are not read
+PACKED_TOLERANCE = 1e-4  # fp32: a row's state packed beside another vs alone (kernel order moves it ~1e-6)
+
+
+class Refused(Exception):
+    """A probe's own finding (not a library's exception): its text is the whole answer."""
 
 
 def library_versions() -> dict[str, str]:
@@ -80,6 +85,8 @@ class SupportProbe:
             try:
                 attempt()
                 answers[key] = None
+            except Refused as exc:
+                answers[key] = str(exc)
             except Exception as exc:  # any refusal is an answer; it is quoted, not hidden
                 answers[key] = f"{raised_by(exc, self.versions)}: {quote(exc)}"
             data = {"versions": self.versions, "answers": answers}
@@ -102,6 +109,38 @@ class SupportProbe:
         key = f"attention|{spec.architecture}|{spec.fingerprint()}|{attention}|{dtype}"
         return self._ask(key, build)
 
+    def packing(self, spec: ModelSpec, attention: str, device: str = "cpu") -> str | None:
+        """None if the installed transformers keeps rows packed into one sequence apart with this
+        attention: two short rows, packed with their positions restarting, must give each row's
+        last hidden state as that row alone does. Otherwise why not - never a silent cross-row
+        attention."""
+
+        def check() -> None:
+            import torch
+
+            model = _probe_model(spec, attention).to(device)
+            rows = [torch.arange(3, 10), torch.arange(12, 17)]
+            backbone = model.base_model
+            with torch.inference_mode():
+                alone = [backbone(input_ids=r[None].to(device), use_cache=False).last_hidden_state[0, -1] for r in rows]
+                packed = backbone(
+                    input_ids=torch.cat(rows)[None].to(device),
+                    position_ids=torch.cat([torch.arange(len(r)) for r in rows])[None].to(device),
+                    use_cache=False,
+                ).last_hidden_state[0]
+            ends = [len(rows[0]) - 1, len(rows[0]) + len(rows[1]) - 1]
+            moved = max(float((packed[e] - a).abs().max()) for e, a in zip(ends, alone, strict=True))
+            scale = max(float(a.abs().max()) for a in alone)
+            if not moved <= PACKED_TOLERANCE * max(scale, 1.0):
+                raise Refused(
+                    f"transformers {self.versions.get('transformers')} with {attention} lets rows packed into one "
+                    f"sequence attend to each other ({spec.architecture}: a row's last hidden state moved by "
+                    f"{moved:.2g} beside another row)"
+                )
+
+        key = f"packing|{spec.architecture}|{spec.fingerprint()}|{attention}|{device}"
+        return self._ask(key, check)
+
     def quantization(self, dtype: str, compute: str, device: str) -> str | None:
         """None if bitsandbytes quantises and runs one small layer as `dtype` on `device`."""
         if dtype not in QUANTIZED:
@@ -118,6 +157,20 @@ class SupportProbe:
                 layer(torch.ones(2, 64, dtype=TORCH_DTYPES[compute], device=device))
 
         return self._ask(f"quantization|{dtype}|{compute}|{device}", quantize)
+
+
+def _probe_model(spec: ModelSpec, attention: str):
+    """A small seeded fp32 model of the spec's architecture: the spec itself when it is a
+    miniature or real weights' (135M), else its miniature (the masking is the architecture's,
+    not the size's)."""
+    import torch
+
+    from perfsuite.models.shrink import miniature
+
+    small = spec if spec.tiny or spec.real else miniature(spec, vocab_size=256, max_length=64, eos_id=2)
+    torch.manual_seed(0)
+    model = small.model_class()._from_config(small.build_config(pad_token_id=0), attn_implementation=attention)
+    return model.float().eval()
 
 
 @lru_cache(maxsize=1)

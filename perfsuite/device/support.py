@@ -75,6 +75,16 @@ def skip_reason(
     return probe.quantization(variant.dtype, settings.nf4_compute_dtype, settings.device)
 
 
+def packing_reason(
+    variant: Variant, settings: TierSettings, probe: SupportProbe | None = None, spec: ModelSpec | None = None
+) -> str | None:
+    """Why packed rows cannot be kept apart here, or None: asked only of a variant the tier will
+    run (the probe runs a small model; flex_attention's compile takes half a minute once)."""
+    if variant.padding != "packed":
+        return None
+    return (probe or default_probe()).packing(spec or get_spec(variant.model), variant.attention, settings.device)
+
+
 def real_weights_reason(spec: ModelSpec) -> str | None:
     """Why a real-weights model's GGUF cannot be used here (not installed, another version's
     digest, a damaged file), or None. Checked once per file and process."""

@@ -8,9 +8,11 @@ for the plugin (`--perfsuite-rows`) - so the names, types, defaults and help can
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
-from perfsuite.variant import WORKLOAD_FIELDS, positive_int
+from perfsuite.matrix.tier import Matrix, packed_length_problem
+from perfsuite.variant import WORKLOAD_FIELDS, TierSettings, positive_int
 
 DATA_HELP = "a Kaggle-format CSV to run on (default: the bundled sample)"
 
@@ -28,3 +30,20 @@ def add_workload_options(add: Callable[..., object], prefix: str = "--") -> None
 def workload_of(get: Callable[[str], int | None]) -> dict[str, int | None]:
     """The overrides as the session takes them, read through `get(field)`."""
     return {field: get(field) for field in WORKLOAD_FIELDS}
+
+
+def run_settings(matrix: Matrix, workload: Mapping[str, int | None]) -> TierSettings:
+    """The tier's settings with a run's overrides (None: the tier's own), each checked - an
+    unknown field, a value below 1, a packed batch the overrides make too long: ValueError."""
+    unknown = set(workload) - set(WORKLOAD_FIELDS)
+    if unknown:
+        raise ValueError(f"cannot override {sorted(unknown)}; only {', '.join(WORKLOAD_FIELDS)}")
+    overrides = {k: v for k, v in workload.items() if v is not None}
+    for key, value in overrides.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key} override {value!r}: must be a whole number of at least 1")
+    settings = replace(matrix.settings, **overrides)
+    if overrides and (problem := packed_length_problem(matrix, settings)):
+        flags = ", ".join("--" + key.replace("_", "-") for key in overrides)
+        raise ValueError(f"{problem} (with this run's {flags})")
+    return settings

@@ -379,15 +379,32 @@ def load_matrix(name_or_path: str) -> Matrix:
 
     path = matrix_path(name_or_path)
     matrix = parse_matrix(_read_toml(path), str(path))
-    if not matrix.declarations:
-        return matrix
     models = {}
     for declaration in matrix.declarations:
         try:
             models[declaration.name] = declared_spec(declaration, matrix.settings.device, matrix.settings.max_length)
         except ModelConfigError as exc:
             raise MatrixError(f"{path}: [[models]] {declaration.name!r}: {exc}") from None
-    return replace(matrix, models=models)
+    matrix = replace(matrix, models=models) if models else matrix
+    if problem := packed_length_problem(matrix, matrix.settings):
+        raise MatrixError(f"{path}: {problem}")
+    return matrix
+
+
+def packed_length_problem(matrix: Matrix, settings: TierSettings) -> str | None:
+    """A packed batch may hold max_batch_tokens tokens (default batch_size x max_length): more
+    than a model's max_position_embeddings is a sequence longer than the model was built for,
+    whatever its positions say. Checked before anything is built; `settings` may carry a run's
+    overrides of batch_size and max_length."""
+    budget = settings.max_batch_tokens or settings.batch_size * settings.max_length
+    for model in sorted({v.model for v in matrix.variants if v.padding == "packed" and not matrix.excluded(v)}):
+        limit = matrix.spec(model).config.get("max_position_embeddings")
+        if isinstance(limit, int) and budget > limit:
+            return (
+                f"[tier] max_batch_tokens: a packed batch of up to {budget} tokens is longer than {model}'s "
+                f"max_position_embeddings {limit}; set max_batch_tokens to at most {limit}"
+            )
+    return None
 
 
 def default_baselines(name_or_path: str) -> Path | None:

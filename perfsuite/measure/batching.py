@@ -6,7 +6,13 @@
 * token_budget: rows sorted longest first, each batch as many rows as fit a token budget
   (rows x the batch's longest row <= max_batch_tokens, default batch_size x max_length), so
   long rows go in small batches and short rows in large ones - how text-embeddings-inference
-  batches classification requests.
+  batches classification requests;
+* packed: rows sorted longest first and concatenated, no padding, into sequences of at most
+  the same token budget; positions restart at each row (transformers builds a block-diagonal
+  causal mask from them, so a row attends to itself only) and each row is scored at its own
+  last token. Processed tokens equal real tokens; attention still computes the whole packed
+  sequence's square wherever the kernel takes a dense mask (eager, sdpa), which the shapes
+  (1, packed length) say to the cost model.
 
 Real tokens are the rows' own; processed tokens are what the model computes on,
 padding included. Their ratio is the padding waste that costs hours on a T4.
@@ -30,15 +36,23 @@ class Padding(str, Enum):
     DYNAMIC = "dynamic"
     SORTED = "sorted"
     TOKEN_BUDGET = "token_budget"
+    PACKED = "packed"
 
 
 @dataclass(frozen=True)
 class Batch:
-    """A padded batch and the positions of its rows in the input order."""
+    """A padded batch and the positions of its rows in the input order; or a packed one: one
+    sequence, its positions restarting at each row and each row's last token."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     row_index: tuple[int, ...]
+    position_ids: torch.Tensor | None = None  # packed only
+    row_ends: tuple[int, ...] = ()  # packed only: where each row of row_index ends in the sequence
+
+    @property
+    def packed(self) -> bool:
+        return self.position_ids is not None
 
     @property
     def real_tokens(self) -> int:
@@ -82,10 +96,21 @@ def plan_batches(
     padding = Padding(padding)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    ordered = padding in (Padding.SORTED, Padding.TOKEN_BUDGET)
+    ordered = padding in (Padding.SORTED, Padding.TOKEN_BUDGET, Padding.PACKED)
     order = longest_first(lengths) if ordered else list(range(len(lengths)))
+    budget = max_batch_tokens or batch_size * max_length
+    if padding is Padding.PACKED:  # width: the packed sequence's length
+        packs: list[tuple[list[int], int]] = []
+        for i in order:
+            n = min(max_length, lengths[i])
+            if n > budget:
+                raise ValueError(f"max_batch_tokens {budget} is smaller than a {n}-token row")
+            if packs and packs[-1][1] + n <= budget:
+                packs[-1] = (packs[-1][0] + [i], packs[-1][1] + n)
+            else:
+                packs.append(([i], n))
+        return packs
     if padding is Padding.TOKEN_BUDGET:
-        budget = max_batch_tokens or batch_size * max_length
         plan, start = [], 0
         while start < len(order):
             width = min(max_length, lengths[order[start]])  # longest first: the batch's first row sets it
@@ -115,8 +140,10 @@ def padded_shapes(
 
     The cost model's view of a workload: shapes without tensors, for 25,000 rows in a blink.
     """
+    packed = Padding(padding) is Padding.PACKED  # one sequence per batch
     return [
-        (len(idx), width) for idx, width in plan_batches(lengths, batch_size, padding, max_length, max_batch_tokens)
+        (1 if packed else len(idx), width)
+        for idx, width in plan_batches(lengths, batch_size, padding, max_length, max_batch_tokens)
     ]
 
 
@@ -139,7 +166,10 @@ def batch_rows(
         if n > max_length:
             raise ValueError(f"row {rows[i].row_id} longer than max_length {max_length}")
     batches = []
-    for idx, width in plan_batches(lengths, batch_size, padding, max_length, max_batch_tokens):
+    plan = plan_batches(lengths, batch_size, padding, max_length, max_batch_tokens)
+    if Padding(padding) is Padding.PACKED:
+        return [_packed(rows, idx) for idx, _ in plan]
+    for idx, width in plan:
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for r, i in enumerate(idx):
@@ -152,6 +182,20 @@ def batch_rows(
                 mask[r, width - len(seq) :] = 1
         batches.append(Batch(ids, mask, tuple(idx)))
     return batches
+
+
+def _packed(rows: Sequence[EncodedRow], idx: Sequence[int]) -> Batch:
+    import torch
+
+    ids = [torch.tensor(rows[i].input_ids, dtype=torch.long) for i in idx]
+    ends = torch.tensor([len(x) for x in ids]).cumsum(0) - 1
+    return Batch(
+        input_ids=torch.cat(ids)[None],
+        attention_mask=torch.ones((1, int(ends[-1]) + 1), dtype=torch.long),  # counts tokens; never passed
+        row_index=tuple(idx),
+        position_ids=torch.cat([torch.arange(len(x)) for x in ids])[None],
+        row_ends=tuple(int(e) for e in ends),
+    )
 
 
 def count_work(batches: Sequence[Batch]) -> WorkCounts:

@@ -125,11 +125,26 @@ class RunResult:
     threads: int | None = None  # torch's intra-op threads the passes were timed with
 
 
+def packed_logits(model, batch: Batch, device: str) -> torch.Tensor:
+    """A packed batch's logits, one row per packed row: the backbone over the whole sequence
+    (positions restarting per row and no attention mask, so transformers confines attention to
+    each row), the score head at each row's last token - what the sequence-classification head
+    does per padded row. No cache: with one, transformers does not look for packed rows."""
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model  # a LoRA-wrapped model
+    hidden = hf.base_model(
+        input_ids=batch.input_ids.to(device), position_ids=batch.position_ids.to(device), use_cache=False
+    ).last_hidden_state
+    return hf.score(hidden[0, list(batch.row_ends)])
+
+
 def _forward_pass(model, batches: Sequence[Batch], device: str) -> list[torch.Tensor]:
     outputs = []
     with torch.inference_mode():
         for b in batches:
             try:
+                if b.packed:
+                    outputs.append(packed_logits(model, b, device))
+                    continue
                 out = model(input_ids=b.input_ids.to(device), attention_mask=b.attention_mask.to(device))
             except torch.OutOfMemoryError as exc:
                 shape = "x".join(map(str, b.input_ids.shape))

@@ -15,6 +15,14 @@ def _rows(lengths):
     return [EncodedRow(str(i), tuple(range(1, n + 1)), 0, 0) for i, n in enumerate(lengths)]
 
 
+def _row_tokens(batch, r: int, n: int):
+    """Row r's n tokens: its padded line, or its stretch of the packed sequence."""
+    if batch.packed:
+        end = batch.row_ends[r]
+        return batch.input_ids[0, end - n + 1 : end + 1]
+    return batch.input_ids[r, :n]
+
+
 def test_static_pads_every_batch_to_max_length():
     batches = batch_rows(_rows([3, 5, 2]), 2, Padding.STATIC, max_length=8, pad_id=0)
     assert [b.input_ids.shape[1] for b in batches] == [8, 8]
@@ -55,11 +63,12 @@ def test_every_strategy_sees_every_row_once_with_the_same_real_tokens(lengths, b
         assert sorted(i for b in batches for i in b.row_index) == list(range(len(rows)))
         for b in batches:
             for r, i in enumerate(b.row_index):
-                assert torch.equal(b.input_ids[r, : len(rows[i].input_ids)], torch.tensor(rows[i].input_ids))
+                assert torch.equal(_row_tokens(b, r, len(rows[i].input_ids)), torch.tensor(rows[i].input_ids))
         works[padding] = count_work(batches)
     assert len({w.real_tokens for w in works.values()}) == 1
     assert works[Padding.DYNAMIC].processed_tokens <= works[Padding.STATIC].processed_tokens
     assert works[Padding.SORTED].processed_tokens <= works[Padding.STATIC].processed_tokens
+    assert works[Padding.PACKED].processed_tokens == works[Padding.PACKED].real_tokens  # no padding at all
     if len(lengths) % batch_size == 0:
         # With full batches, sorted order minimises the sum of batch maxima. (With a short last
         # batch, longest-first - the Kaggle recipe, so an OOM shows at once - can lose a little.)
@@ -107,3 +116,32 @@ def test_a_tier_token_budget_below_max_length_is_refused_naming_the_field(tmp_pa
     matrix.write_text(text.replace("[tier]\n", "[tier]\nmax_batch_tokens = 10\n", 1))
     assert main(["matrix", "--matrix", str(matrix)]) == 2
     assert "[tier] max_batch_tokens 10 is below max_length" in capsys.readouterr().err
+
+
+@given(st.lists(st.integers(1, 64), min_size=1, max_size=40), st.integers(64, 400))
+def test_packed_sequences_fit_the_budget_positions_restart_and_each_row_ends_where_it_is_scored(lengths, budget):
+    rows = _rows(lengths)
+    batches = batch_rows(rows, 4, Padding.PACKED, 64, 0, max_batch_tokens=budget)
+    assert all(b.packed and b.input_ids.shape == (1, b.row_ends[-1] + 1) <= (1, budget) for b in batches)
+    assert sorted(i for b in batches for i in b.row_index) == list(range(len(lengths)))
+    for b in batches:
+        starts = [0, *(e + 1 for e in b.row_ends[:-1])]
+        expected = torch.cat([torch.arange(e - s + 1) for s, e in zip(starts, b.row_ends, strict=True)])
+        assert torch.equal(b.position_ids[0], expected)  # each row counts from 0: the mask keeps rows apart
+        assert [e - s + 1 for s, e in zip(starts, b.row_ends, strict=True)] == [lengths[i] for i in b.row_index]
+    order = [i for b in batches for i in b.row_index]
+    assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
+    w = count_work(batches)
+    assert w.processed_tokens == w.real_tokens == sum(lengths)
+
+
+def test_packed_batches_are_one_sequence_each_for_the_cost_model():
+    from perfsuite.measure.batching import padded_shapes
+
+    assert padded_shapes([64, 60, 10, 9, 8], 2, "packed", 64, 128) == [(1, 124), (1, 27)]
+    assert padded_shapes([8] * 5, 2, "packed", 16) == [(1, 32), (1, 8)]  # budget 2 x 16
+
+
+def test_a_packed_budget_smaller_than_a_row_is_refused():
+    with pytest.raises(ValueError, match="max_batch_tokens 10 is smaller than a 12-token row"):
+        batch_rows(_rows([12]), 1, "packed", 16, 0, max_batch_tokens=10)

@@ -17,7 +17,7 @@ A100_NO_FA = DeviceCaps("cuda", "NVIDIA A100", (8, 0), 80 * 2**30, bitsandbytes_
 
 def test_cpu_matrix_is_the_full_cross_product():
     m = load_matrix("cpu")
-    assert len(m.variants) == 4 * 4 * 3 * 4  # models (tiny-gemma2-nocap too) x dtypes x attentions x paddings
+    assert len(m.variants) == 4 * 4 * 3 * 5  # models (tiny-gemma2-nocap too) x dtypes x attentions x paddings
     assert len({v.id for v in m.variants}) == len(m.variants)
     assert m.variants[0].id == "tiny-gemma2-fp32-eager-static"
 
@@ -147,6 +147,7 @@ def test_select_takes_comma_separated_globs():
         "tiny-llama3-fp32-sdpa-dynamic",
         "tiny-llama3-fp32-sdpa-sorted",
         "tiny-llama3-fp32-sdpa-token_budget",
+        "tiny-llama3-fp32-sdpa-packed",
     ]
 
 
