@@ -85,23 +85,43 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _budget(args: argparse.Namespace) -> int:
-    from perfsuite.cost.explain import Setup, default_attention, parse_duration, render_budget
+    from perfsuite.cost.budget import Strategy, parse_duration, render_budget
+    from perfsuite.cost.explain import Setup, default_attention
+    from perfsuite.cost.recipes import Recipe, load_recipe, recipe_model
     from perfsuite.cost.uncertainty import interval_for
 
+    recipe = load_recipe(args.recipe) if args.recipe else Recipe("none", "")
+    model, model_note = recipe_model(args.model, recipe)
     setup = Setup(
-        args.model,
-        args.dtype or "fp16",
-        args.attention or default_attention(args.model),
-        args.padding,
-        args.batch_size,
-        args.max_length,
+        model,
+        args.dtype or recipe.dtype or "fp16",
+        args.attention or recipe.attention or default_attention(model),
+        args.padding or recipe.padding or "sorted",
+        args.batch_size or recipe.batch_size or 4,
+        args.max_length or recipe.max_length or 2048,
     )
     device, source = _device(args)
-    lengths, lengths_source = _lengths(args, args.max_length)
+    lengths, lengths_source = _lengths(args, setup.max_length)
     interval = interval_for(args.device, Path(args.baselines))
     limit = parse_duration(args.limit)
+    tta = recipe.tta if args.tta is None else args.tta
+    strategy = Strategy(args.strategy) if args.strategy else recipe.strategy
+    fixed = recipe.fixed(args.install_s, args.import_s, args.load_s)
+    line = f"recipe {recipe.name}: {recipe.description}{model_note}" if args.recipe else None
     text, verdict = render_budget(
-        setup, device, source, lengths, lengths_source, args.rows, args.gpus, args.tta, limit, interval
+        setup,
+        device,
+        source,
+        lengths,
+        lengths_source,
+        args.rows,
+        args.gpus,
+        tta,
+        limit,
+        interval,
+        strategy,
+        fixed,
+        line,
     )
     print(text)
     return 0 if verdict == "fits" else 1  # "uncertain" is not a fit you can count on
@@ -159,8 +179,35 @@ def register(sub) -> None:
     budget.add_argument("--rows", type=positive_int, default=25000, help="rows to score (Kaggle's hidden test)")
     budget.add_argument("--gpus", type=positive_int, default=2, help="devices, one model copy each")
     budget.add_argument("--limit", default="9h", help="with a unit: 9h, 540m, 9h30m, 32400s")
-    budget.add_argument("--tta", action="store_true", help="score every row twice (A/B swapped)")
-    model_options(budget)
+    budget.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score every row twice, A and B swapped (default: off, or the recipe's)",
+    )
+    budget.add_argument(
+        "--strategy",
+        default=None,
+        choices=["data_parallel", "layer_split"],
+        help="two or more cards: a copy per card, rows dealt between them; or one copy split by layers "
+        "(default: data_parallel, or the recipe's)",
+    )
+    budget.add_argument(
+        "--recipe",
+        default=None,
+        metavar="NAME|TOML",
+        help="a public solution's settings: 3rd-place, 4th-place, fp16-layer-split, or a TOML of your own; "
+        "a flag given beside it wins",
+    )
+    for term, words in (("install", "installing wheels"), ("import", "importing"), ("load", "loading one model copy")):
+        budget.add_argument(
+            f"--{term}-s",
+            type=float,
+            default=None,
+            metavar="S",
+            help=f"seconds {words} before the first row (default: 0, or the recipe's)",
+        )
+    model_options(budget, recipe=True)
     fit = sub.add_parser("fit", help="fit the cost model's efficiency factors to this machine's baselines")
     fit.add_argument("--machine", default=None, help="machine key (default: this machine)")
     fit.add_argument("--tiers", default=None, help="comma-separated tiers (default: all recorded)")

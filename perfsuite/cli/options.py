@@ -141,8 +141,13 @@ def workload(args: argparse.Namespace) -> dict[str, int | None]:
     return workload_of(lambda field: getattr(args, field))
 
 
-def model_options(parser: argparse.ArgumentParser) -> None:
+def model_options(parser: argparse.ArgumentParser, recipe: bool = False) -> None:
+    """The setup options explain and budget share; `recipe`: budget's, whose preset fills what
+    the command line leaves unset (so these default to None and say their fallback)."""
     from perfsuite.cost.devices import DEVICES
+
+    def fallback(value, words: str = ""):
+        return (None, f" (default: {words or value}, or the recipe's)") if recipe else (value, "")
 
     parser.add_argument("--device", default="t4", choices=["cpu", *DEVICES], help="datasheet GPU, or cpu (calibrated)")
     parser.add_argument(
@@ -151,9 +156,12 @@ def model_options(parser: argparse.ArgumentParser) -> None:
         choices=DTYPES,
         help="weights (nf4/int8: fp16 compute); default fp16 - for explain, nf4 where fp16 does not fit the card",
     )
-    parser.add_argument("--padding", default="sorted", choices=PADDINGS, help="padding strategy")
-    parser.add_argument("--batch-size", type=positive_int, default=4, help="rows per batch per device")
-    parser.add_argument("--max-length", type=positive_int, default=2048, help="tokens kept per row")
+    padding, batch, length = fallback("sorted"), fallback(4), fallback(2048)
+    parser.add_argument("--padding", default=padding[0], choices=PADDINGS, help="padding strategy" + padding[1])
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=batch[0], help="rows per batch per device" + batch[1]
+    )
+    parser.add_argument("--max-length", type=positive_int, default=length[0], help="tokens kept per row" + length[1])
     parser.add_argument("--data", default=None, help="Kaggle-format CSV whose length distribution to use")
     parser.add_argument("--data-rows", type=positive_int, default=None, help="only the first N rows of --data")
     parser.add_argument(

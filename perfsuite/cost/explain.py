@@ -1,4 +1,4 @@
-"""`perfsuite explain` and `perfsuite budget`: the cost model turned into answers.
+"""`perfsuite explain`: the cost model turned into an answer.
 
 explain: why model A is slower than model B on a device, factor by factor. B's configuration
 is carried to A's one property at a time (layers, width, heads x head_dim, sliding window,
@@ -6,8 +6,7 @@ softcapping, attention implementation, dtype); where properties interact a step'
 depends on the order, so each step gets its Shapley value (its mean over every order) and
 the factors multiply to the total whatever the order of the arguments.
 
-budget: whether a configuration scores N rows on G devices inside a time limit, and the
-cheapest single change that would make it fit if it does not.
+budget (cost/budget.py) projects whole runs from the same predictions.
 """
 
 from __future__ import annotations
@@ -225,74 +224,6 @@ def what_ifs(a: Setup, device: DeviceSpec, lengths: Sequence[int]) -> list[tuple
     return rows
 
 
-# -- budget -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Projection:
-    setup: Setup
-    rows: int
-    devices: int
-    tta: bool
-    seconds: float  # wall time: the slowest device
-    peak_bytes: float
-    fits_memory: bool
-
-    def fits(self, limit_s: float) -> bool:
-        return self.fits_memory and self.seconds <= limit_s
-
-
-def tile(lengths: Sequence[int], rows: int) -> list[int]:
-    """`rows` lengths drawn in turn from the measured distribution (deterministic)."""
-    if not lengths:
-        raise ExplainError("no row lengths to project from")
-    return [lengths[i % len(lengths)] for i in range(rows)]
-
-
-def project(setup: Setup, device: DeviceSpec, lengths: Sequence[int], rows: int, devices: int, tta: bool) -> Projection:
-    check_setup(setup, device)
-    work = tile(lengths, rows) * (2 if tta else 1)  # TTA scores every row twice (A/B swapped)
-    cfg = setup.config()
-    per_device = shapes_for(setup, work, devices)
-    seconds = max(predict(cfg, device, shapes).total for shapes in per_device)
-    peak = max((memory_bytes(cfg, b, s) for shapes in per_device for b, s in shapes), default=0.0)
-    return Projection(setup, rows, devices, tta, seconds, peak, peak <= 0.92 * device.memory_bytes)
-
-
-# Single changes, cheapest first: free ones, then ones that cost memory, then quality.
-CHANGES: tuple[tuple[str, str, object, str], ...] = (
-    ("padding", "padding", "sorted", "free: same predictions"),
-    ("padding", "padding", "token_budget", "free: same predictions; fewer, fuller batches of short rows"),
-    ("padding", "padding", "packed", "free: same predictions, no padding; a dense mask computes each pack's square"),
-    ("attention", "attention", "sdpa", "free where the model allows it"),
-    ("attention", "attention", "flash_attention_2", "free on sm80+ with flash-attn (softcapping from 2.6)"),
-    ("dtype", "dtype", "fp16", "more memory than 4-bit; fp16 may overflow (check the NaN guard)"),
-    ("dtype", "dtype", "nf4", "4-bit weights shift probabilities (check log-loss)"),
-    ("tta", "tta", False, "drops test-time augmentation: usually worse log-loss"),
-    ("max_length", "max_length", 1536, "truncates long rows: worse log-loss"),
-    ("max_length", "max_length", 1024, "truncates long rows: worse log-loss"),
-)
-
-
-def cheapest_fix(
-    setup: Setup, device: DeviceSpec, lengths: Sequence[int], rows: int, devices: int, tta: bool, limit_s: float
-) -> list[tuple[str, Projection | None, str]]:
-    """Every single change with its projection (None: cannot run), cheapest first."""
-    out: list[tuple[str, Projection | None, str]] = []
-    for _, field, value, cost in CHANGES:
-        if field == "tta":
-            if not tta:
-                continue
-            label, alt, alt_tta = "TTA off", setup, False
-        else:
-            if getattr(setup, field) == value:
-                continue
-            label, alt, alt_tta = f"{field} {value}", replace(setup, **{field: value}), tta
-        try:
-            out.append((label, project(alt, device, lengths, rows, devices, alt_tta), cost))
-        except ExplainError as exc:
-            out.append((label, None, str(exc)))
-    return out
-
-
 def render_explain(
     a: Setup,
     b: Setup,
@@ -348,98 +279,3 @@ def render_explain(
             w.add_row(label, "cannot run" if ratio is None else f"{ratio:.2f}x{oom}", note)
         console.print(w)
     return cap.get()
-
-
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.2f} h"
-
-
-def budget_verdict(p: Projection, interval, limit_s: float) -> str:
-    """fits / does not fit / uncertain: where the limit lies against the projection's interval."""
-    low, high = interval.around(p.seconds)
-    if not p.fits_memory or low > limit_s:
-        return "does not fit"
-    return "fits" if high <= limit_s else "uncertain"
-
-
-def render_budget(
-    setup: Setup,
-    device: DeviceSpec,
-    device_source: str,
-    lengths: Sequence[int],
-    lengths_source: str,
-    rows: int,
-    devices: int,
-    tta: bool,
-    limit_s: float,
-    interval=None,
-) -> tuple[str, str]:
-    """The budget report and its verdict (fits / does not fit / uncertain)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from perfsuite.cost.uncertainty import Interval
-
-    interval = interval or Interval(1.0, 1.0, "no interval")
-    p = project(setup, device, lengths, rows, devices, tta)
-    verdict = budget_verdict(p, interval, limit_s)
-    low, high = interval.around(p.seconds)
-    console = Console(width=console_width(140), record=True)
-    with console.capture() as cap:
-        console.print(
-            f"[bold]{setup.label()}[/bold], {rows:,} rows{' x2 (TTA)' if tta else ''} on {devices}x {device.name}, "
-            f"max_length {setup.max_length}, batch {setup.batch_size}; lengths from {lengths_source}; {device_source}"
-        )
-        memory = f"peak ~{p.peak_bytes / 2**30:.1f} GiB of {device.memory_bytes / 2**30:.1f} GiB"
-        style = {"fits": "green", "does not fit": "bold red", "uncertain": "bold yellow"}[verdict]
-        console.print(
-            f"projected {_hours(p.seconds)} ({low / 3600:.1f}-{high / 3600:.1f} h) against {_hours(limit_s)}: "
-            f"[{style}]{verdict}[/{style}]; {memory}{'' if p.fits_memory else ' - OUT OF MEMORY'}"
-        )
-        console.print(f"interval: {interval.basis}")
-        if setup.dtype == "int8":
-            console.print(f"note: {INT8_NOTE}")
-        t = Table(title="single changes, cheapest first", header_style="bold")
-        for h in ("change", "projected", "verdict", "cost"):
-            t.add_column(h, overflow="fold")
-        first = None
-        for label, proj, cost in cheapest_fix(setup, device, lengths, rows, devices, tta, limit_s):
-            alt = "cannot run" if proj is None else budget_verdict(proj, interval, limit_s)
-            if alt == "fits" and first is None and verdict != "fits":
-                first = label
-            if proj is None:
-                shown = "cannot run"
-            else:
-                lo, hi = interval.around(proj.seconds)
-                shown = f"{_hours(proj.seconds)} ({lo / 3600:.1f}-{hi / 3600:.1f})" + (
-                    "" if proj.fits_memory else " (OOM)"
-                )
-            t.add_row(label, shown, alt, cost)
-        console.print(t)
-        if verdict != "fits":
-            console.print(
-                f"cheapest change that fits with confidence: [bold]{first}[/bold]"
-                if first
-                else "no single change fits with confidence"
-            )
-    return cap.get(), verdict
-
-
-def parse_duration(text: str) -> float:
-    """'9h', '540m', '9h30m', '32400s' -> seconds. A unit is required: a bare '9' read as seconds
-    once made a 9-hour limit a 9-second one."""
-    import re
-
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
-    text = text.strip().lower().replace(" ", "")
-    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
-    if not text or "".join(n + u for n, u in parts) != text:
-        if text and text[-1] not in units and re.fullmatch(r"[\d.]+", text):
-            raise ExplainError(f"--limit {text!r}: give a unit (e.g. 9h, 540m, 9h30m, 32400s)")
-        if text.startswith("-") or "inf" in text:
-            raise ExplainError(f"--limit {text!r}: must be a positive, finite duration")
-        raise ExplainError(f"--limit {text!r}: cannot read it as a duration (e.g. 9h, 540m, 9h30m, 32400s)")
-    seconds = sum(float(n) * units[u] for n, u in parts)
-    if not seconds > 0:
-        raise ExplainError(f"--limit {text!r}: must be a positive, finite duration")
-    return seconds

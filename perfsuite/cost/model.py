@@ -108,12 +108,17 @@ def _attended_pairs(cfg: CostConfig, seq: int, window: int | None) -> float:
     return seq * (seq + 1) / 2
 
 
+def weight_bytes(cfg: CostConfig) -> float:
+    """The model's weights on the device: its linear layers as stored, the embeddings in the compute dtype."""
+    stored = cfg.layers * cfg.linear_params * cfg.stored_ratio
+    return stored * WEIGHT_BYTES[cfg.dtype] + cfg.vocab * cfg.hidden * ACT_BYTES[cfg.compute_dtype]
+
+
 def memory_bytes(cfg: CostConfig, batch: int, seq: int) -> float:
     """Rough peak device memory of a forward: weights, embeddings in the compute dtype, the
     largest transient (eager's fp32 score matrices of one layer, twice; or the MLP activations)."""
     a = ACT_BYTES[cfg.compute_dtype]
-    stored = cfg.layers * cfg.linear_params * cfg.stored_ratio
-    weights = stored * WEIGHT_BYTES[cfg.dtype] + cfg.vocab * cfg.hidden * a
+    weights = weight_bytes(cfg)
     scores = 2 * batch * cfg.heads * seq * seq * 4 if cfg.attention == "eager" else 0
     mlp = batch * seq * (cfg.mlp_matrices * cfg.intermediate + 4 * cfg.hidden) * a
     return weights + max(scores, mlp)

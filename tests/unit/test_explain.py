@@ -8,14 +8,12 @@ import math
 import pytest
 
 from perfsuite.cli import main
+from perfsuite.cost.budget import cheapest_fix, parse_duration, project
 from perfsuite.cost.devices import get_device
 from perfsuite.cost.explain import (
     ExplainError,
     Setup,
-    cheapest_fix,
     decompose,
-    parse_duration,
-    project,
     shapes_for,
     what_ifs,
 )
@@ -73,7 +71,9 @@ def test_an_accepted_attention_that_drops_softcapping_is_not_projected(monkeypat
     monkeypatch.setattr(explain, "implementation_reason", lambda *args: None)  # the library accepts it
     with pytest.raises(ExplainError, match=r"caps attention logits at 50 .* sdpa computes a different model"):
         project(Setup("gemma2-9b", "nf4", "sdpa"), T4, LENGTHS, 100, 1, False)
-    fixes = cheapest_fix(Setup("gemma2-9b", "nf4", "eager", padding="static"), T4, LENGTHS, 25000, 2, True, 1.0)
+    fixes = cheapest_fix(
+        project(Setup("gemma2-9b", "nf4", "eager", padding="static"), T4, LENGTHS, 25000, 2, True), T4, LENGTHS
+    )
     assert next(p for label, p, _ in fixes if label == "attention sdpa") is None
 
 
@@ -96,7 +96,7 @@ def test_cheapest_fix_lists_free_changes_first():
     sorted_ = project(Setup("gemma2-9b", "nf4", "eager"), T4, LENGTHS, 25000, 2, True)
     limit = (static.seconds + sorted_.seconds) / 2  # only removing padding waste makes it fit
     assert not static.fits(limit)
-    fixes = cheapest_fix(setup, T4, LENGTHS, 25000, 2, True, limit)
+    fixes = cheapest_fix(static, T4, LENGTHS)
     first = next(label for label, proj, _ in fixes if proj is not None and proj.fits(limit))
     assert first == "padding sorted"
     assert next((label, p) for label, p, _ in fixes if label == "attention sdpa") == ("attention sdpa", None)
@@ -236,15 +236,17 @@ def test_intervals_come_from_stored_fit_errors_and_for_a_t4_the_held_out_public_
 
 
 def test_budget_verdict_is_three_way():
-    from perfsuite.cost.explain import Projection, budget_verdict
+    from perfsuite.cost.budget import Projection, budget_verdict
     from perfsuite.cost.uncertainty import Interval
 
-    p = Projection(Setup("llama3-8b", "nf4", "sdpa"), 100, 1, False, 3600.0, 1.0, True)
+    p = Projection(Setup("llama3-8b", "nf4", "sdpa"), 100, 1, False, 3600.0, 1.0, True, scoring_s=3600.0)
     interval = Interval(0.9, 2.0, "test")
     assert budget_verdict(p, interval, 7300) == "fits"
     assert budget_verdict(p, interval, 5000) == "uncertain"
     assert budget_verdict(p, interval, 3000) == "does not fit"
-    assert budget_verdict(Projection(p.setup, 100, 1, False, 3600.0, 1.0, False), interval, 9e9) == "does not fit"
+    assert budget_verdict(Projection(p.setup, 100, 1, False, 3600.0, 1.0, False, scoring_s=3600.0), interval, 9e9) == (
+        "does not fit"
+    )
 
 
 def test_cli_budget_inside_the_interval_is_uncertain_and_exit_1(capsys):
