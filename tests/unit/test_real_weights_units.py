@@ -157,12 +157,15 @@ def test_the_head_fit_is_seeded_and_learns_a_separable_signal():
 
 def test_the_real_tier_lists_every_combination_and_says_why_it_skips_one():
     matrix = load_matrix("real")
-    assert len(matrix.variants) == 5 * 3 * 3 and matrix.settings.lm_tokens == 512
+    assert len(matrix.variants) == 5 * 3 * 4 and matrix.settings.lm_tokens == 512
     assert not matrix.settings.judge_latency and "real" in matrix.settings.markers
     excluded = [v for v in matrix.variants if matrix.excluded(v)]
-    assert len(excluded) == 28 and all("same batches" in matrix.excluded(v) for v in excluded)
+    same = [v for v in excluded if "same batches" in matrix.excluded(v)]
+    packed = [v for v in excluded if "packed builds the same sequences" in matrix.excluded(v)]
+    assert len(same) == 28 and len(packed) == 14 and len(excluded) == 42
     running = {v.id for v in matrix.variants} - {v.id for v in excluded}
     assert "smollm2-135m-fp32-sdpa-static" in running and "smollm2-135m-nf4-flex_attention-sorted" in running
+    assert "smollm2-135m-fp32-sdpa-packed" in running
 
 
 def test_an_exclusion_may_list_several_globs():
