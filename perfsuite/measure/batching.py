@@ -9,10 +9,11 @@
   batches classification requests;
 * packed: rows sorted longest first and concatenated, no padding, into sequences of at most
   the same token budget; positions restart at each row (transformers builds a block-diagonal
-  causal mask from them, so a row attends to itself only) and each row is scored at its own
-  last token. Processed tokens equal real tokens; attention still computes the whole packed
-  sequence's square wherever the kernel takes a dense mask (eager, sdpa), which the shapes
-  (1, packed length) say to the cost model.
+  causal mask from them, so a row attends to itself only) and each row is scored where the
+  classification head reads it in a padded batch: its last token that is not the pad id (a row
+  ending in EOS, where EOS is the pad id, is read at the token before). Processed tokens equal
+  real tokens; attention still computes the whole packed sequence's square wherever the kernel
+  takes a dense mask (eager, sdpa), which the shapes (1, packed length) say to the cost model.
 
 Real tokens are the rows' own; processed tokens are what the model computes on,
 padding included. Their ratio is the padding waste that costs hours on a T4.
@@ -48,7 +49,7 @@ class Batch:
     attention_mask: torch.Tensor
     row_index: tuple[int, ...]
     position_ids: torch.Tensor | None = None  # packed only
-    row_ends: tuple[int, ...] = ()  # packed only: where each row of row_index ends in the sequence
+    score_at: tuple[int, ...] = ()  # packed only: where each row of row_index is read in the sequence
 
     @property
     def packed(self) -> bool:
@@ -168,7 +169,7 @@ def batch_rows(
     batches = []
     plan = plan_batches(lengths, batch_size, padding, max_length, max_batch_tokens)
     if Padding(padding) is Padding.PACKED:
-        return [_packed(rows, idx) for idx, _ in plan]
+        return [_packed(rows, idx, pad_id) for idx, _ in plan]
     for idx, width in plan:
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
@@ -184,17 +185,20 @@ def batch_rows(
     return batches
 
 
-def _packed(rows: Sequence[EncodedRow], idx: Sequence[int]) -> Batch:
+def _packed(rows: Sequence[EncodedRow], idx: Sequence[int], pad_id: int) -> Batch:
     import torch
 
-    ids = [torch.tensor(rows[i].input_ids, dtype=torch.long) for i in idx]
-    ends = torch.tensor([len(x) for x in ids]).cumsum(0) - 1
+    ids = [list(rows[i].input_ids) for i in idx]
+    starts = [sum(len(x) for x in ids[:k]) for k in range(len(ids))]
+    # the head's own rule (transformers' sequence classification): the rightmost non-pad token
+    read = [next((j for j in range(len(x) - 1, -1, -1) if x[j] != pad_id), len(x) - 1) for x in ids]
+    total = starts[-1] + len(ids[-1])
     return Batch(
-        input_ids=torch.cat(ids)[None],
-        attention_mask=torch.ones((1, int(ends[-1]) + 1), dtype=torch.long),  # counts tokens; never passed
+        input_ids=torch.tensor([t for x in ids for t in x], dtype=torch.long)[None],
+        attention_mask=torch.ones((1, total), dtype=torch.long),  # counts tokens; never passed
         row_index=tuple(idx),
         position_ids=torch.cat([torch.arange(len(x)) for x in ids])[None],
-        row_ends=tuple(int(e) for e in ends),
+        score_at=tuple(s + r for s, r in zip(starts, read, strict=True)),
     )
 
 

@@ -128,13 +128,13 @@ class RunResult:
 def packed_logits(model, batch: Batch, device: str) -> torch.Tensor:
     """A packed batch's logits, one row per packed row: the backbone over the whole sequence
     (positions restarting per row and no attention mask, so transformers confines attention to
-    each row), the score head at each row's last token - what the sequence-classification head
-    does per padded row. No cache: with one, transformers does not look for packed rows."""
+    each row), the score head where the sequence-classification head reads each row in a padded
+    batch (`Batch.score_at`). No cache: with one, transformers does not look for packed rows."""
     hf = model.get_base_model() if hasattr(model, "get_base_model") else model  # a LoRA-wrapped model
     hidden = hf.base_model(
         input_ids=batch.input_ids.to(device), position_ids=batch.position_ids.to(device), use_cache=False
     ).last_hidden_state
-    return hf.score(hidden[0, list(batch.row_ends)])
+    return hf.score(hidden[0, list(batch.score_at)])
 
 
 def _forward_pass(model, batches: Sequence[Batch], device: str) -> list[torch.Tensor]:

@@ -18,7 +18,7 @@ def _rows(lengths):
 def _row_tokens(batch, r: int, n: int):
     """Row r's n tokens: its padded line, or its stretch of the packed sequence."""
     if batch.packed:
-        end = batch.row_ends[r]
+        end = batch.score_at[r]
         return batch.input_ids[0, end - n + 1 : end + 1]
     return batch.input_ids[r, :n]
 
@@ -119,16 +119,16 @@ def test_a_tier_token_budget_below_max_length_is_refused_naming_the_field(tmp_pa
 
 
 @given(st.lists(st.integers(1, 64), min_size=1, max_size=40), st.integers(64, 400))
-def test_packed_sequences_fit_the_budget_positions_restart_and_each_row_ends_where_it_is_scored(lengths, budget):
+def test_packed_sequences_fit_the_budget_positions_restart_and_each_row_is_read_at_its_end(lengths, budget):
     rows = _rows(lengths)
     batches = batch_rows(rows, 4, Padding.PACKED, 64, 0, max_batch_tokens=budget)
-    assert all(b.packed and b.input_ids.shape == (1, b.row_ends[-1] + 1) <= (1, budget) for b in batches)
+    assert all(b.packed and b.input_ids.shape == (1, b.score_at[-1] + 1) <= (1, budget) for b in batches)
     assert sorted(i for b in batches for i in b.row_index) == list(range(len(lengths)))
     for b in batches:
-        starts = [0, *(e + 1 for e in b.row_ends[:-1])]
-        expected = torch.cat([torch.arange(e - s + 1) for s, e in zip(starts, b.row_ends, strict=True)])
+        starts = [0, *(e + 1 for e in b.score_at[:-1])]
+        expected = torch.cat([torch.arange(e - s + 1) for s, e in zip(starts, b.score_at, strict=True)])
         assert torch.equal(b.position_ids[0], expected)  # each row counts from 0: the mask keeps rows apart
-        assert [e - s + 1 for s, e in zip(starts, b.row_ends, strict=True)] == [lengths[i] for i in b.row_index]
+        assert [e - s + 1 for s, e in zip(starts, b.score_at, strict=True)] == [lengths[i] for i in b.row_index]
     order = [i for b in batches for i in b.row_index]
     assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
     w = count_work(batches)
@@ -145,3 +145,12 @@ def test_packed_batches_are_one_sequence_each_for_the_cost_model():
 def test_a_packed_budget_smaller_than_a_row_is_refused():
     with pytest.raises(ValueError, match="max_batch_tokens 10 is smaller than a 12-token row"):
         batch_rows(_rows([12]), 1, "packed", 16, 0, max_batch_tokens=10)
+
+
+def test_a_packed_row_ending_in_the_pad_id_is_read_where_the_head_reads_it_padded():
+    """transformers' classification head reads the rightmost token that is not the pad id; a
+    row that ends in EOS, where EOS is the pad id (SmolLM2), is read at the token before it."""
+    rows = [EncodedRow("a", (5, 6, 7, 2), 0, 0), EncodedRow("b", (8, 2, 9), 0, 0), EncodedRow("c", (2, 2), 0, 0)]
+    (batch,) = batch_rows(rows, 4, "packed", 8, pad_id=2)
+    assert batch.row_index == (0, 1, 2)
+    assert batch.score_at == (2, 6, 8)  # 7 (before the trailing 2), 9 (its last), and an all-pad row's last

@@ -55,7 +55,8 @@ def test_softcapping_off_is_judged_against_the_capped_models_reference(tmp_path,
 
 
 def _packed_and_alone(spec_name: str, attention: str, lengths=(9, 6, 4)):
-    """Logits of rows packed into one sequence, and of each row run alone, on a seeded model."""
+    """Logits of rows packed into one sequence, and of each row run alone, on a seeded model;
+    each row ends in the pad id, as real rows end in an EOS that is the pad id (SmolLM2's)."""
     import torch
 
     from perfsuite.data.formatting import EncodedRow
@@ -66,7 +67,7 @@ def _packed_and_alone(spec_name: str, attention: str, lengths=(9, 6, 4)):
     model = _probe_model(get_spec(spec_name), attention)
     gen = torch.Generator().manual_seed(1)
     rows = [
-        EncodedRow(str(i), tuple(torch.randint(3, 200, (n,), generator=gen).tolist()), 0, 0)
+        EncodedRow(str(i), (*torch.randint(3, 200, (n,), generator=gen).tolist(), 0), 0, 0)
         for i, n in enumerate(lengths)
     ]
     (batch,) = batch_rows(rows, 4, "packed", 16, 0)
