@@ -4,6 +4,7 @@ filters and the hover working."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -38,6 +39,17 @@ def site(tmp_path):
     return out
 
 
+@contextlib.contextmanager
+def tier_page(site):
+    """The cpu tier page drawn in headless chromium; no JavaScript or console error by the end."""
+    errors: list[str] = []
+    with browser_page(errors) as page:
+        page.goto((site / "tier-cpu.html").as_uri())
+        page.wait_for_selector("body[data-rendered]")
+        yield page
+    assert errors == []
+
+
 def test_the_pages_load_nothing_from_the_network(site):
     for page in site.glob("*.html"):
         text = page.read_text(encoding="utf-8")
@@ -59,15 +71,20 @@ def test_a_variant_id_in_two_tiers_is_drawn_on_each_tiers_page_with_its_own_runs
     assert '"folded":{"value":5,"since":"2026-11-01T03:00:00","runs":1}' in pages["tier-unit.html"]
 
 
-def test_a_series_that_never_moved_is_one_line_of_text_and_one_that_moved_is_a_chart(tmp_path):
-    docs = [report(i, {V: 100.0 + i}) for i in range(4)]
-    docs += [report(4 + i, {V: 104.0 + i}, processed={V: 1000 if i < 2 else 1200}) for i in range(4)]
+def tier_data_of(tmp_path, docs) -> dict:
+    """The cpu tier page's embedded data, for a history of these report documents."""
     db = str(tmp_path / "h.sqlite")
     with HistoryStore(db) as store:
         add_files(store, write(tmp_path / "runs", docs))
     assert main(["history", "html", str(tmp_path / "site"), "--history", db]) == 0
     text = (tmp_path / "site" / "tier-cpu.html").read_text()
-    data = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', text).group(1))
+    return json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', text).group(1))
+
+
+def test_a_series_that_never_moved_is_one_line_of_text_and_one_that_moved_is_a_chart(tmp_path):
+    docs = [report(i, {V: 100.0 + i}) for i in range(4)]
+    docs += [report(4 + i, {V: 104.0 + i}, processed={V: 1000 if i < 2 else 1200}) for i in range(4)]
+    data = tier_data_of(tmp_path, docs)
     charts = {c["metric"]: c for c in data["variants"][0]["charts"]}
     assert charts["log_loss"]["folded"] == {"value": 0.9, "since": "2026-11-01T00:00:00", "runs": 8}
     assert "folded" not in charts["processed_tokens"] and charts["processed_tokens"]["unit"] == "tokens"
@@ -76,12 +93,7 @@ def test_a_series_that_never_moved_is_one_line_of_text_and_one_that_moved_is_a_c
 
 def test_runs_stored_out_of_time_order_are_drawn_in_time_order(tmp_path):
     docs = [report(i, {V: 100.0 + i}) for i in (3, 0, 2, 1)]
-    db = str(tmp_path / "h.sqlite")
-    with HistoryStore(db) as store:
-        add_files(store, write(tmp_path / "runs", docs))
-    assert main(["history", "html", str(tmp_path / "site"), "--history", db]) == 0
-    text = (tmp_path / "site" / "tier-cpu.html").read_text()
-    data = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', text).group(1))
+    data = tier_data_of(tmp_path, docs)
     times = [r[4] for r in data["runs"]]
     assert times == sorted(times) and times[1] - times[0] == 3600
     (latency,) = [c for c in data["variants"][0]["charts"] if c["metric"] == "latency_ms"]
@@ -120,10 +132,7 @@ def test_every_chart_renders_in_headless_chromium_with_no_javascript_error(site)
 
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")
 def test_the_charts_share_a_time_axis_with_commit_ticks_zoom_and_pan(site):
-    errors: list[str] = []
-    with browser_page(errors) as page:
-        page.goto((site / "tier-cpu.html").as_uri())
-        page.wait_for_selector("body[data-rendered]")
+    with tier_page(site) as page:
         data = json.loads(page.text_content("#data"))
         first, last = data["runs"][0][4], data["runs"][-1][4]
         scales = "window.perfsuitePlots.map(u => [u.scales.x.min, u.scales.x.max])"
@@ -151,15 +160,11 @@ def test_the_charts_share_a_time_axis_with_commit_ticks_zoom_and_pan(site):
         assert dragged[0][1] - dragged[0][0] < panned[0][1] - panned[0][0]
         over.dblclick()
         assert page.evaluate(scales) == full
-    assert errors == []
 
 
 @pytest.mark.skipif(missing() is not None, reason=missing() or "")
 def test_change_point_labels_stay_inside_their_chart_at_every_zoom(site):
-    errors: list[str] = []
-    with browser_page(errors) as page:
-        page.goto((site / "tier-cpu.html").as_uri())
-        page.wait_for_selector("body[data-rendered]")
+    with tier_page(site) as page:
         boxes = "window.perfsuitePlots.map(u => [u.width, u.height, u.cpBoxes])"
         for _ in range(3):
             drawn = page.evaluate(boxes)
@@ -170,4 +175,3 @@ def test_change_point_labels_stay_inside_their_chart_at_every_zoom(site):
             over = page.locator(".u-over").first
             over.hover(position={"x": over.bounding_box()["width"] * 0.9, "y": 30})
             page.mouse.wheel(0, -300)  # zoom towards the right edge, where the last change points are
-    assert errors == []
