@@ -26,7 +26,7 @@ from perfsuite.judge.latency import Budget
 from perfsuite.judge.latency_run import RunDecisions, decide_run, fresh_timings, latency_candidates
 from perfsuite.judge.recording import portable_state, records_for
 from perfsuite.judge.verdict import PairEvidence, StoredRecords, judge, judge_pair, latency_coverage
-from perfsuite.matrix.options import run_settings
+from perfsuite.matrix.options import overrides_of, run_settings
 from perfsuite.matrix.tier import Matrix, RelativeBound, variant_notes
 from perfsuite.measure import runner
 from perfsuite.measure.allocator import warm_allocator
@@ -84,7 +84,7 @@ class PerfSession:
         warm_allocator()  # whatever this process times first, it times in a warm process's allocator
         self.matrix = matrix
         self.settings = run_settings(matrix, config.workload or {})
-        overrides = {k: v for k, v in (config.workload or {}).items() if v is not None}
+        overrides = overrides_of(config.workload or {})
         self.caps = caps or detect(matrix.settings.device)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
         if rebaseline:

@@ -32,13 +32,18 @@ def workload_of(get: Callable[[str], int | None]) -> dict[str, int | None]:
     return {field: get(field) for field in WORKLOAD_FIELDS}
 
 
+def overrides_of(workload: Mapping[str, int | None]) -> dict[str, int]:
+    """The fields a run overrides (None: the tier's own)."""
+    return {k: v for k, v in workload.items() if v is not None}
+
+
 def run_settings(matrix: Matrix, workload: Mapping[str, int | None]) -> TierSettings:
     """The tier's settings with a run's overrides (None: the tier's own), each checked - an
     unknown field, a value below 1, a packed batch the overrides make too long: ValueError."""
     unknown = set(workload) - set(WORKLOAD_FIELDS)
     if unknown:
         raise ValueError(f"cannot override {sorted(unknown)}; only {', '.join(WORKLOAD_FIELDS)}")
-    overrides = {k: v for k, v in workload.items() if v is not None}
+    overrides = overrides_of(workload)
     for key, value in overrides.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{key} override {value!r}: must be a whole number of at least 1")
