@@ -23,7 +23,7 @@ from perfsuite.cost.devices import DeviceSpec
 from perfsuite.cost.explain import ExplainError, Setup, check_setup, shapes_for
 from perfsuite.cost.model import ACT_BYTES, INT8_NOTE, memory_bytes, predict, weight_bytes
 from perfsuite.fileio import console_width
-from perfsuite.variant import Word
+from perfsuite.variant import QUANTIZED, Word
 
 # The bus between two cards of one host: PCIe 3.0 x16, what a T4 has (about 12 GB/s in practice).
 HANDOFF_BYTES_PER_S = 12e9
@@ -33,6 +33,10 @@ MEMORY_SHARE = 0.92  # of a card's memory a run may plan to use (the allocator a
 class Strategy(Word):
     DATA_PARALLEL = "data_parallel"
     LAYER_SPLIT = "layer_split"
+
+    def copies(self, devices: int) -> int:
+        """Model copies loaded: one per card, or one split over them all."""
+        return devices if self is Strategy.DATA_PARALLEL else 1
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class Projection:
 
     @property
     def copies(self) -> int:
-        return self.devices if self.strategy is Strategy.DATA_PARALLEL else 1
+        return self.strategy.copies(self.devices)
 
     def around(self, interval) -> tuple[float, float]:
         """The run's interval: the cost model's error on scoring; the other terms as given."""
@@ -110,8 +114,7 @@ def project(
         handoff = sum(b * s * hidden for b, s in shapes) * (devices - 1) / HANDOFF_BYTES_PER_S
         shared = weight_bytes(cfg) * (1 - 1 / devices)  # the other cards hold these layers
         peak = max((memory_bytes(cfg, b, s) - shared for b, s in shapes), default=0.0)
-    copies = devices if strategy is Strategy.DATA_PARALLEL else 1
-    seconds = fixed.total(copies) + scoring + handoff
+    seconds = fixed.total(strategy.copies(devices)) + scoring + handoff
     fits = peak <= MEMORY_SHARE * device.memory_bytes
     return Projection(setup, rows, devices, tta, seconds, peak, fits, strategy, scoring, handoff, fixed)
 
@@ -194,7 +197,7 @@ def terms_table(p: Projection, interval):
         t.add_column(h, overflow="fold")
     t.add_row("install", f"{f.install_s:,.0f}", "fixed costs")
     t.add_row("import", f"{f.import_s:,.0f}", "fixed costs")
-    load = f"load{' and quantise' if p.setup.dtype in ('nf4', 'int8') else ''} x{p.copies}"
+    load = f"load{' and quantise' if p.setup.dtype in QUANTIZED else ''} x{p.copies}"
     t.add_row(load, f"{f.load_s * p.copies:,.0f}", "fixed costs, per copy")
     low, high = interval.around(p.scoring_s)
     t.add_row("score", f"{p.scoring_s:,.0f} ({low:,.0f}-{high:,.0f})", "the cost model (interval below)")

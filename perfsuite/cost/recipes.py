@@ -11,6 +11,7 @@ from pathlib import Path
 
 from perfsuite.cost.budget import FixedCosts, Strategy
 from perfsuite.cost.explain import ExplainError
+from perfsuite.data.formatting import TRUNCATIONS
 from perfsuite.variant import ATTENTIONS, DTYPES, PADDINGS
 
 if sys.version_info >= (3, 11):
@@ -56,7 +57,7 @@ class Recipe:
         )
 
 
-CHOICES = {"dtype": DTYPES, "attention": ATTENTIONS, "padding": PADDINGS, "truncation": ("fair", "left", "right")}
+CHOICES = {"dtype": DTYPES, "attention": ATTENTIONS, "padding": PADDINGS, "truncation": TRUNCATIONS}
 CHOICES |= {"softcapping": ("on", "off"), "strategy": tuple(s.value for s in Strategy)}
 
 
