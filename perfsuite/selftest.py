@@ -337,13 +337,18 @@ def history_selftest(
     target: str = DEFAULT_TARGET,
     scale: tuple[int, int] | None = (1000, 100),
     baselines: str = "baselines",
+    model_histories: int = 100,
+    model_flat: int = 1000,
+    real_select: str | None = None,
 ) -> dict[str, Any]:
-    """The history's targets measured here: detection on histories built from `runs` (folders
+    """The history's targets measured here: detection on histories drawn from the latency noise
+    model against the bounds it computes, on histories built from `runs` (folders
     of report.json files recorded on this machine), one fully real history, the compare chain,
     and the scale of add / changes / html. Writes history-selftest.json and prints the figures."""
     from perfsuite.device.machine import detect
     from perfsuite.fileio import atomic_write_text
     from perfsuite.history import bench
+    from perfsuite.history.changes import find_steps
     from perfsuite.history.ingest import expand
     from perfsuite.history.series import find_changes
     from perfsuite.history.store import HistoryStore
@@ -351,6 +356,8 @@ def history_selftest(
     out = Path(out_dir)
     settings = {"step": step, "histories": histories, "flat": flat, "length": 30, "after": 5}
     doc: dict[str, Any] = {"machine": detect("cpu").machine_key(), "settings": settings}
+    # the latency model's histories (history.phase): the bounds it computes, the detector's rates
+    doc["model"] = bench.model_table(model_histories, model_flat)
     if runs:
         pool = bench.load_pool([p for p in expand(runs) if p.name == "report.json"])
         doc["pool_runs"] = pool.runs
@@ -358,15 +365,25 @@ def history_selftest(
         # the same noise shape at 1% per run (a quiet dedicated runner): what the detector itself can do
         doc["detection_at_1pct"] = bench.detection_table(bench.scaled(pool, 0.01), step, histories, flat, 30, 5)
     if real_runs:
-        paths = real_history(real_runs, inject_from, target, step, target, baselines, out / "real-history")
+        select = real_select or target
+        paths = real_history(real_runs, inject_from, target, step, select, baselines, out / "real-history")
         with HistoryStore(str(out / "real-history" / "history.sqlite")) as store:
             from perfsuite.history.ingest import add_files
 
             add_files(store, paths)
-            changes, _ = find_changes(store, target, metrics=["latency_ms"])
+            changes, series = find_changes(store, metrics=["latency_ms", "run_factor"])
         doc["real"] = {"runs": real_runs, "inject_from": inject_from, "target": target, "slowdown": step}
+        doc["real"]["select"] = select
         doc["real"]["changes"] = [
-            f"run {c.index}: {c.ratio:.3f}x [{c.low:.3f}, {c.high:.3f}] p={c.p_value:.1e}" for c in changes
+            f"{c.key.series} run {c.index}: {c.ratio:.3f}x [{c.low:.3f}, {c.high:.3f}] p={c.p_value:.1e}"
+            + (" over its runs' phase" if c.over_phase else "")
+            for c in changes
+        ]
+        # the target's raw series searched as before the model: Welch on its own spread
+        (raw,) = [s for s in series if s.key.series == target and s.key.metric == "latency_ms"]
+        doc["real"]["raw"] = [
+            f"run {st.index}: {st.ratio:.3f}x [{st.low:.3f}, {st.high:.3f}] p={st.p_value:.1e}"
+            for st in find_steps([v for v, b in zip(raw.values, raw.busy, strict=True) if not b])
         ]
     doc["chain"] = [bench.chained(10, 1.02, 0.03, seed) for seed in range(3)] + [
         bench.chained(10, 1.0, 0.03, seed) for seed in range(3)

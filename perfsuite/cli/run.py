@@ -162,6 +162,7 @@ def _selftest(args: argparse.Namespace) -> int:
             inject_from=real[1],
             target=args.target,
             scale=scale,
+            real_select=args.real_select,
         )
         return 0
     if args.compare:
@@ -204,12 +205,16 @@ def _selftest_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history",
         action="store_true",
-        help="measure the history instead: change-point detection on histories built from --runs, a real injected "
-        "history (--real-runs), the compare chain and the scale of add/changes/html (--sizes' first is the step)",
+        help="measure the history instead: change-point detection against the latency noise model's bounds, on "
+        "histories built from --runs, a real injected history (--real-runs), the compare chain and the scale of "
+        "add/changes/html (--sizes' first is the step)",
     )
     parser.add_argument("--runs", nargs="*", default=[], help="--history: folders of report.json files recorded here")
     parser.add_argument("--real-runs", type=int, default=0, help="--history: runs of a fully real history (0: none)")
     parser.add_argument("--inject-from", type=int, default=20, help="--history: the real run the slowdown starts at")
+    parser.add_argument(
+        "--real-select", default=None, help="--history: variants each real run times (default: --target alone)"
+    )
     parser.add_argument("--scale-runs", type=positive_int, default=1000, help="--history: runs in the scale test")
     parser.add_argument("--scale-variants", type=positive_int, default=100, help="--history: variants per run there")
     parser.add_argument("--no-scale", action="store_true", help="--history: skip the scale test")

@@ -6,10 +6,12 @@ boundaries a test between the neighbouring segments confirms.
    the test leaves it out. One busy run is not a step.
 2. ruptures' PELT over a linear kernel (the l2 cost, in C) proposes boundaries, at least
    `min_size` runs apart, with a BIC-like penalty on the robustly standardised series.
-3. Each boundary must pass Welch's t-test between its neighbouring segments (each side's
-   variance at least the series' robust noise) at `p_value` and
-   move the level by at least `min_magnitude`; the weakest failing boundary is dropped and the
-   rest re-tested, until all pass (as Otava re-tests after merging).
+3. Each boundary must pass a t-test between its neighbouring segments at `p_value` and move
+   the level by at least `min_magnitude`; the weakest failing boundary is dropped and the rest
+   re-tested, until all pass (as Otava re-tests after merging). Given the series' `Noise` (a
+   variance of log values on its degrees of freedom: latency series, from the noise model in
+   `history.phase`), the test uses it for both sides; without, Welch's test with each side's
+   variance at least the series' robust noise.
 Acknowledged changes are fixed boundaries: segments are found within the pieces between them,
 so after an acknowledged step later runs are judged against the new level.
 Exact series (work counts) step wherever a value differs from the one before.
@@ -33,6 +35,14 @@ class ChangeSettings:
     penalty: float = 3.0  # x log(n), on the series standardised by its robust noise
     outlier_sigmas: float = 4.0  # Hampel filter: a lone point this far from its neighbours' median
     confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The variance of a series' log values about its level, on `df` degrees of freedom."""
+
+    variance: float
+    df: float
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,36 @@ def _test(
     return d, d - half, d + half, p
 
 
+def _pooled_test(
+    left: np.ndarray, right: np.ndarray, confidence: float, noise: Noise
+) -> tuple[float, float, float, float]:
+    """(difference of means, low, high, two-sided p) of right - left, both sides' variance the
+    series' `noise` (Student's t on its degrees of freedom; the normal where they are infinite)."""
+    from scipy import stats
+
+    if len(left) == 0 or len(right) == 0:
+        return 0.0, 0.0, 0.0, 1.0
+    d = float(right.mean() - left.mean())
+    se = math.sqrt(noise.variance * (1 / len(left) + 1 / len(right)))
+    if se == 0:
+        return d, d, d, 0.0 if d != 0 else 1.0
+    dist = stats.norm if math.isinf(noise.df) else stats.t(noise.df)
+    p = float(2 * dist.sf(abs(d) / se))
+    half = float(dist.ppf(0.5 + confidence / 2)) * se
+    return d, d - half, d + half, p
+
+
+def detectable_step(noise: Noise, before: int, after: int, p_value: float = 0.001, power: float = 0.9) -> float:
+    """The smallest step (new level / old - 1) the confirming test finds with `power` between
+    `before` and `after` runs at `p_value`, the boundary known: exp((t_{1-p/2} + t_power) x
+    s sqrt(1/before + 1/after)) - 1. The search for the boundary can only lose power to it."""
+    from scipy import stats
+
+    dist = stats.norm if math.isinf(noise.df) or noise.df <= 0 else stats.t(noise.df)
+    q = float(dist.ppf(1 - p_value / 2)) + float(dist.ppf(power))
+    return math.expm1(q * math.sqrt(noise.variance * (1 / before + 1 / after)))
+
+
 def _candidates(y: np.ndarray, settings: ChangeSettings) -> list[int]:
     import ruptures as rpt
 
@@ -119,35 +159,94 @@ def _exact_steps(values: np.ndarray, fixed: Sequence[int]) -> list[Step]:
     return steps
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A series as the search sees it: log values (where all are positive), the lone outliers
+    flagged and replaced by their neighbours' median, the noise's sd (the model's, or robust)."""
+
+    y: np.ndarray
+    clean: np.ndarray
+    outlier: np.ndarray
+    sigma: float
+    logged: bool
+
+
+def _prepare(raw: np.ndarray, settings: ChangeSettings, noise: Noise | None = None) -> _Prepared:
+    """`noise`, where a model gives it, is the scale outliers are measured in."""
+    logged = bool(np.all(raw > 0))
+    y = np.log(raw) if logged else raw
+    sigma = math.sqrt(noise.variance) if noise is not None and noise.variance > 0 else noise_scale(y)
+    clean, outlier = hampel(y, sigma, settings.outlier_sigmas)
+    return _Prepared(y, clean, outlier, sigma, logged)
+
+
+def _proposed(prep: _Prepared, fixed: Sequence[int], settings: ChangeSettings, scale: float) -> list[int]:
+    """PELT's boundaries within each piece between acknowledged ones, on the standardised series."""
+    bounds = [0, *fixed, len(prep.y)]
+    proposed: set[int] = set()
+    for lo, hi in itertools.pairwise(bounds):
+        piece = prep.clean[lo:hi]
+        proposed |= {lo + b for b in _candidates((piece - piece.mean()) / scale, settings)}
+    return sorted(proposed)
+
+
+def own_noise(values: Sequence[float], settings: ChangeSettings | None = None) -> Noise | None:
+    """A series' noise from itself: the pooled variance of its log values about the levels of the
+    segments the search proposes (acknowledged or not, lone outliers left out), on (points -
+    segments) degrees of freedom. A step the search proposes does not inflate it; one it misses
+    does, which only makes the test stricter. None for fewer than three usable points or values
+    that are not all positive."""
+    settings = settings or ChangeSettings()
+    raw = np.asarray(values, dtype=float)
+    if raw.size < 3 or not np.all(raw > 0):
+        return None
+    prep = _prepare(raw, settings)
+    scale = prep.sigma if prep.sigma > 0 else (float(np.std(prep.clean)) or 1.0)
+    edges = [0, *_proposed(prep, (), settings, scale), len(prep.y)]
+    squares, points = 0.0, 0
+    for lo, hi in itertools.pairwise(edges):
+        kept = prep.y[lo:hi][~prep.outlier[lo:hi]]
+        squares += float(((kept - kept.mean()) ** 2).sum()) if len(kept) else 0.0
+        points += len(kept)
+    df = points - (len(edges) - 1)
+    return Noise(squares / df, float(df)) if df > 0 else None
+
+
 def find_steps(
-    values: Sequence[float], exact: bool = False, fixed: Sequence[int] = (), settings: ChangeSettings | None = None
+    values: Sequence[float],
+    exact: bool = False,
+    fixed: Sequence[int] = (),
+    settings: ChangeSettings | None = None,
+    noise: Noise | None = None,
 ) -> list[Step]:
-    """Confirmed steps of a series in run order; `fixed` are acknowledged boundaries (indices)."""
+    """Confirmed steps of a series in run order; `fixed` are acknowledged boundaries (indices);
+    `noise`, the variance of its log values where a model gives it (module doc)."""
     settings = settings or ChangeSettings()
     raw = np.asarray(values, dtype=float)
     if raw.size < 2:  # nothing to split (a series of busy runs only): no step, and no numpy warning
         return []
     if exact:
         return _exact_steps(raw, fixed)
-    logged = bool(np.all(raw > 0))
-    y = np.log(raw) if logged else raw
-    sigma = noise_scale(y)
-    clean, outlier = hampel(y, sigma, settings.outlier_sigmas)
-    floor = sigma * sigma
+    if noise is not None and not np.all(raw > 0):
+        noise = None  # a variance of log values says nothing of a series with zeros
+    prep = _prepare(raw, settings, noise)
+    y, clean, outlier, logged = prep.y, prep.clean, prep.outlier, prep.logged
+    floor = prep.sigma * prep.sigma
 
     def test(lo: int, i: int, hi: int) -> tuple[float, float, float, float]:
         """Between y[lo:i] and y[i:hi], the outliers left out (not replaced: a replaced point
         would shrink its segment's variance)."""
         left, right = y[lo:i][~outlier[lo:i]], y[i:hi][~outlier[i:hi]]
+        if noise is not None:
+            return _pooled_test(left, right, settings.confidence, noise)
         return _test(left, right, settings.confidence, floor)
 
-    scale = sigma if sigma > 0 else (float(np.std(clean)) or 1.0)
+    if noise is not None and noise.variance > 0:
+        scale = math.sqrt(noise.variance)
+    else:
+        scale = prep.sigma if prep.sigma > 0 else (float(np.std(clean)) or 1.0)
     fixed = sorted({i for i in fixed if 0 < i < len(y)})
-    bounds = [0, *fixed, len(y)]
-    proposed: set[int] = set()
-    for lo, hi in itertools.pairwise(bounds):
-        proposed |= {lo + b for b in _candidates((clean[lo:hi] - clean[lo:hi].mean()) / scale, settings)}
-    kept = sorted(proposed)
+    kept = _proposed(prep, fixed, settings, scale)
     while True:
         edges = sorted({0, *kept, *fixed, len(y)})
         verdicts = {}

@@ -31,6 +31,7 @@ UNITS = {  # the metrics a tier page shows, in this order, with the unit on thei
     "lm_log_loss": "nats/token",
     "processed_tokens": "tokens",
     "ratio": "x",
+    "run_factor": "x levels",
 }
 SHOWN = tuple(UNITS)
 VERSIONS = ("torch", "transformers")  # named on the runs where they changed

@@ -39,6 +39,7 @@ METRICS: dict[str, tuple[bool, bool]] = {
     "weight_bytes": (True, True),
     "ratio": (True, False),  # a relative bound's interleaved variant / reference time
     "head_over_base": (True, False),  # compare --base: head / base time (1 / B/A)
+    "run_factor": (True, False),  # a machine's run-wide latency factor (history.phase), derived
     "b_over_a": (True, False),  # compare with pins or another interpreter
 }
 SUPPORTED_SCHEMAS = (RUN_SCHEMA,)

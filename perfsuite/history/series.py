@@ -1,6 +1,8 @@
 """Series out of the store - variant x metric x scope (a machine key, or any machine for
 portable figures), ordered by run time - and the change points found in them, each with the
-run and commit it starts at and what else changed between that run and the one before."""
+run and commit it starts at and what else changed between that run and the one before.
+Latency is searched over each run's phase, with the decision's noise model (`history.phase`);
+each machine's run-wide factor is a series of its own."""
 
 from __future__ import annotations
 
@@ -10,10 +12,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfsuite.device.environment import PROVENANCE
 from perfsuite.history.changes import ChangeSettings, Step, find_steps
+
+if TYPE_CHECKING:
+    from perfsuite.history.phase import Searched
 from perfsuite.history.runs import METRICS, PORTABLE
 from perfsuite.history.store import Ack, HistoryStore, StoredRun
 from perfsuite.matrix.tier import matches_any
@@ -21,7 +26,17 @@ from perfsuite.report.metadata import parse_time
 
 # Looked for change points by default: the figures a user acts on (tokens/s mirrors latency,
 # accuracy on a few rows moves in coarse steps, the compare chain is judged as creep).
-DETECTED = ("latency_ms", "peak_mib", "log_loss", "lm_log_loss", "processed_tokens", "flops", "weight_bytes", "ratio")
+DETECTED = (
+    "latency_ms",
+    "run_factor",
+    "peak_mib",
+    "log_loss",
+    "lm_log_loss",
+    "processed_tokens",
+    "flops",
+    "weight_bytes",
+    "ratio",
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,7 @@ class Change:
     acked: Ack | None
     what_changed: tuple[str, ...]
     latest: bool  # the last change of its series: the level runs are at now
+    over_phase: bool = False  # a latency series searched over its runs' phase (history.phase)
 
     @property
     def alerting(self) -> bool:
@@ -69,6 +85,10 @@ class Change:
         interval = f"{self.ratio:.3f}x [{self.low:.3f}, {self.high:.3f}]"
         kind = "acknowledged" if self.acked else "regression" if self.regression else "improvement"
         changed = "; ".join(self.what_changed) or "nothing recorded changed"
+        if self.key.metric == "run_factor":
+            interval += ", every variant of the run alike: the machine or a shared library moved"
+        elif self.over_phase:
+            interval += " over its runs' phase"
         return (
             f"{self.change_id} {kind}: {self.key.label()} {interval}, p={self.p_value:.1e}, from run "
             f"{self.run.run_id[:12]} ({self.run.time[:19]}, commit {self.run.commit[:12]}) - {changed}"
@@ -94,6 +114,7 @@ class Change:
             "latest": self.latest,
             "alerting": self.alerting,
             "what_changed": list(self.what_changed),
+            "over_phase": self.over_phase,
         }
 
 
@@ -105,14 +126,27 @@ def change_id(key: SeriesKey, run_id: str) -> str:
 def load_series(
     store: HistoryStore, select: str | None = None, metrics: Sequence[str] | None = None
 ) -> tuple[list[Series], list[StoredRun]]:
-    """Every series (matching the comma-separated globs `select`), its runs in time order."""
+    """Every series (matching the comma-separated globs `select`), its runs in time order, and
+    each machine's run-wide latency factor (`run_factor`, from every latency series)."""
+    from perfsuite.history.phase import RUN_FACTOR, run_factor_series
+
     runs = store.runs()  # ordered by time, then insertion
+    wide = metrics is None or RUN_FACTOR in metrics
+    every = _grouped(store, runs, None if metrics is None else [*metrics, *(["latency_ms"] if wide else [])])
+    derived = run_factor_series(every) if wide else []
+    shown = [
+        s
+        for s in [*every, *derived]
+        if (not select or matches_any(s.key.series, select)) and (metrics is None or s.key.metric in metrics)
+    ]
+    return shown, runs
+
+
+def _grouped(store: HistoryStore, runs: Sequence[StoredRun], metrics: Sequence[str] | None) -> list[Series]:
     order = {r.pk: i for i, r in enumerate(runs)}
     by_pk = {r.pk: r for r in runs}
     grouped: dict[SeriesKey, list[Any]] = defaultdict(list)
     for p in store.points(metrics):
-        if select and not matches_any(p.series, select):
-            continue
         grouped[SeriesKey(p.series, p.metric, p.scope)].append(p)
     out = []
     for key in sorted(grouped, key=lambda k: (k.series, k.metric, k.scope)):
@@ -127,7 +161,7 @@ def load_series(
                 [bool(p.busy) for p in pts],
             )
         )
-    return out, runs
+    return out
 
 
 def what_changed(before: StoredRun, after: StoredRun, portable: bool) -> tuple[str, ...]:
@@ -147,7 +181,11 @@ def what_changed(before: StoredRun, after: StoredRun, portable: bool) -> tuple[s
     return tuple(out)
 
 
-def series_changes(series: Series, acks: Sequence[Ack], settings: ChangeSettings | None = None) -> list[Change]:
+def series_changes(
+    series: Series, acks: Sequence[Ack], settings: ChangeSettings | None = None, searched: Searched | None = None
+) -> list[Change]:
+    """The series' change points; `searched`: what its quiet runs are searched as (a latency
+    series over its runs' phase, with the model's noise), default their values as they are."""
     higher_worse, exact = METRICS.get(series.key.metric, (True, False))
     # Runs timed on a busy machine are drawn but not searched: their latency was undecided.
     kept = [i for i, busy in enumerate(series.busy or [False] * len(series.runs)) if not busy]
@@ -156,7 +194,9 @@ def series_changes(series: Series, acks: Sequence[Ack], settings: ChangeSettings
     key = series.key
     mine = [a for a in acks if (a.series, a.metric, a.scope) == (key.series, key.metric, key.scope)]
     fixed = [index_of[a.run_id] for a in mine if a.run_id in index_of]
-    steps: list[Step] = find_steps([series.values[i] for i in kept], exact=exact, fixed=fixed, settings=settings)
+    values = searched.values if searched else [series.values[i] for i in kept]
+    noise = searched.noise if searched else None
+    steps: list[Step] = find_steps(values, exact=exact, fixed=fixed, settings=settings, noise=noise)
     acked = {index_of[a.run_id]: a for a in mine if a.run_id in index_of}
     changes = []
     for n, s in enumerate(steps):
@@ -178,6 +218,7 @@ def series_changes(series: Series, acks: Sequence[Ack], settings: ChangeSettings
                 ack,
                 what_changed(previous, run, series.key.scope == PORTABLE),
                 n == len(steps) - 1,
+                bool(searched and searched.over_phase),
             )
         )
     return changes
@@ -201,10 +242,20 @@ def changes_in(
 ) -> list[Change]:
     """Change points of `series` (those of DETECTED figures; others pass through unsearched);
     with `since` only those starting at or after that moment (each series is searched whole).
+    Latency series are searched over their runs' phase, taken from every latency series of the
+    store (`history.phase`), so a selection never changes a variant's result.
     Times are compared as times: run times of any offset, never their text."""
+    from perfsuite.history.phase import METRIC, RUN_FACTOR, Searched, own_noise, searched
+
     acks = store.acks()
-    searched = [s for s in series if s.key.metric in DETECTED]
-    changes = [_with_provenance(store, c) for s in searched for c in series_changes(s, acks, settings)]
+    wanted = [s for s in series if s.key.metric in DETECTED]
+    how: dict[SeriesKey, Searched] = {}
+    if any(s.key.metric == METRIC for s in wanted):
+        how = searched(load_series(store, None, [METRIC])[0], settings)
+    for s in wanted:
+        if s.key.metric == RUN_FACTOR:  # one series per machine, no peers: its own noise
+            how[s.key] = Searched(list(s.values), False, own_noise(s.values, settings))
+    changes = [_with_provenance(store, c) for s in wanted for c in series_changes(s, acks, settings, how.get(s.key))]
     return [c for c in changes if parse_time(c.run.time) >= since] if since else changes
 
 
