@@ -21,10 +21,11 @@ class Word(str, Enum):
         return format(self.value, spec)
 
 
-DTYPES = ("fp32", "bf16", "fp16", "nf4", "int8")
+DTYPES = ("fp32", "bf16", "fp16", "nf4", "int8", "gptq8")
 ATTENTIONS = ("eager", "sdpa", "flex_attention", "flash_attention_2")
 PADDINGS = ("static", "dynamic", "sorted", "token_budget", "packed")
-QUANTIZED = ("nf4", "int8")
+QUANTIZED = ("nf4", "int8", "gptq8")
+BITSANDBYTES = ("nf4", "int8")  # quantised at load by bitsandbytes; gptq8 is a checkpoint's own GPTQ weights
 
 
 def compute_dtype(dtype: str, quantized_compute: str) -> str:
@@ -130,7 +131,7 @@ class TierSettings:
     threads_from_free_cores: bool = False
     """Time with the whole cores other processes leave free (1 to `threads`): no OpenMP thread waits for a core."""
     nf4_compute_dtype: str = "fp32"
-    """The dtype nf4 and int8 weights compute in (fp16 on a GPU tier)."""
+    """The dtype nf4, int8 and gptq8 weights compute in (fp16 on a GPU tier)."""
     tta: bool = False
     """Also run every row with A and B swapped, and average the symmetrised probabilities."""
     reference_dtype: str = "fp32"

@@ -42,7 +42,7 @@ class DeviceSpec:
         return self.matmul_flops[compute_dtype]
 
     def caps(self):
-        """The device as the matrix's rules see it, with flash-attn and bitsandbytes assumed installed."""
+        """The device as the matrix's rules see it, with flash-attn, bitsandbytes and GPTQ assumed installed."""
         from perfsuite.device.machine import DeviceCaps
 
         kind = "cuda" if self.compute_capability else "cpu"
@@ -53,6 +53,7 @@ class DeviceSpec:
             total_memory_bytes=int(self.memory_bytes),
             flash_attn_available=True,
             bitsandbytes_available=True,
+            gptq_available=True,
         )
 
 

@@ -17,8 +17,16 @@ from perfsuite.models.specs import ModelSpec
 from perfsuite.variant import QUANTIZED, compute_dtype
 
 # -- predicted time ----------------------------------------------------------------------
-# Bytes a stored weight takes per parameter (nf4: 4 bits + one fp32 absmax per block of 64).
-WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0 + 4 / 64, "nf4": 0.5 + 4 / 64}
+# Bytes a stored weight takes per parameter (nf4: 4 bits + one fp32 absmax per block of 64;
+# gptq8: 8 bits + an fp16 scale and a packed 8-bit zero per group of 128).
+WEIGHT_BYTES = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "int8": 1.0 + 4 / 64,
+    "nf4": 0.5 + 4 / 64,
+    "gptq8": 1.0 + 3 / 128,
+}
 ACT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 FUSED = ("sdpa", "flash_attention_2", "flex_attention")
 COMPONENTS = ("linear", "dequant", "attention", "scores", "overhead")

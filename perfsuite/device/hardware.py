@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from perfsuite.device.machine import DeviceCaps
-from perfsuite.variant import QUANTIZED
+from perfsuite.variant import BITSANDBYTES
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,17 @@ HARDWARE_RULES: tuple[HardwareRule, ...] = (
     ),
     HardwareRule(
         None,
-        QUANTIZED,
+        BITSANDBYTES,
         "needs bitsandbytes, not installed",
         lambda caps: caps.bitsandbytes_available,
         "transformers' BitsAndBytesConfig loads through bitsandbytes",
+    ),
+    HardwareRule(
+        None,
+        ("gptq8",),
+        "needs gptqmodel and optimum, not installed (gptqmodel 7.x requires torch >= 2.14)",
+        lambda caps: caps.gptq_available,
+        "transformers' GPTQ quantizer (quantizer_gptq.validate_environment) loads through optimum and gptqmodel",
     ),
 )
 

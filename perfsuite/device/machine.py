@@ -30,6 +30,7 @@ class DeviceCaps:
     cores: int = 1
     flash_attn_available: bool = False
     bitsandbytes_available: bool = False
+    gptq_available: bool = False  # gptqmodel and optimum: transformers' GPTQ backend
     cpu_family_model: str = ""
 
     @property
@@ -97,6 +98,7 @@ def detect(device: str = "auto") -> DeviceCaps:
     want_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     flash = importlib.util.find_spec("flash_attn") is not None
     bnb = importlib.util.find_spec("bitsandbytes") is not None
+    gptq = all(importlib.util.find_spec(name) is not None for name in ("gptqmodel", "optimum"))
     if want_cuda and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         return DeviceCaps(
@@ -107,6 +109,9 @@ def detect(device: str = "auto") -> DeviceCaps:
             cores=torch.cuda.device_count(),
             flash_attn_available=flash,
             bitsandbytes_available=bnb,
+            gptq_available=gptq,
         )
     name, fm = _cpu_identity()
-    return DeviceCaps("cpu", name, cores=usable_cores(), bitsandbytes_available=bnb, cpu_family_model=fm)
+    return DeviceCaps(
+        "cpu", name, cores=usable_cores(), bitsandbytes_available=bnb, gptq_available=gptq, cpu_family_model=fm
+    )

@@ -25,7 +25,7 @@ from pathlib import Path
 from perfsuite.device.environment import versions_of
 from perfsuite.fileio import atomic_write_text, default_cache_dir
 from perfsuite.models.specs import ModelSpec
-from perfsuite.variant import QUANTIZED, compute_dtype
+from perfsuite.variant import BITSANDBYTES, compute_dtype
 
 LIBRARIES = ("torch", "transformers", "bitsandbytes", "peft", "accelerate")
 ANSWER_FORMAT = 2  # bump when the wording of cached answers changes, so old caches are not read
@@ -142,8 +142,9 @@ class SupportProbe:
         return self._ask(key, check)
 
     def quantization(self, dtype: str, compute: str, device: str) -> str | None:
-        """None if bitsandbytes quantises and runs one small layer as `dtype` on `device`."""
-        if dtype not in QUANTIZED:
+        """None if bitsandbytes quantises and runs one small layer as `dtype` on `device` (gptq8
+        is a checkpoint's own weights: `support.gptq_reason` asks the checkpoint)."""
+        if dtype not in BITSANDBYTES:
             return None
 
         def quantize() -> None:

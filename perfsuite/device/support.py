@@ -70,6 +70,8 @@ def skip_reason(
     reason = implementation_reason(spec, variant.dtype, variant.attention, caps, probe)
     if reason:
         return reason
+    if variant.dtype == "gptq8" and (reason := gptq_reason(spec)):
+        return reason
     if settings.device == "cuda" and not _cuda_here():
         return None  # caps describe a GPU this process does not have (tests, explain): no probe
     return probe.quantization(variant.dtype, settings.nf4_compute_dtype, settings.device)
@@ -83,6 +85,18 @@ def packing_reason(
     if variant.padding != "packed":
         return None
     return (probe or default_probe()).packing(spec or get_spec(variant.model), variant.attention, settings.device)
+
+
+def gptq_reason(spec: ModelSpec) -> str | None:
+    """Why `spec` has no 8-bit GPTQ checkpoint to load, or None: GPTQ weights are a checkpoint's
+    own (quantised once, with calibration rows), never random weights quantised at load."""
+    from perfsuite.models.factory import checkpoint_env_var, checkpoint_for, gptq_problem
+
+    checkpoint = None if spec.tiny or spec.gguf is not None else checkpoint_for(spec)
+    if checkpoint is None:
+        where = "it is built, not loaded" if spec.tiny or spec.gguf is not None else f"set {checkpoint_env_var(spec)}"
+        return f"gptq8 loads an 8-bit GPTQ checkpoint and {spec.name} has none ({where})"
+    return gptq_problem(checkpoint)
 
 
 def real_weights_reason(spec: ModelSpec) -> str | None:

@@ -17,7 +17,7 @@ import torch
 from perfsuite.fileio import adapter_problem, atomic_folder, default_cache_dir, file_digest
 from perfsuite.models.gguf import loading_problems
 from perfsuite.models.specs import ModelSpec, get_spec
-from perfsuite.variant import QUANTIZED, compute_dtype
+from perfsuite.variant import BITSANDBYTES, QUANTIZED, compute_dtype
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -83,8 +83,27 @@ def real_weights_notes(spec: ModelSpec, checkpoint: Path | None) -> list[str]:
     return [f"real weights: {spec.gguf.describe()} sha256 {source_digest(checkpoint)[:12]}, {head}"]
 
 
+def gptq_problem(checkpoint: Path) -> str | None:
+    """Why `checkpoint` is not an 8-bit GPTQ checkpoint (its config.json's quantization_config), or None."""
+    import json
+
+    try:
+        quant = json.loads((checkpoint / "config.json").read_text(encoding="utf-8")).get("quantization_config") or {}
+    except (OSError, ValueError) as exc:
+        return f"{checkpoint / 'config.json'}: cannot be read ({exc})"
+    method, bits = quant.get("quant_method"), quant.get("bits")
+    if method != "gptq" or bits != 8:
+        held = f"quant_method {method!r}, bits {bits!r}" if quant else "no quantization_config"
+        return (
+            f"{checkpoint / 'config.json'} holds {held}: gptq8 loads an 8-bit GPTQ checkpoint "
+            "(quantise once with GPTQModel, bits=8, and declare that folder as the model's checkpoint)"
+        )
+    return None
+
+
 def quantization_config(dtype: str, compute_dtype: str):
-    """bitsandbytes settings: nf4 as the competition recipe; the score head stays unquantised."""
+    """bitsandbytes settings: nf4 as the competition recipe; the score head stays unquantised.
+    None for gptq8: a GPTQ checkpoint carries its own quantization_config."""
     from transformers import BitsAndBytesConfig
 
     if dtype == "nf4":
@@ -172,6 +191,7 @@ def load_model(
     )
     if quant is not None:
         kwargs["quantization_config"] = quant
+    if dtype in QUANTIZED:  # placed by the quantiser (gptq8: the checkpoint's own quantization_config)
         kwargs["device_map"] = {"": device if device != "cuda" else 0}
     check_checkpoint_config(spec, checkpoint)
     model, info = spec.model_class().from_pretrained(str(checkpoint), output_loading_info=True, **kwargs)
@@ -259,7 +279,9 @@ def shape_only_model(
         model = spec.model_class()._from_config(
             config, dtype=TORCH_DTYPES[compute_dtype(dtype, nf4_compute_dtype)], attn_implementation=attention
         )
-    if dtype in QUANTIZED:
+    if dtype == "gptq8":
+        raise ValueError(f"{spec.name} gptq8: GPTQ weights come from a quantised checkpoint, not random ones")
+    if dtype in BITSANDBYTES:
         quantize_linears(model, dtype, nf4_compute_dtype, device)
         if device.startswith("cuda"):
             torch.cuda.empty_cache()

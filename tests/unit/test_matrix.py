@@ -17,7 +17,7 @@ A100_NO_FA = DeviceCaps("cuda", "NVIDIA A100", (8, 0), 80 * 2**30, bitsandbytes_
 
 def test_cpu_matrix_is_the_full_cross_product():
     m = load_matrix("cpu")
-    assert len(m.variants) == 4 * 4 * 3 * 5  # models (tiny-gemma2-nocap too) x dtypes x attentions x paddings
+    assert len(m.variants) == 4 * 5 * 3 * 5  # models (tiny-gemma2-nocap too) x dtypes x attentions x paddings
     assert len({v.id for v in m.variants}) == len(m.variants)
     assert m.variants[0].id == "tiny-gemma2-fp32-eager-static"
 
@@ -99,6 +99,47 @@ def test_quantised_dtypes_need_bitsandbytes():
     v = next(v for v in m.variants if v.dtype == "nf4")
     no_bnb = DeviceCaps("cpu", "Test CPU", cores=2)
     assert "bitsandbytes" in skip_reason(v, m.settings, no_bnb)
+
+
+def test_gptq8_on_cpu_is_a_visible_skip_naming_the_packages_it_needs():
+    m = load_matrix("cpu")
+    shown = [v for v in m.variants if v.dtype == "gptq8" and m.excluded(v) is None]
+    assert [v.id for v in shown] == [
+        f"{model}-gptq8-sdpa-sorted" for model in dict.fromkeys(v.model for v in m.variants)
+    ]
+    for v in shown:
+        assert "needs gptqmodel and optimum, not installed" in skip_reason(v, m.settings, CPU)
+    assert all(m.excluded(v) for v in m.variants if v.dtype == "gptq8" and v not in shown)
+
+
+def test_gptq8_with_its_packages_needs_an_8_bit_gptq_checkpoint(tmp_path, monkeypatch):
+    import json
+
+    from perfsuite.device.support import gptq_reason
+    from perfsuite.models.specs import get_spec
+
+    with_gptq = DeviceCaps("cpu", "Test CPU", cores=2, gptq_available=True)
+    m = load_matrix("cpu")
+    tiny = next(v for v in m.variants if v.id == "tiny-llama3-gptq8-sdpa-sorted")
+    assert skip_reason(tiny, m.settings, with_gptq) == (
+        "gptq8 loads an 8-bit GPTQ checkpoint and tiny-llama3 has none (it is built, not loaded)"
+    )
+    spec = get_spec("llama3-8b")
+    monkeypatch.delenv("PERFSUITE_CHECKPOINT_LLAMA3_8B", raising=False)
+    assert "set PERFSUITE_CHECKPOINT_LLAMA3_8B" in gptq_reason(spec)
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    monkeypatch.setenv("PERFSUITE_CHECKPOINT_LLAMA3_8B", str(folder))
+    for quant, says in (
+        (None, "holds no quantization_config"),
+        ({"quant_method": "gptq", "bits": 4}, "holds quant_method 'gptq', bits 4"),
+        ({"quant_method": "bitsandbytes"}, "holds quant_method 'bitsandbytes', bits None"),
+    ):
+        (folder / "config.json").write_text(json.dumps({"quantization_config": quant} if quant else {}))
+        reason = gptq_reason(spec)
+        assert says in reason and str(folder / "config.json") in reason
+    (folder / "config.json").write_text(json.dumps({"quantization_config": {"quant_method": "gptq", "bits": 8}}))
+    assert gptq_reason(spec) is None
 
 
 def test_unknown_axis_value_names_the_file_and_axis():
