@@ -347,7 +347,7 @@ def history_selftest(
     and the scale of add / changes / html. Writes history-selftest.json and prints the figures."""
     from perfsuite.device.machine import detect
     from perfsuite.fileio import atomic_write_text
-    from perfsuite.history import bench
+    from perfsuite.history import bench, model_bench
     from perfsuite.history.changes import find_steps
     from perfsuite.history.ingest import expand
     from perfsuite.history.series import find_changes
@@ -357,7 +357,7 @@ def history_selftest(
     settings = {"step": step, "histories": histories, "flat": flat, "length": 30, "after": 5}
     doc: dict[str, Any] = {"machine": detect("cpu").machine_key(), "settings": settings}
     # the latency model's histories (history.phase): the bounds it computes, the detector's rates
-    doc["model"] = bench.model_table(model_histories, model_flat)
+    doc["model"] = model_bench.model_table(model_histories, model_flat)
     if runs:
         pool = bench.load_pool([p for p in expand(runs) if p.name == "report.json"])
         doc["pool_runs"] = pool.runs

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 from perfsuite.history.changes import ChangeSettings, Noise, own_noise
 from perfsuite.history.runs import PORTABLE
-from perfsuite.history.series import Series, SeriesKey
+from perfsuite.history.seriestypes import Series, SeriesKey
 from perfsuite.judge.latency import fit_prior
 from perfsuite.report.metadata import parse_time
 

@@ -10,19 +10,20 @@ import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from perfsuite.device.environment import PROVENANCE
 from perfsuite.history.changes import ChangeSettings, Step, find_steps
-
-if TYPE_CHECKING:
-    from perfsuite.history.phase import Searched
+from perfsuite.history.phase import METRIC, RUN_FACTOR, Searched, own_noise, run_factor_series, searched
 from perfsuite.history.runs import METRICS, PORTABLE
+from perfsuite.history.seriestypes import Series, SeriesKey
 from perfsuite.history.store import Ack, HistoryStore, StoredRun
 from perfsuite.matrix.tier import matches_any
 from perfsuite.report.metadata import parse_time
+
+__all__ = ["DETECTED", "Change", "Series", "SeriesKey", "changes_in", "find_changes", "load_series"]
 
 # Looked for change points by default: the figures a user acts on (tokens/s mirrors latency,
 # accuracy on a few rows moves in coarse steps, the compare chain is judged as creep).
@@ -37,27 +38,6 @@ DETECTED = (
     "weight_bytes",
     "ratio",
 )
-
-
-@dataclass(frozen=True)
-class SeriesKey:
-    series: str
-    metric: str
-    scope: str
-
-    def label(self) -> str:
-        where = "any machine" if self.scope == PORTABLE else self.scope
-        return f"{self.series} {self.metric} ({where})"
-
-
-@dataclass
-class Series:
-    key: SeriesKey
-    runs: list[StoredRun] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
-    lows: list[float | None] = field(default_factory=list)
-    highs: list[float | None] = field(default_factory=list)
-    busy: list[bool] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,8 +108,6 @@ def load_series(
 ) -> tuple[list[Series], list[StoredRun]]:
     """Every series (matching the comma-separated globs `select`), its runs in time order, and
     each machine's run-wide latency factor (`run_factor`, from every latency series)."""
-    from perfsuite.history.phase import RUN_FACTOR, run_factor_series
-
     runs = store.runs()  # ordered by time, then insertion
     wide = metrics is None or RUN_FACTOR in metrics
     every = _grouped(store, runs, None if metrics is None else [*metrics, *(["latency_ms"] if wide else [])])
@@ -245,8 +223,6 @@ def changes_in(
     Latency series are searched over their runs' phase, taken from every latency series of the
     store (`history.phase`), so a selection never changes a variant's result.
     Times are compared as times: run times of any offset, never their text."""
-    from perfsuite.history.phase import METRIC, RUN_FACTOR, Searched, own_noise, searched
-
     acks = store.acks()
     wanted = [s for s in series if s.key.metric in DETECTED]
     how: dict[SeriesKey, Searched] = {}

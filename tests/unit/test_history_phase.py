@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from perfsuite.history import bench
+from perfsuite.history import model_bench
 from perfsuite.history.changes import Noise, detectable_step, find_steps, own_noise
 from perfsuite.history.ingest import add_files
 from perfsuite.history.phase import MIN_PEERS, RUN_FACTOR, RUN_WIDE, moderated
@@ -102,16 +102,16 @@ def test_the_bound_with_the_boundary_known_is_the_two_sample_power_formula():
 
 def test_an_ideal_search_needs_a_larger_step_than_a_test_that_knows_the_boundary():
     known = math.log1p(detectable_step(Noise(1.0, math.inf), 20, 10))  # in units of the sd
-    searching = bench.scan_bound(20, 10, draws=1000)
+    searching = model_bench.scan_bound(20, 10, draws=1000)
     assert known < searching < 1.6 * known
 
 
 def test_the_selftest_renders_the_model_table_beside_its_bounds():
-    sc = bench.ModelScenario("small", 6, 0.02, 0.05, before=10, after=6)
-    row = bench.model_detection(sc, 0.2, histories=5, seed=1)
+    sc = model_bench.ModelScenario("small", 6, 0.02, 0.05, before=10, after=6)
+    row = model_bench.model_detection(sc, 0.2, histories=5, seed=1)
     assert 0 <= row["found"] <= 5 and set(row) >= {"raw_found", "false", "raw_false"}
     text = "\n".join(
-        bench.render_model(
+        model_bench.render_model(
             [
                 {
                     "scenario": sc.name,
@@ -126,4 +126,4 @@ def test_the_selftest_renders_the_model_table_beside_its_bounds():
         )
     )
     assert "small" in text and "+7.0%" in text and "+10.0%" in text
-    assert bench.wilson(9, 10)[0] == pytest.approx(0.596, abs=0.01)
+    assert model_bench.wilson(9, 10)[0] == pytest.approx(0.596, abs=0.01)
