@@ -40,13 +40,20 @@ The decision (tolerance, alpha, budget)
 ---------------------------------------
 q is the one-sided (1 - alpha) quantile of Student's t on those degrees of freedom, and
 L = log(1 + tolerance). The interval [d - q se, d + q se]:
-- wholly above L: FAIL - slower than the tolerance allows, at confidence 1 - alpha;
+- wholly above L: FAIL - slower than the tolerance allows, at confidence 1 - alpha - if it
+  also holds with any one of the run's timings left out (below);
 - wholly below L: PASS;
 - otherwise UNDECIDED: while the run's latency_budget_s lasts, one more fresh process times
   the undecided variants (Chromium Pinpoint's "need more data"), unless no number of them could
   decide (|d - L| <= q se at m = infinity: the record's own k processes limit it). Left
   undecided, the verdict says the smallest slowdown this run could have failed:
   (1 + tolerance) exp(q se) - 1.
+The process is the unit of replication. Between-process noise has a one-sided heavy tail the
+normal model cannot hold: now and then one process runs one variant slower in every pass (its
+kernel choice, thread placement or memory layout), and nothing makes a process faster than the
+machine allows. So a FAIL must not rest on one process: the interval must lie wholly above L
+with each of the run's timings left out in turn, and with one timing the variant is UNDECIDED
+(one process) - one more fresh process decides while the budget lasts.
 A timing beside foreign load (another process took more than BUSY_SHARE of the CPU while it
 ran, or it had fewer cores than its record) is dropped, never judged; with none left the
 variant is undecided because the machine was busy.
@@ -94,6 +101,7 @@ class Undecided(Word):
     BUSY = "busy"  # every timing was taken beside foreign load
     LONE = "lone"  # no other variant in the run: the run's phase is unknown
     FEW_PROCESSES = "few processes"  # the record has fewer than two processes: no spread
+    ONE_PROCESS = "one process"  # the fail rests on one process's timing: another process decides
 
 
 # -- the timings ------------------------------------------------------------------------------
@@ -368,7 +376,14 @@ def decide(
         **base,
     }
     if d - q * se > limit:
-        return LatencyDecision(Decision.FAIL, **values)
+        if _fails_without_each(logs, record, f, var_f, q, limit):
+            return LatencyDecision(Decision.FAIL, **values)
+        why = (
+            "the fail rests on one process: "
+            + ", ".join(f"{math.exp(y) * 1000:.1f}" for y in logs)
+            + " ms; one more fresh process decides"
+        )
+        return LatencyDecision(Decision.UNDECIDED, undecided=Undecided.ONE_PROCESS, why=why, **values)
     if d + q * se < limit:
         return LatencyDecision(Decision.PASS, **values)
     se_inf = math.sqrt(record.variance / record.processes + var_f)
@@ -376,6 +391,19 @@ def decide(
         why = f"more timings cannot decide: the record's {record.processes} processes limit it; re-record with more"
         return LatencyDecision(Decision.UNDECIDED, undecided=Undecided.RECORD, why=why, **values)
     return LatencyDecision(Decision.UNDECIDED, undecided=Undecided.NOISE, **values)
+
+
+def _fails_without_each(
+    logs: Sequence[float], record: RecordNoise, f: float, var_f: float, q: float, limit: float
+) -> bool:
+    """Whether the interval lies wholly above `limit` with each timing left out in turn (never
+    with one timing: nothing is left)."""
+    m = len(logs)
+    if m < 2:
+        return False
+    se = math.sqrt(record.variance * (1 / record.processes + 1 / (m - 1)) + var_f)
+    total = sum(logs)
+    return all((total - y) / (m - 1) - record.level - f - q * se > limit for y in logs)
 
 
 @dataclass

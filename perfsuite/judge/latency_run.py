@@ -34,9 +34,9 @@ from perfsuite.store.records import MachineRecord
 from perfsuite.variant import TierSettings, Variant
 
 # Undecided for these reasons, a fresh process can still decide (a busy timing is dropped, and
-# the next may be quiet); for the others (the record's own noise, a lone variant, a record of
-# one process) no timing of this run can.
-RETRY = (Undecided.NOISE, Undecided.BUSY)
+# the next may be quiet; a fail that rests on one process needs another); for the others (the
+# record's own noise, a lone variant, a record of one process) no timing of this run can.
+RETRY = (Undecided.NOISE, Undecided.BUSY, Undecided.ONE_PROCESS)
 # What a fresh process's start-up (interpreter, torch, the workload) is assumed to cost before
 # the first one has been measured; afterwards the measured one is used.
 FIRST_STARTUP_GUESS_S = 10.0

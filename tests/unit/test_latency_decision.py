@@ -108,9 +108,21 @@ def test_an_unchanged_variant_passes_and_a_doubled_one_fails():
     phase = _phase({"a": 1.0, "b": 1.0, "c": 1.0})
     record = _record()
     assert decide("a", [Timing(0.1)], record, phase, KNOBS).decision is Decision.PASS
-    failed = decide("a", [Timing(0.2)], record, phase, KNOBS)
+    failed = decide("a", [Timing(0.2), Timing(0.2)], record, phase, KNOBS)
     assert failed.decision is Decision.FAIL and failed.ratio == pytest.approx(2.0)
     assert failed.low > 1.25 and "2.00x" in failed.describe()
+
+
+def test_a_fail_that_rests_on_one_process_is_undecided_until_another_process_agrees():
+    """A process now and then runs one variant slower in every pass: a fail must hold with any
+    one timing left out, so one timing never fails and one slow process among quiet ones does not."""
+    phase = _phase({"a": 1.0, "b": 1.0, "c": 1.0})
+    one = decide("a", [Timing(0.3)], _record(), phase, KNOBS)
+    assert one.decision is Decision.UNDECIDED and one.undecided is Undecided.ONE_PROCESS
+    assert one.low > 1.25 and "the fail rests on one process: 300.0 ms" in one.describe()
+    outlier = decide("a", [Timing(0.1), Timing(0.3)], _record(), phase, KNOBS)
+    assert outlier.low > 1.25 and outlier.undecided is Undecided.ONE_PROCESS  # the mean alone would fail it
+    assert decide("a", [Timing(0.1), Timing(0.3), Timing(0.3)], _record(), phase, KNOBS).decision is Decision.FAIL
 
 
 def test_the_interval_is_the_t_quantile_times_the_stated_standard_error():
@@ -132,7 +144,7 @@ def test_the_runs_phase_is_divided_out():
     phase = _phase({"a": 1.4, "b": 1.4, "c": 1.4, "d": 2.8})
     record = _record()
     assert decide("a", [Timing(0.14)], record, phase, KNOBS).decision is Decision.PASS
-    moved = decide("d", [Timing(0.28)], record, phase, KNOBS)
+    moved = decide("d", [Timing(0.28)] * 2, record, phase, KNOBS)
     assert moved.decision is Decision.FAIL and moved.ratio == pytest.approx(2.0)
 
 
@@ -147,7 +159,7 @@ def test_a_straddling_interval_is_undecided_with_the_smallest_slowdown_it_could_
     q = quantile(0.05, math.inf)
     assert d.smallest_detectable == pytest.approx(1.25 * math.exp(q * d.se) - 1)
     assert f"could not tell a slowdown under {d.smallest_detectable:.0%} from noise" in d.describe()
-    assert decide("a", [Timing(0.135)] * 4, _record(), phase, KNOBS).decision is Decision.FAIL  # more timings decide
+    assert decide("a", [Timing(0.135)] * 6, _record(), phase, KNOBS).decision is Decision.FAIL  # more timings decide
 
 
 def test_where_the_records_own_processes_limit_it_more_timings_are_not_asked():
@@ -267,7 +279,8 @@ def test_a_decided_latency_completes_the_verdict_built_once():
     pending = Verdict.of([], [Coverage("work", True), Coverage("latency", False, "later", Cause.PENDING)])
     assert pending.status is Status.PASS and pending.latency_pending
     phase = _phase({"a": 1.0, "b": 1.0})
-    failed = pending.with_latency(*_one(latency_coverage(decide("a", [Timing(0.3)], _record(), phase, KNOBS))))
+    doubled = decide("a", [Timing(0.3)] * 2, _record(), phase, KNOBS)
+    failed = pending.with_latency(*_one(latency_coverage(doubled)))
     assert failed.status is Status.FAIL and failed.failed[0].kind == "latency" and not failed.latency_pending
     assert failed.failed[0].ratio == pytest.approx(3.0)
     undecided = decide("a", [Timing(0.3, "busy")], _record(), phase, KNOBS)
@@ -318,7 +331,10 @@ def test_a_session_fails_the_variant_that_moved_against_the_run(tmp_path, monkey
     session = PerfSession(matrix, SessionConfig(baselines=tmp_path / "bl"))
     for variant in matrix.variants:
         assert session.run(variant, sampler=_fixed(0.01)).verdict.latency_pending
+    calls = []  # one fresh process confirms the fail (it rested on one process); none is started
+    session.measure_fresh = lambda request, ids: calls.append(list(ids)) or {v: _lat(0.01) for v in ids}
     session.decide_latency()
+    assert calls and all(ids == [matrix.variants[-1].id] for ids in calls)
     verdicts = {o.variant.padding: o.verdict for o in session.outcomes}
     assert verdicts["sorted"].status is Status.FAIL and verdicts["sorted"].failed[0].kind == "latency"
     assert verdicts["static"].status is Status.PASS
