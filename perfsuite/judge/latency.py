@@ -297,7 +297,7 @@ class LatencyDecision:
             + (f", {self.dropped} busy dropped" if self.dropped else "")
             + f"), tolerance {self.tolerance:.0%}"
         )
-        if self.decision is Decision.UNDECIDED and self.smallest_detectable is not None:
+        if self.undecided in (Undecided.NOISE, Undecided.RECORD) and self.smallest_detectable is not None:
             text += f"; could not tell a slowdown under {self.smallest_detectable:.0%} from noise here"
         return text + (f" ({self.why})" if self.why else "")
 

@@ -120,6 +120,7 @@ def test_a_fail_that_rests_on_one_process_is_undecided_until_another_process_agr
     one = decide("a", [Timing(0.3)], _record(), phase, KNOBS)
     assert one.decision is Decision.UNDECIDED and one.undecided is Undecided.ONE_PROCESS
     assert one.low > 1.25 and "the fail rests on one process: 300.0 ms" in one.describe()
+    assert "could not tell" not in one.describe()  # it could: one process is what it rests on
     outlier = decide("a", [Timing(0.1), Timing(0.3)], _record(), phase, KNOBS)
     assert outlier.low > 1.25 and outlier.undecided is Undecided.ONE_PROCESS  # the mean alone would fail it
     assert decide("a", [Timing(0.1), Timing(0.3), Timing(0.3)], _record(), phase, KNOBS).decision is Decision.FAIL
