@@ -136,8 +136,8 @@ def model_detection(sc: ModelScenario, step: float, histories: int, seed: int = 
 MODEL_SCENARIOS = (
     # the issue's: one variant alone (no peers: its raw series), 4% run-to-run
     ModelScenario("one variant, 4% run to run", 1, 0.04, 0.0),
-    # a tier on this VM: between-process sd about 8.5% (the records' moderated s, 2026-12-06),
-    # the machine's phase moving every variant of a run alike by about as much
+    # a tier with a 2-core VM's noise: the between-process sd its records show and a phase of
+    # about as much (the figures: docs/experiments/2026-12-07-history-model.md)
     ModelScenario("20 variants, 8.5% process, 8% phase", 20, 0.085, 0.08),
     ModelScenario("20 variants, 4% process, 4% phase", 20, 0.04, 0.04),
 )
