@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from perfsuite.history.changes import ChangeSettings, Noise, own_noise
 from perfsuite.history.runs import PORTABLE
 from perfsuite.history.seriestypes import Series, SeriesKey
-from perfsuite.judge.latency import fit_prior
+from perfsuite.judge.latency import Prior, fit_prior, moderate
 from perfsuite.report.metadata import parse_time
 
 MIN_PEERS = 3  # the fewest other variants whose median is unmoved by one variant's step
@@ -147,11 +147,10 @@ def searched(series: Sequence[Series], settings: ChangeSettings | None = None) -
 
 
 def moderated(noise: Noise | None, s0_sq: float, d0: float) -> Noise | None:
-    """(d0 s0^2 + d s^2) / (d0 + d) on d0 + d degrees of freedom (the decision's moderation)."""
+    """The series' noise moderated by the machine's prior (`judge.latency.moderate`, the
+    decision's own); the prior alone for a series with no estimate of its own."""
     if noise is None:
         return Noise(s0_sq, d0) if d0 > 0 and s0_sq > 0 else None
-    if math.isinf(d0):
-        return Noise(s0_sq, math.inf)
     if d0 <= 0:
         return noise
-    return Noise((d0 * s0_sq + noise.df * noise.variance) / (d0 + noise.df), d0 + noise.df)
+    return Noise(*moderate(noise.variance, noise.df, Prior(s0_sq, d0)))

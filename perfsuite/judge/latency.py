@@ -216,6 +216,16 @@ def spreads(records: Mapping[str, tuple[str, Sequence[float]]]) -> dict[str, Spr
     return out
 
 
+def moderate(variance: float, df: float, prior: Prior) -> tuple[float, float]:
+    """A sample variance on `df` degrees of freedom moderated by the prior: (d0 s0^2 + d s^2) /
+    (d0 + d) on d0 + d (the prior alone where d0 is infinite; its own where there is nothing)."""
+    if math.isinf(prior.d0):
+        return prior.s0_sq, math.inf
+    if prior.d0 + df > 0:
+        return (prior.d0 * prior.s0_sq + df * variance) / (prior.d0 + df), prior.d0 + df
+    return variance, 0.0
+
+
 @dataclass(frozen=True)
 class RecordNoise:
     """What a variant's record says about its noise: its level, its processes, and its moderated
@@ -232,13 +242,7 @@ class RecordNoise:
     ) -> RecordNoise:
         """`spread`: the record's, from `spreads` (default: its processes' own sample variance)."""
         spread = spread or Spread.own(processes_s)
-        own, d = spread.variance, spread.df
-        if math.isinf(prior.d0):
-            variance, df = prior.s0_sq, math.inf
-        elif prior.d0 + d > 0:
-            variance, df = (prior.d0 * prior.s0_sq + d * own) / (prior.d0 + d), prior.d0 + d
-        else:
-            variance, df = own, 0.0
+        variance, df = moderate(spread.variance, spread.df, prior)
         return cls(math.log(median_s), len(processes_s), variance, df)
 
 
