@@ -92,9 +92,10 @@ def gptq_reason(spec: ModelSpec) -> str | None:
     own (quantised once, with calibration rows), never random weights quantised at load."""
     from perfsuite.models.factory import checkpoint_env_var, checkpoint_for, gptq_problem
 
-    checkpoint = None if spec.tiny or spec.gguf is not None else checkpoint_for(spec)
+    built = spec.tiny or spec.gguf is not None  # a miniature, or GGUF weights converted here
+    checkpoint = None if built else checkpoint_for(spec)
     if checkpoint is None:
-        where = "it is built, not loaded" if spec.tiny or spec.gguf is not None else f"set {checkpoint_env_var(spec)}"
+        where = "it is built, not loaded" if built else f"set {checkpoint_env_var(spec)}"
         return f"gptq8 loads an 8-bit GPTQ checkpoint and {spec.name} has none ({where})"
     return gptq_problem(checkpoint)
 

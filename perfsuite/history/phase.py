@@ -71,15 +71,11 @@ class Searched:
     noise: Noise | None
 
 
-def _quiet(s: Series) -> list[int]:
-    return [i for i, busy in enumerate(s.busy or [False] * len(s.runs)) if not busy]
-
-
 def _deviations(series: Sequence[Series]) -> dict[int, dict[str, float]]:
     """run pk -> variant -> log value minus the variant's level (quiet points only)."""
     out: dict[int, dict[str, float]] = defaultdict(dict)
     for s in series:
-        quiet = _quiet(s)
+        quiet = s.quiet()
         logs = [math.log(s.values[i]) for i in quiet if s.values[i] > 0]
         if len(logs) != len(quiet) or not logs:
             continue
@@ -127,7 +123,7 @@ def searched(series: Sequence[Series], settings: ChangeSettings | None = None) -
         dev = _deviations(members)
         adjusted: dict[SeriesKey, list[float]] = {}
         for s in members:
-            quiet = _quiet(s)
+            quiet = s.quiet()
             values = [s.values[i] for i in quiet]
             phases = []
             for i in quiet:

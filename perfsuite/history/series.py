@@ -165,8 +165,7 @@ def series_changes(
     """The series' change points; `searched`: what its quiet runs are searched as (a latency
     series over its runs' phase, with the model's noise), default their values as they are."""
     higher_worse, exact = METRICS.get(series.key.metric, (True, False))
-    # Runs timed on a busy machine are drawn but not searched: their latency was undecided.
-    kept = [i for i, busy in enumerate(series.busy or [False] * len(series.runs)) if not busy]
+    kept = series.quiet()
     runs = [series.runs[i] for i in kept]
     index_of = {r.run_id: i for i, r in enumerate(runs)}
     key = series.key

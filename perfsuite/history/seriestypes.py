@@ -27,3 +27,8 @@ class Series:
     lows: list[float | None] = field(default_factory=list)
     highs: list[float | None] = field(default_factory=list)
     busy: list[bool] = field(default_factory=list)
+
+    def quiet(self) -> list[int]:
+        """The indices of the runs timed on a quiet machine: those searched for change points
+        (a busy run's latency was undecided; it is drawn, not searched)."""
+        return [i for i, busy in enumerate(self.busy or [False] * len(self.runs)) if not busy]
