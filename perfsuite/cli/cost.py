@@ -84,9 +84,19 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fixed_rates(args: argparse.Namespace):
+    """This machine's measured fixed-cost rates (None and why not): the host that would run the
+    notebook is unknown, so the machine budget runs on stands in for it, and says so."""
+    from perfsuite.device.machine import detect
+    from perfsuite.measure.fixed import load_rates
+
+    return load_rates(Path(args.baselines), detect("cpu").machine_key())
+
+
 def _budget(args: argparse.Namespace) -> int:
     from perfsuite.cost.budget import Strategy, parse_duration, render_budget
     from perfsuite.cost.explain import Setup, default_attention
+    from perfsuite.cost.fixed import FixedCosts, projected
     from perfsuite.cost.recipes import Recipe, load_recipe, recipe_model
     from perfsuite.cost.uncertainty import interval_for
 
@@ -106,7 +116,13 @@ def _budget(args: argparse.Namespace) -> int:
     limit = parse_duration(args.limit)
     tta = recipe.tta if args.tta is None else args.tta
     strategy = Strategy(args.strategy) if args.strategy else recipe.strategy
-    fixed = recipe.fixed(args.install_s, args.import_s, args.load_s)
+    rates, missing = _fixed_rates(args)
+
+    def fixed_for(alt: Setup) -> FixedCosts:
+        measured = projected(rates, alt.config(), device) if rates else None
+        return recipe.fixed(args.install_s, args.import_s, args.load_s, measured, missing)
+
+    fixed = fixed_for(setup)
     line = f"recipe {recipe.name}: {recipe.description}{model_note}" if args.recipe else None
     text, verdict = render_budget(
         setup,
@@ -122,9 +138,32 @@ def _budget(args: argparse.Namespace) -> int:
         strategy,
         fixed,
         line,
+        fixed_for,
     )
     print(text)
     return 0 if verdict == "fits" else 1  # "uncertain" is not a fit you can count on
+
+
+def _fixed_costs(args: argparse.Namespace) -> int:
+    from perfsuite.cost.devices import get_device
+    from perfsuite.cost.explain import Setup
+    from perfsuite.cost.fixed import projected, render_rates
+    from perfsuite.device.environment import package_versions
+    from perfsuite.device.machine import detect
+    from perfsuite.measure.fixed import measure, save_rates
+
+    key = detect("cpu").machine_key()
+    rates = measure(key, package_versions(), args.repeats, report=lambda line: print(line, file=sys.stderr))
+    t4 = get_device("t4")
+    shown = [
+        (f"{model} {dtype} on a T4", projected(rates, Setup(model, dtype, "sdpa").config(), t4))
+        for model in ("gemma2-9b", "llama3-8b")
+        for dtype in ("fp16", "nf4", "int8")
+    ]
+    print(render_rates(rates, shown))
+    if args.save:
+        print(f"saved: {save_rates(Path(args.baselines), rates)}")
+    return 0
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -208,6 +247,14 @@ def register(sub) -> None:
             help=f"seconds {words} before the first row (default: 0, or the recipe's)",
         )
     model_options(budget, recipe=True)
+    fixed = sub.add_parser(
+        "fixed-costs",
+        help="measure this machine's import, load and quantise-on-load times (what budget counts before the first row)",
+    )
+    fixed.add_argument("--repeats", type=positive_int, default=3, help="fresh processes per mode and probe size")
+    fixed.add_argument("--save", action="store_true", help="write <baselines>/<machine>/fixedcosts.json (whole)")
+    fixed.add_argument("--baselines", default=None, help=BASELINES_HELP)
+    fixed.set_defaults(func=_fixed_costs)
     fit = sub.add_parser("fit", help="fit the cost model's efficiency factors to this machine's baselines")
     fit.add_argument("--machine", default=None, help="machine key (default: this machine)")
     fit.add_argument("--tiers", default=None, help="comma-separated tiers (default: all recorded)")

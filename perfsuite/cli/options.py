@@ -194,6 +194,7 @@ EXAMPLES = {
     "merge": "perfsuite merge shard0/report.json shard1/report.json",
     "migrate-baselines": "perfsuite migrate-baselines",
     "fit": "perfsuite fit --tiers cpu",
+    "fixed-costs": "perfsuite fixed-costs --save   # then budget counts this machine's import and load",
     "history": "perfsuite history changes --history reports/history.sqlite",
 }
 

@@ -10,20 +10,22 @@ Two ways to use two cards (the competition's 2x T4):
   through the cards in turn, so scoring takes one card's time for every row, plus handing each
   batch's hidden states from card to card.
 
-The cost model's interval applies to the scoring term; fixed costs are what the recipe or the
-command line says they are, and the output names where each came from.
+The cost model's interval applies to the scoring term; fixed costs are a flag's, a recipe's or
+this machine's measurement projected onto the model and card (`cost/fixed.py`), and the output
+names where each came from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from perfsuite.cost.devices import DeviceSpec
 from perfsuite.cost.explain import ExplainError, Setup, check_setup, shapes_for
+from perfsuite.cost.fixed import FixedCosts, Term
 from perfsuite.cost.model import ACT_BYTES, INT8_NOTE, memory_bytes, predict, weight_bytes
 from perfsuite.fileio import console_width
-from perfsuite.variant import QUANTIZED, Word
+from perfsuite.variant import BITSANDBYTES, Word
 
 # The bus between two cards of one host: PCIe 3.0 x16, what a T4 has (about 12 GB/s in practice).
 HANDOFF_BYTES_PER_S = 12e9
@@ -37,20 +39,6 @@ class Strategy(Word):
     def copies(self, devices: int) -> int:
         """Model copies loaded: one per card, or one split over them all."""
         return devices if self is Strategy.DATA_PARALLEL else 1
-
-
-@dataclass(frozen=True)
-class FixedCosts:
-    """Seconds before the first row: installing wheels, importing, and loading (with quantising,
-    where the weights are quantised on load) each model copy."""
-
-    install_s: float = 0.0
-    import_s: float = 0.0
-    load_s: float = 0.0  # per copy
-    source: str = "none given (--install-s, --import-s, --load-s)"
-
-    def total(self, copies: int) -> float:
-        return self.install_s + self.import_s + self.load_s * copies
 
 
 @dataclass(frozen=True)
@@ -142,10 +130,14 @@ CHANGES: tuple[tuple[str, str, object, str], ...] = (
 
 
 def cheapest_fix(
-    base: Projection, device: DeviceSpec, lengths: Sequence[int]
+    base: Projection,
+    device: DeviceSpec,
+    lengths: Sequence[int],
+    fixed_for: Callable[[Setup], FixedCosts] | None = None,
 ) -> list[tuple[str, Projection | None, str]]:
     """Every single change to `base`'s setup with its projection (None: cannot run), cheapest
-    first; the strategy and fixed costs stay as they are."""
+    first; the strategy stays as it is, and the fixed costs too unless `fixed_for` projects
+    them for the changed setup (a measured load moves with the dtype)."""
     setup, rows, devices, tta = base.setup, base.rows, base.devices, base.tta
     out: list[tuple[str, Projection | None, str]] = []
     for _, name, value, cost in CHANGES:
@@ -163,7 +155,8 @@ def cheapest_fix(
                 continue
             label, alt, alt_tta = f"{name} {value}", replace(setup, **{name: value}), tta
         try:
-            out.append((label, project(alt, device, lengths, rows, devices, alt_tta, strategy, base.fixed), cost))
+            fixed = fixed_for(alt) if fixed_for else base.fixed
+            out.append((label, project(alt, device, lengths, rows, devices, alt_tta, strategy, fixed), cost))
         except ExplainError as exc:
             out.append((label, None, str(exc)))
     return out
@@ -195,10 +188,13 @@ def terms_table(p: Projection, interval):
     t = Table(title="where the time goes", header_style="bold", caption=f"fixed costs: {f.source}")
     for h in ("term", "seconds", "from"):
         t.add_column(h, overflow="fold")
-    t.add_row("install", f"{f.install_s:,.0f}", "fixed costs")
-    t.add_row("import", f"{f.import_s:,.0f}", "fixed costs")
-    load = f"load{' and quantise' if p.setup.dtype in QUANTIZED else ''} x{p.copies}"
-    t.add_row(load, f"{f.load_s * p.copies:,.0f}", "fixed costs, per copy")
+    t.add_row("install", f"{f.install_s:,.0f}", f.where(Term.INSTALL))
+    t.add_row("import", f"{f.import_s:,.0f}", f.where(Term.IMPORT))
+    quantised = p.setup.dtype in BITSANDBYTES
+    load = f"load{' and quantise' if quantised and f.quantise_in_load else ''} x{p.copies}"
+    t.add_row(load, f"{f.load_s * p.copies:,.0f}", f"{f.where(Term.LOAD)}; per copy")
+    if quantised and not f.quantise_in_load:
+        t.add_row(f"quantise x{p.copies}", f"{f.quantise_s * p.copies:,.0f}", f"{f.where(Term.QUANTISE)}; per copy")
     low, high = interval.around(p.scoring_s)
     t.add_row("score", f"{p.scoring_s:,.0f} ({low:,.0f}-{high:,.0f})", "the cost model (interval below)")
     if p.strategy is Strategy.LAYER_SPLIT:
@@ -221,9 +217,10 @@ def render_budget(
     strategy: Strategy = Strategy.DATA_PARALLEL,
     fixed: FixedCosts | None = None,
     recipe_line: str | None = None,
+    fixed_for: Callable[[Setup], FixedCosts] | None = None,
 ) -> tuple[str, str]:
     """The budget report and its verdict (fits / does not fit / uncertain); `recipe_line` (the
-    preset that set it up) leads it."""
+    preset that set it up) leads it; `fixed_for` re-projects the fixed costs for a single change."""
     from rich.console import Console
     from rich.table import Table
 
@@ -256,7 +253,7 @@ def render_budget(
         for h in ("change", "projected", "verdict", "cost"):
             t.add_column(h, overflow="fold")
         first = None
-        for label, proj, cost in cheapest_fix(p, device, lengths):
+        for label, proj, cost in cheapest_fix(p, device, lengths, fixed_for):
             alt = "cannot run" if proj is None else budget_verdict(proj, interval, limit_s)
             if alt == "fits" and first is None and verdict != "fits":
                 first = label

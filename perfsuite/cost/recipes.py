@@ -9,8 +9,9 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from perfsuite.cost.budget import FixedCosts, Strategy
+from perfsuite.cost.budget import Strategy
 from perfsuite.cost.explain import ExplainError
+from perfsuite.cost.fixed import FixedCosts, Term, resolve
 from perfsuite.data.formatting import TRUNCATIONS
 from perfsuite.variant import ATTENTIONS, DTYPES, PADDINGS
 
@@ -40,20 +41,22 @@ class Recipe:
     load_s: float | None = None
     fixed_costs_source: str = ""
 
-    def fixed(self, install_s: float | None, import_s: float | None, load_s: float | None) -> FixedCosts:
-        """The recipe's fixed costs, each overridden by a flag that was given."""
-        given = [v is not None for v in (install_s, import_s, load_s)]
-        mine = [v is not None for v in (self.install_s, self.import_s, self.load_s)]
-        if not any(given) and not any(mine):
-            return FixedCosts()
-        source = self.fixed_costs_source or f"recipe {self.name}"
-        if any(given):
-            source = "the command line" + (f"; the rest from {source}" if any(mine) and not all(given) else "")
-        return FixedCosts(
-            install_s if install_s is not None else self.install_s or 0.0,
-            import_s if import_s is not None else self.import_s or 0.0,
-            load_s if load_s is not None else self.load_s or 0.0,
-            source,
+    def fixed(
+        self,
+        install_s: float | None,
+        import_s: float | None,
+        load_s: float | None,
+        measured: FixedCosts | None = None,
+        measured_missing: str = "",
+    ) -> FixedCosts:
+        """Each fixed cost from a flag that was given, else this recipe, else `measured` (this
+        machine's rates projected onto the model and card), else 0 - each term says which."""
+        return resolve(
+            {Term.INSTALL: install_s, Term.IMPORT: import_s, Term.LOAD: load_s},
+            {Term.INSTALL: self.install_s, Term.IMPORT: self.import_s, Term.LOAD: self.load_s},
+            self.fixed_costs_source or f"recipe {self.name}",
+            measured,
+            measured_missing,
         )
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from perfsuite.cli import main
-from perfsuite.cost.budget import FixedCosts, Strategy, cheapest_fix, project
+from perfsuite.cost.budget import Strategy, cheapest_fix, project
 from perfsuite.cost.devices import get_device
 from perfsuite.cost.explain import ExplainError, Setup
+from perfsuite.cost.fixed import FixedCosts, Term
 from perfsuite.cost.model import weight_bytes
 from perfsuite.cost.recipes import Recipe, load_recipe, presets, recipe_model
 from perfsuite.cost.uncertainty import Interval
@@ -41,7 +42,8 @@ def test_fixed_costs_are_paid_once_and_loading_once_per_copy():
 
 
 def test_the_cost_models_interval_widens_scoring_only():
-    p = project(Setup("llama3-8b", "nf4", "sdpa"), T4, LENGTHS, 1000, 2, False, fixed=FixedCosts(1000, 0, 0, "t"))
+    fixed = FixedCosts(install_s=1000, source="t")
+    p = project(Setup("llama3-8b", "nf4", "sdpa"), T4, LENGTHS, 1000, 2, False, fixed=fixed)
     low, high = p.around(Interval(0.5, 2.0, "test"))
     assert low == pytest.approx(1000 + 0.5 * p.scoring_s) and high == pytest.approx(1000 + 2.0 * p.scoring_s)
 
@@ -59,15 +61,19 @@ def test_the_public_recipes_are_presets_that_say_what_they_set():
     fourth = load_recipe("4th-place")
     assert (fourth.dtype, fourth.max_length, fourth.batch_size, fourth.tta) == ("int8", 3072, 2, True)
     assert fourth.strategy is Strategy.DATA_PARALLEL and fourth.softcapping == "off"
-    assert fourth.fixed(None, None, None) == FixedCosts(200, 990, 85, fourth.fixed_costs_source)
+    fixed = fourth.fixed(None, None, None)
+    assert (fixed.install_s, fixed.import_s, fixed.load_s, fixed.quantise_s) == (200, 990, 85, 0)
+    assert fixed.source == fourth.fixed_costs_source and fixed.quantise_in_load  # the log's load includes it
     assert load_recipe("fp16-layer-split").strategy is Strategy.LAYER_SPLIT
-    assert load_recipe("3rd-place").fixed(None, None, None) == FixedCosts()  # its write-up gives none
+    third = load_recipe("3rd-place").fixed(None, None, None)  # its write-up gives none
+    assert third.total(2) == 0 and third.source == FixedCosts().source
 
 
 def test_a_flag_beside_a_recipe_wins_and_the_source_says_so():
     fixed = load_recipe("4th-place").fixed(None, 30.0, None)
     assert (fixed.install_s, fixed.import_s, fixed.load_s) == (200, 30.0, 85)
-    assert fixed.source.startswith("the command line; the rest from a public two-copy")
+    assert fixed.where(Term.IMPORT) == "--import-s" and fixed.where(Term.LOAD).startswith("a public two-copy")
+    assert fixed.source.startswith("a public two-copy") and "; --import-s" in fixed.source
 
 
 def test_softcapping_off_runs_the_models_nocap_twin_and_says_when_there_is_none():
