@@ -16,6 +16,7 @@ from perfsuite.data.formatting import EncodedRow
 from perfsuite.data.loader import LoadReport
 from perfsuite.data.sample import SAMPLE_PATH
 from perfsuite.data.tokenizer import TextTokenizer
+from perfsuite.device.emulation import emulated
 from perfsuite.device.environment import git_commit, package_versions
 from perfsuite.device.machine import DeviceCaps, detect
 from perfsuite.device.probe import SupportProbe
@@ -85,7 +86,7 @@ class PerfSession:
         self.matrix = matrix
         self.settings = run_settings(matrix, config.workload or {})
         overrides = overrides_of(config.workload or {})
-        self.caps = caps or detect(matrix.settings.device)
+        self.caps = emulated(caps or detect(matrix.settings.device), matrix.settings.emulate)
         self.store = BaselineStore(baseline_root, self.caps.machine_key(), matrix.settings.name)
         if rebaseline:
             self.store.begin()  # this machine's lock: a second rebaseline of the key refuses now

@@ -150,6 +150,8 @@ class TierSettings:
     """Seconds per run for extra fresh processes that time the variants noise left undecided."""
     lm_tokens: int = 0
     """Real-weights models: the backbone's next-token log-loss on this many tokens of a fixed text (0: off)."""
+    emulate: str | None = None
+    """GPU tiers: run as this card (t4) - its memory as a cap, its compute capability's rules; times stay the host's."""
 
     def portable_quality(self, dtype: str) -> bool:
         return dtype in self.portable_quality_dtypes

@@ -32,6 +32,7 @@ class DeviceCaps:
     bitsandbytes_available: bool = False
     gptq_available: bool = False  # gptqmodel and optimum: transformers' GPTQ backend
     cpu_family_model: str = ""
+    emulating: str = ""  # a card this one runs as (device/emulation.py): its memory cap and rules
 
     @property
     def has_cuda(self) -> bool:

@@ -8,6 +8,7 @@ import typing
 from typing import Any
 
 from perfsuite.data.formatting import TRUNCATIONS
+from perfsuite.device.emulation import EMULATIONS
 from perfsuite.variant import TierSettings
 
 
@@ -25,6 +26,7 @@ _CHOICES = {
     "nf4_compute_dtype": ("fp32", "bf16", "fp16"),
     "reference_dtype": ("fp32", "bf16", "fp16"),
     "truncation": TRUNCATIONS,
+    "emulate": tuple(EMULATIONS),
 }
 
 
@@ -54,7 +56,7 @@ def tier_settings(tier: dict[str, Any], source: str) -> TierSettings:
                 raise MatrixError(f"{where}: must be {'at least 0' if name in _NON_NEGATIVE else 'a positive number'}")
             if name in _FRACTIONS and value >= 1:
                 raise MatrixError(f"{where}: must lie between 0 and 1")
-        elif kind is str:
+        elif kind in (str, str | None):
             if not isinstance(value, str):
                 raise MatrixError(f"{where}: must be a string")
             if name in _CHOICES and value not in _CHOICES[name]:
@@ -69,6 +71,10 @@ def tier_settings(tier: dict[str, Any], source: str) -> TierSettings:
         raise MatrixError(
             f"{source}: [tier] max_batch_tokens {settings.max_batch_tokens} is below max_length "
             f"{settings.max_length}: a row of max_length tokens would fit no token_budget batch"
+        )
+    if settings.emulate is not None and settings.device != "cuda":
+        raise MatrixError(
+            f"{source}: [tier] emulate = {settings.emulate!r} runs a GPU tier as another card: needs device = 'cuda'"
         )
     if settings.max_rounds < settings.min_rounds:
         raise MatrixError(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from perfsuite.device.emulation import emulation_note
 from perfsuite.device.machine import DeviceCaps
 from perfsuite.fileio import adapter_problem
 from perfsuite.matrix.settings import MatrixError, tier_settings
@@ -419,7 +420,7 @@ def default_baselines(name_or_path: str) -> Path | None:
 
 def variant_notes(variant: Variant, caps: DeviceCaps) -> list[str]:
     """Facts the report shows beside a variant that runs (not reasons to skip)."""
-    notes = []
+    notes = [note] if (note := emulation_note(caps)) else []
     if variant.dtype == "bf16" and caps.has_cuda and not caps.native_bf16:
         notes.append(f"bf16 emulated: {caps.name} has no bf16 tensor cores (sm<80)")
     if variant.dtype == "fp16" and not caps.has_cuda:
