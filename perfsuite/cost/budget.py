@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from perfsuite.cost.devices import DeviceSpec
-from perfsuite.cost.explain import ExplainError, Setup, check_setup, shapes_for
+from perfsuite.cost.explain import ExplainError, Setup, check_setup, packs_for, shapes_for
 from perfsuite.cost.fixed import FixedCosts, Term
 from perfsuite.cost.model import ACT_BYTES, INT8_NOTE, memory_bytes, predict, weight_bytes
 from perfsuite.fileio import console_width
@@ -92,12 +92,13 @@ def project(
     cfg = setup.config()
     if strategy is Strategy.DATA_PARALLEL:
         per_device = shapes_for(setup, work, devices)
-        scoring = max(predict(cfg, device, shapes).total for shapes in per_device)
+        packs = packs_for(setup, work, devices)
+        scoring = max(predict(cfg, device, shapes, p).total for shapes, p in zip(per_device, packs, strict=True))
         peak = max((memory_bytes(cfg, b, s) for shapes in per_device for b, s in shapes), default=0.0)
         handoff = 0.0
     else:
-        (shapes,) = shapes_for(setup, work, 1)
-        scoring = predict(cfg, device, shapes).total
+        (shapes,), (packs,) = shapes_for(setup, work, 1), packs_for(setup, work, 1)
+        scoring = predict(cfg, device, shapes, packs).total
         hidden = ACT_BYTES[cfg.compute_dtype] * cfg.hidden
         handoff = sum(b * s * hidden for b, s in shapes) * (devices - 1) / HANDOFF_BYTES_PER_S
         shared = weight_bytes(cfg) * (1 - 1 / devices)  # the other cards hold these layers
@@ -111,7 +112,12 @@ def project(
 CHANGES: tuple[tuple[str, str, object, str], ...] = (
     ("padding", "padding", "sorted", "free: same predictions"),
     ("padding", "padding", "token_budget", "free: same predictions; fewer, fuller batches of short rows"),
-    ("padding", "padding", "packed", "free: same predictions, no padding; a dense mask computes each pack's square"),
+    (
+        "padding",
+        "padding",
+        "packed",
+        "free: same predictions, no padding; eager and sdpa compute each pack's whole square, flash only each row's",
+    ),
     ("attention", "attention", "sdpa", "free where the model allows it"),
     ("attention", "attention", "flash_attention_2", "free on sm80+ with flash-attn (softcapping from 2.6)"),
     (

@@ -18,7 +18,7 @@ from perfsuite.cost.devices import DeviceSpec
 from perfsuite.cost.model import COMPONENT_NOTES, COMPONENTS, INT8_NOTE, CostConfig, Prediction, memory_bytes, predict
 from perfsuite.device.support import implementation_reason, semantic_reason
 from perfsuite.fileio import console_width
-from perfsuite.measure.batching import padded_shapes
+from perfsuite.measure.batching import pack_lengths, padded_shapes
 from perfsuite.measure.distributed import shard_rows
 from perfsuite.models.modelspec import ModelSpec
 from perfsuite.models.specs import resolve_model
@@ -80,18 +80,31 @@ def check_setup(setup: Setup, device: DeviceSpec) -> None:
         raise ExplainError(reason)
 
 
-def shapes_for(setup: Setup, lengths: Sequence[int], devices: int = 1) -> list[list[tuple[int, int]]]:
-    """Batch shapes per device: rows longest-first dealt round-robin (the Kaggle recipe), then batched."""
+def _dealt(setup: Setup, lengths: Sequence[int], devices: int) -> list[list[int]]:
+    """Each device's row lengths: longest first dealt round-robin (the Kaggle recipe), else file order."""
     lengths = [min(n, setup.max_length) for n in lengths]
     ordered = setup.padding in ("sorted", "token_budget", "packed")
     key = (lambda n: n) if ordered else None  # otherwise dealt in file order
-    per_device = [shard_rows(lengths, d, devices, key) for d in range(devices)]
-    return [padded_shapes(part, setup.batch_size, setup.padding, setup.max_length) for part in per_device]
+    return [shard_rows(lengths, d, devices, key) for d in range(devices)]
+
+
+def shapes_for(setup: Setup, lengths: Sequence[int], devices: int = 1) -> list[list[tuple[int, int]]]:
+    """Batch shapes per device: rows dealt to the devices, then batched."""
+    parts = _dealt(setup, lengths, devices)
+    return [padded_shapes(part, setup.batch_size, setup.padding, setup.max_length) for part in parts]
+
+
+def packs_for(setup: Setup, lengths: Sequence[int], devices: int = 1) -> list[list[tuple[int, ...]] | None]:
+    """Per device, each packed sequence's row lengths in the order of `shapes_for` (None: not packed)."""
+    if setup.padding != "packed":
+        return [None] * devices
+    parts = _dealt(setup, lengths, devices)
+    return [pack_lengths(part, setup.batch_size, setup.max_length) for part in parts]
 
 
 def predict_setup(setup: Setup, device: DeviceSpec, lengths: Sequence[int]) -> Prediction:
     check_setup(setup, device)
-    return predict(setup.config(), device, shapes_for(setup, lengths)[0])
+    return predict(setup.config(), device, shapes_for(setup, lengths)[0], packs_for(setup, lengths)[0])
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,7 @@ def decompose(
     check_setup(b, device)
     if (a.padding, a.batch_size, a.max_length) != (b.padding, b.batch_size, b.max_length):
         raise ExplainError("explain compares two models on one workload: give both the same padding, batch and length")
-    shapes = shapes_for(a, lengths)[0]
+    shapes, packs = shapes_for(a, lengths)[0], packs_for(a, lengths)[0]
     cfg_a, cfg_b = a.config(), b.config()
     steps = []
     for step, fields in STEPS:
@@ -135,7 +148,7 @@ def decompose(
             cfg = cfg_b
             for i in sorted(applied):
                 cfg = replace(cfg, **steps[i][2])
-            cache[applied] = math.log(predict(cfg, device, shapes).total)
+            cache[applied] = math.log(predict(cfg, device, shapes, packs).total)
         return cache[applied]
 
     k = len(steps)
@@ -149,7 +162,7 @@ def decompose(
                 base = frozenset(subset)
                 share += weight * (log_time(base | {i}) - log_time(base))
         factors.append(Factor(step, change, math.exp(share)))
-    return predict(cfg_a, device, shapes), predict(cfg_b, device, shapes), factors
+    return predict(cfg_a, device, shapes, packs), predict(cfg_b, device, shapes, packs), factors
 
 
 def peak_memory(setup: Setup, lengths: Sequence[int]) -> float:

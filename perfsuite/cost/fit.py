@@ -19,7 +19,7 @@ from pathlib import Path
 from perfsuite.cost import devices
 from perfsuite.cost.devices import DEVICES, EFFICIENCY_FIELDS, DeviceSpec, with_efficiency
 from perfsuite.cost.model import CostConfig, predict
-from perfsuite.measure.batching import padded_shapes
+from perfsuite.measure.batching import pack_lengths, padded_shapes
 from perfsuite.models.specs import SPECS, get_spec
 from perfsuite.store.baselines import BaselineStore, RebaselineLock
 from perfsuite.store.names import inside, safe_name
@@ -37,6 +37,7 @@ class Observation:
     config: CostConfig
     shapes: tuple[tuple[int, int], ...]
     measured_s: float
+    packs: tuple[tuple[int, ...], ...] | None = None  # packed: each sequence's row lengths
 
 
 def sample_lengths(max_length: int, rows: int) -> tuple[int, ...]:
@@ -80,9 +81,11 @@ def observations(store: BaselineStore, quantized_compute: str) -> tuple[list[Obs
             continue
         spec = get_spec(model)
         lengths = sample_lengths(s["max_length"], s["rows"])
-        shapes = tuple(padded_shapes(lengths, s["batch_size"], padding, s["max_length"], s.get("max_batch_tokens")))
+        budget = s.get("max_batch_tokens")
+        shapes = tuple(padded_shapes(lengths, s["batch_size"], padding, s["max_length"], budget))
+        packs = tuple(pack_lengths(lengths, s["batch_size"], s["max_length"], budget)) if padding == "packed" else None
         cfg = CostConfig.for_model(spec, dtype, attention, quantized_compute)
-        out.append(Observation(f"{store.tier}/{record.variant}", cfg, shapes, record.latency.median_s))
+        out.append(Observation(f"{store.tier}/{record.variant}", cfg, shapes, record.latency.median_s, packs))
     return out, skipped
 
 
@@ -104,7 +107,7 @@ def fit(device: DeviceSpec, obs: Sequence[Observation]) -> tuple[DeviceSpec, dic
 
     def residuals(params) -> np.ndarray:
         dev = device_for(params)
-        data = [math.log(predict(o.config, dev, o.shapes).total / o.measured_s) for o in obs]
+        data = [math.log(predict(o.config, dev, o.shapes, o.packs).total / o.measured_s) for o in obs]
         return np.array(data + list(PRIOR_WEIGHT * (params - prior)))
 
     # A datasheet peak cannot be beaten; a CPU's calibrated rate (one 512x512 matmul) can.
@@ -247,7 +250,9 @@ def fit_and_save(
         base = get_device("cpu", load_matrix(tiers[0]).settings.threads)
     used = fitted_kinds(obs, "cuda" if cuda else "cpu")
     fitted, errors = fit(base, used)
-    others = {o.variant_id: predict(o.config, fitted, o.shapes).total / o.measured_s for o in obs if o not in used}
+    others = {
+        o.variant_id: predict(o.config, fitted, o.shapes, o.packs).total / o.measured_s for o in obs if o not in used
+    }
     path = inside(root, root / safe_name(machine_key, "machine key") / FIT_FILE, "costmodel.json")
     why = None if force else refusal(path, fitted, errors)
     if why:

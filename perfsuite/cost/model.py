@@ -8,7 +8,7 @@ matmuls, dequantisation, attention matmuls, eager's score matrices, fixed per-la
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -107,9 +107,12 @@ class CostConfig:
         return math.floor((layer + 1) * share) > math.floor(layer * share)
 
 
+SKIPS_MASKED = ("flash_attention_2", "flex_attention")  # kernels that compute only what the mask keeps
+
+
 def _attended_pairs(cfg: CostConfig, seq: int, window: int | None) -> float:
     """Query-key pairs the kernel computes per head: all S^2 unless it skips masked blocks."""
-    if cfg.attention not in ("flash_attention_2", "flex_attention"):
+    if cfg.attention not in SKIPS_MASKED:
         return float(seq * seq)
     if window is not None and window < seq:
         return seq * window - window * window / 2
@@ -133,8 +136,10 @@ def memory_bytes(cfg: CostConfig, batch: int, seq: int) -> float:
 
 
 @lru_cache(maxsize=65536)
-def component_work(cfg: CostConfig, batch: int, seq: int) -> dict[str, tuple[float, float]]:
-    """(FLOPs, bytes moved) of one forward of a (batch, seq) batch, per component."""
+def component_work(cfg: CostConfig, batch: int, seq: int, rows: tuple[int, ...] = ()) -> dict[str, tuple[float, float]]:
+    """(FLOPs, bytes moved) of one forward of a (batch, seq) batch, per component. `rows`: a packed
+    sequence's row lengths, for a kernel that attends within each row only (SKIPS_MASKED); eager
+    and sdpa compute the pack's whole square under its block-diagonal mask."""
     a = ACT_BYTES[cfg.compute_dtype]
     tokens = batch * seq
     weights = cfg.layers * cfg.linear_params
@@ -147,7 +152,7 @@ def component_work(cfg: CostConfig, batch: int, seq: int) -> dict[str, tuple[flo
     for layer in range(cfg.layers):
         # Mistral: a sliding window on every layer; Gemma-2 on every other one
         window = cfg.sliding_window if cfg.sliding_window and cfg.windowed(layer) else None
-        pairs = _attended_pairs(cfg, seq, window)
+        pairs = sum(_attended_pairs(cfg, n, window) for n in rows) if rows else _attended_pairs(cfg, seq, window)
         attn_flops += 4 * batch * q_width * pairs
         qkvo_bytes += tokens * (2 * q_width + 2 * cfg.kv_heads * cfg.head_dim) * a
         if cfg.attention == "eager":
@@ -172,17 +177,25 @@ class Prediction:
         return sum(self.seconds.values())
 
 
-def predict(cfg: CostConfig, device, shapes: Iterable[tuple[int, int]]) -> Prediction:
+def predict(
+    cfg: CostConfig,
+    device,
+    shapes: Iterable[tuple[int, int]],
+    packs: Sequence[tuple[int, ...]] | None = None,
+) -> Prediction:
     """Per batch and component, the larger of compute and memory time; plus fixed per-layer costs.
 
-    `device` is a devices.DeviceSpec; its efficiency factors scale the peaks.
+    `device` is a devices.DeviceSpec; its efficiency factors scale the peaks. `packs`: with packed
+    batches, each one's row lengths (batching.pack_lengths), in the order of `shapes`.
     """
     peak = device.rate(cfg.compute_dtype)
     rate = {"attention": peak * device.attention_eff}
     bandwidth = device.bandwidth * device.memory_eff
     seconds = dict.fromkeys(COMPONENTS, 0.0)
-    for batch, seq in shapes:
-        for name, (flops, nbytes) in component_work(cfg, batch, seq).items():
+    within_rows = packs is not None and cfg.attention in SKIPS_MASKED
+    for i, (batch, seq) in enumerate(shapes):
+        rows = tuple(packs[i]) if within_rows else ()
+        for name, (flops, nbytes) in component_work(cfg, batch, seq, rows).items():
             seconds[name] += max(flops / rate.get(name, peak * device.compute_eff), nbytes / bandwidth)
         seconds["overhead"] += cfg.layers * device.layer_overhead_s
     if cfg.dtype == "int8":

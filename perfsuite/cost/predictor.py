@@ -12,7 +12,7 @@ from pathlib import Path
 from perfsuite.cost.devices import DeviceSpec
 from perfsuite.cost.fit import load_machine_fit
 from perfsuite.cost.model import CostConfig, predict
-from perfsuite.measure.batching import padded_shapes
+from perfsuite.measure.batching import pack_lengths, padded_shapes
 from perfsuite.measure.workload import ResolvedVariant
 from perfsuite.variant import TierSettings, Variant
 
@@ -51,13 +51,25 @@ class Predictor:
             )
         ]
 
+    def batch_packs(self, variant: Variant) -> list[tuple[int, ...]] | None:
+        """Packed: each packed sequence's row lengths, in the order of `batch_shapes` (else None)."""
+        if variant.padding != "packed":
+            return None
+        encoded = self.resolve(variant).encoded
+        s = self.settings
+        return [
+            pack
+            for part in (encoded.rows, encoded.swapped or [])
+            for pack in pack_lengths([len(r.input_ids) for r in part], s.batch_size, s.max_length, s.max_batch_tokens)
+        ]
+
     def seconds(self, variant: Variant) -> float | None:
         device, _ = self.fitted()
         if device is None:
             return None
         spec = self.resolve(variant).spec
         cfg = CostConfig.for_model(spec, variant.dtype, variant.attention, self.settings.nf4_compute_dtype)
-        return predict(cfg, device, self.batch_shapes(variant)).total
+        return predict(cfg, device, self.batch_shapes(variant), self.batch_packs(variant)).total
 
     def seconds_of(self, variants: Sequence[Variant]) -> dict[str, float]:
         if self.fitted()[0] is None:

@@ -148,6 +148,17 @@ def padded_shapes(
     ]
 
 
+def pack_lengths(
+    lengths: Sequence[int], batch_size: int, max_length: int, max_batch_tokens: int | None = None
+) -> list[tuple[int, ...]]:
+    """The row lengths inside each packed sequence `padded_shapes` gives as (1, width): what a
+    kernel that attends within rows only (flash-attn's variable-length path) computes over."""
+    return [
+        tuple(min(max_length, lengths[i]) for i in idx)
+        for idx, _ in plan_batches(lengths, batch_size, Padding.PACKED, max_length, max_batch_tokens)
+    ]
+
+
 def batch_rows(
     rows: Sequence[EncodedRow],
     batch_size: int,

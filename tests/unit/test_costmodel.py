@@ -110,3 +110,34 @@ def test_cost_config_reads_the_model_registry():
     cfg = _cfg("gemma2-9b", "nf4", "eager")
     assert (cfg.layers, cfg.head_dim, cfg.softcapping, cfg.compute_dtype) == (42, 256, True, "fp16")
     assert replace(cfg, dtype="fp16").compute_dtype == "fp16"
+
+
+def test_a_kernel_that_attends_within_rows_prices_a_pack_by_its_rows():
+    flash, sdpa = _cfg(attention="flash_attention_2"), _cfg(attention="sdpa")
+    rows = (1000, 1000, 1000)
+    within = component_work(flash, 1, 3000, rows)["attention"][0]
+    whole = component_work(flash, 1, 3000)["attention"][0]
+    assert within / whole == pytest.approx(3 * 1000 * 1001 / (3000 * 3001), rel=1e-9)  # a third of the causal square
+    h100 = get_device("h100")
+    assert predict(sdpa, h100, [(1, 3000)], [rows]).total == predict(sdpa, h100, [(1, 3000)]).total  # dense mask
+    assert predict(flash, h100, [(1, 3000)], [rows]).total < predict(flash, h100, [(1, 3000)]).total
+
+
+@settings(max_examples=40, deadline=None)
+@given(lengths=st.lists(st.integers(1, 60), min_size=1, max_size=12), batch=st.integers(1, 4))
+def test_pack_lengths_are_the_rows_inside_each_packed_shape(lengths, batch):
+    from perfsuite.measure.batching import pack_lengths
+
+    packs = pack_lengths(lengths, batch, 64)
+    assert [(1, sum(p)) for p in packs] == padded_shapes(lengths, batch, "packed", 64)
+    assert sorted(n for p in packs for n in p) == sorted(lengths)
+
+
+def test_explain_and_budget_price_flash_packed_by_rows_and_sdpa_packed_as_a_square():
+    from perfsuite.cost.explain import Setup, packs_for, predict_setup, shapes_for
+
+    lengths, h100 = [900, 700, 500, 300] * 8, get_device("h100")
+    flash = Setup("llama3-8b", "fp16", "flash_attention_2", padding="packed")
+    assert packs_for(Setup("llama3-8b", "fp16", "sdpa"), lengths) == [None]
+    dense = predict(flash.config(), h100, shapes_for(flash, lengths)[0]).seconds["attention"]
+    assert predict_setup(flash, h100, lengths).seconds["attention"] < dense / 2
