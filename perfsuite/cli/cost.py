@@ -238,13 +238,18 @@ def register(sub) -> None:
         help="a public solution's settings: 3rd-place, 4th-place, fp16-layer-split, or a TOML of your own; "
         "a flag given beside it wins",
     )
-    for term, words in (("install", "installing wheels"), ("import", "importing"), ("load", "loading one model copy")):
+    for term, words in (
+        ("install", "installing wheels"),
+        ("import", "importing"),
+        ("load", "loading one model copy, quantising included"),
+    ):
         budget.add_argument(
             f"--{term}-s",
             type=float,
             default=None,
             metavar="S",
-            help=f"seconds {words} before the first row (default: 0, or the recipe's)",
+            help=f"seconds {words} before the first row (default: the recipe's, else this machine's "
+            "`perfsuite fixed-costs` record projected, else 0)",
         )
     model_options(budget, recipe=True)
     fixed = sub.add_parser(

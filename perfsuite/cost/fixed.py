@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from perfsuite.cost.devices import DeviceSpec
 from perfsuite.cost.model import ACT_BYTES, WEIGHT_BYTES, CostConfig
+from perfsuite.measure.fixed import FixedCostRates
 from perfsuite.variant import BITSANDBYTES, Word
 
 BUS_BYTES_PER_S = 12e9  # PCIe 3.0 x16 in practice: host to a T4 (budget's hand-off uses the same bus)
@@ -87,8 +88,8 @@ def model_bytes(cfg: CostConfig) -> Bytes:
     return Bytes(checkpoint, (linear + embeddings) * ACT_BYTES[cfg.compute_dtype], 0.0)
 
 
-def projected(rates, cfg: CostConfig, device: DeviceSpec) -> FixedCosts:
-    """`rates` (a measure.fixed.FixedCostRates) projected onto `cfg` on `device`, each term said."""
+def projected(rates: FixedCostRates, cfg: CostConfig, device: DeviceSpec) -> FixedCosts:
+    """This machine's measured `rates` projected onto `cfg` on `device`, each term said."""
     gb = 1e9
     moved = model_bytes(cfg)
     card = device.compute_capability is not None
@@ -165,7 +166,7 @@ def resolve(
     return FixedCosts(values[Term.INSTALL], values[Term.IMPORT], load, quantise, caption, sources, in_load)
 
 
-def render_rates(rates, projections: list[tuple[str, FixedCosts]]) -> str:
+def render_rates(rates: FixedCostRates, projections: list[tuple[str, FixedCosts]]) -> str:
     """The measured rates, the medians they rest on, and what they project for `projections`."""
     lines = [
         f"fixed costs on {rates.machine_key} ({rates.recorded_at}; {rates.repeats} repeats, "
