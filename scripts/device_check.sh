@@ -5,20 +5,8 @@
 set -uo pipefail
 OUT=${OUT:-reports/device-check}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then  # packages the device image lacks (bitsandbytes), carried as wheels
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site
-fi
-if ! python3 -c "import importlib.metadata as m, sys; sys.exit(not m.entry_points(group='pytest11', name='perfsuite'))"; then
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/site . \
-        && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 COLUMNS=200
+source scripts/device_env.sh
 BL=/tmp/perfsuite-baselines
-{
-    nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv
-    python3 -c "import torch, transformers, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'bitsandbytes', b.__version__)"
-} 2>&1 | tee "$OUT/gpu.txt"
 
 # 1) Record this card's baselines for the reduced matrix (shape-only full-size weights).
 timeout 230 python3 -m perfsuite.cli rebaseline --matrix gpu-check --baselines "$BL" --report-dir "$OUT/record" \

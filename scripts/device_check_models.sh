@@ -6,19 +6,9 @@
 set -uo pipefail
 OUT=${OUT:-reports/device-check-models}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then  # packages the device image lacks (bitsandbytes), carried as wheels
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site
-fi
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/site . \
-    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 COLUMNS=200
+source scripts/device_env.sh
 M=examples/gpu-models/matrix.toml
 BL=/tmp/perfsuite-models-baselines
-{
-    nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv
-    python3 -c "import torch, transformers, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'bitsandbytes', b.__version__)"
-} 2>&1 | tee "$OUT/gpu.txt"
 timeout 60 python3 -m perfsuite.cli matrix --matrix "$M" 2>&1 | tee "$OUT/matrix.txt"
 # 1) Record: every declared model at full size, shape-only weights on the card.
 timeout 240 python3 -m perfsuite.cli rebaseline --matrix "$M" --baselines "$BL" --report-dir "$OUT/record" \

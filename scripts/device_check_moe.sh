@@ -4,14 +4,7 @@
 set -uo pipefail
 OUT=${OUT:-reports/device-check-moe}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site
-fi
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/site . \
-    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 COLUMNS=200
-nvidia-smi --query-gpu=name,compute_cap,memory.total --format=csv 2>&1 | tee "$OUT/gpu.txt"
+source scripts/device_env.sh
 timeout 200 python3 -m perfsuite.cli rebaseline --matrix examples/gpu-models/moe.toml --baselines /tmp/bl-moe \
     --report-dir "$OUT/record" 2>&1 | grep -v -i warn | tee "$OUT/record.log"
 timeout 40 python3 -m perfsuite.cli explain examples/gpu-models/qwen1.5-moe/config.json \

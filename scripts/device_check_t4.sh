@@ -8,20 +8,9 @@
 set -uo pipefail
 OUT=${OUT:-reports/device-check-t4}
 mkdir -p "$OUT"
-if ls .whl/*.whl >/dev/null 2>&1; then  # packages the device image lacks (bitsandbytes), carried as wheels
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        && export PYTHONPATH=/tmp/site
-fi
-if ! python3 -c "import importlib.metadata as m, sys; sys.exit(not m.entry_points(group='pytest11', name='perfsuite'))"; then
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target /tmp/site . \
-        && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 COLUMNS=200
-{
-    nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv
-    python3 -c "import torch, transformers, bitsandbytes as b; print('torch', torch.__version__, 'transformers', transformers.__version__, 'bitsandbytes', b.__version__)"
-} 2>&1 | tee "$OUT/gpu.txt"
-# Shape-only weights (speed and memory do not depend on their values); a fresh baselines folder,
-# so the run records rather than judges. 8 variants, about 40 s each with loading.
+source scripts/device_env.sh
+# Shape-only weights (speed and memory do not depend on their values); an empty baselines folder:
+# no records to judge against, the in-run checks and each variant's peak in the table (the
+# report.json beside it). 8 variants, about 40 s each with loading.
 timeout 420 python3 -m perfsuite.cli run --matrix gpu-t4 --baselines /tmp/perfsuite-t4-baselines \
     --report-dir "$OUT" 2>&1 | grep -v -i warn | tee "$OUT/t4.log"
