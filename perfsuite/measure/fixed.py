@@ -1,9 +1,9 @@
 """What a run pays before its first row, measured on this machine: `perfsuite fixed-costs`.
 
-A Kaggle run spends minutes importing and loading before it scores anything (one public
-two-copy 8-bit notebook: ~990 s importing, ~170 s loading both copies), and `budget` counts
-those seconds against the 9 hours. They are measured here as rates, so they scale to a model
-this machine cannot hold:
+A Kaggle run spends minutes importing and loading before it scores anything, and `budget`
+counts those seconds against the 9 hours. They are measured here as rates, so they scale to a
+model this machine cannot hold (figures and a public log beside them:
+docs/experiments/2026-12-07-fixed-costs.md):
 
 - Two probe checkpoints of one real architecture (Llama, fp16 safetensors, the layout a
   published checkpoint has) differ only in decoder layers. Fresh processes (`fixedload.py`)
