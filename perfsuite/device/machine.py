@@ -51,7 +51,8 @@ class DeviceCaps:
         if override:
             from perfsuite.store.names import safe_name
 
-            return safe_name(override, KEY_ENV)
+            key = safe_name(override, KEY_ENV)  # the host's key: a card it runs as keeps its records apart
+            return f"{key}-as-{_slug(self.emulating)}" if self.emulating else key
         return self.detected_key()
 
     def detected_key(self) -> str:

@@ -9,7 +9,7 @@ import pytest
 from perfsuite.device import emulation
 from perfsuite.device.emulation import EMULATIONS, EmulationError, emulated
 from perfsuite.device.hardware import hardware_reason
-from perfsuite.device.machine import DeviceCaps
+from perfsuite.device.machine import KEY_ENV, DeviceCaps
 from perfsuite.device.support import skip_reason
 from perfsuite.matrix.settings import MatrixError, tier_settings
 from perfsuite.matrix.tier import load_matrix, variant_notes
@@ -19,7 +19,8 @@ GIB = 2**30
 H100 = DeviceCaps("cuda", "NVIDIA H100 80GB HBM3", (9, 0), 80 * GIB, flash_attn_available=True)
 
 
-def test_running_as_a_t4_caps_memory_and_applies_sm75s_rules():
+def test_running_as_a_t4_caps_memory_and_applies_sm75s_rules(monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
     capped = []
     t4 = emulated(H100, "t4", lambda limit, total: capped.append((limit, total)))
     assert capped == [(15 * GIB, 80 * GIB)]  # the allocator capped at the T4's 15 GiB of the host's 80
@@ -28,6 +29,12 @@ def test_running_as_a_t4_caps_memory_and_applies_sm75s_rules():
     assert hardware_reason("fp16", "flash_attention_2", H100) is None
     assert t4.machine_key() == "cuda-nvidia-t4-emulated-on-nvidia-h100-80gb-hbm3-sm75"  # never the host's records
     assert t4.machine_key() not in (H100.machine_key(), "cuda-nvidia-t4-sm75")
+
+
+def test_a_runner_with_its_own_key_keeps_the_emulated_records_apart_too(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "gpu-runner-1")
+    t4 = emulated(H100, "t4", lambda limit, total: None)
+    assert (H100.machine_key(), t4.machine_key()) == ("gpu-runner-1", "gpu-runner-1-as-nvidia-t4")
 
 
 def test_a_host_with_less_memory_than_the_target_is_refused_naming_both():
@@ -71,6 +78,7 @@ def test_every_variant_run_as_a_t4_says_its_times_are_the_hosts():
 
 
 def test_the_t4_tier_runs_both_models_nf4_sorted_and_packed_as_a_t4(tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
     capped = []
     monkeypatch.setattr(emulation, "cap_torch_memory", lambda limit, total: capped.append(limit))
     matrix = load_matrix("gpu-t4")
