@@ -103,7 +103,6 @@ def projected(rates: FixedCostRates, cfg: CostConfig, device: DeviceSpec) -> Fix
     sources = {
         Term.IMPORT.value: f"{here}: torch + transformers, a fresh process",
         Term.LOAD.value: load_words,
-        Term.INSTALL.value: f"{NOT_GIVEN} (--install-s): not measured",
     }
     quantise_s = 0.0
     if cfg.dtype in BITSANDBYTES:

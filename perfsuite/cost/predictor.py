@@ -39,28 +39,29 @@ class Predictor:
             self._fitted = load_machine_fit(self.baseline_root, self.machine_key)
         return self._fitted
 
+    def _row_lengths(self, variant: Variant) -> list[list[int]]:
+        """Token lengths of the rows a pass runs, then of TTA's swapped rows (when there are any)."""
+        encoded = self.resolve(variant).encoded
+        return [[len(r.input_ids) for r in part] for part in (encoded.rows, encoded.swapped or [])]
+
     def batch_shapes(self, variant: Variant) -> list[tuple[int, int]]:
         """(batch, seq_len) of every batch a pass of the variant runs (TTA's swapped rows included)."""
-        encoded = self.resolve(variant).encoded
         s = self.settings
         return [
             shape
-            for part in (encoded.rows, encoded.swapped or [])
-            for shape in padded_shapes(
-                [len(r.input_ids) for r in part], s.batch_size, variant.padding, s.max_length, s.max_batch_tokens
-            )
+            for lengths in self._row_lengths(variant)
+            for shape in padded_shapes(lengths, s.batch_size, variant.padding, s.max_length, s.max_batch_tokens)
         ]
 
     def batch_packs(self, variant: Variant) -> list[tuple[int, ...]] | None:
         """Packed: each packed sequence's row lengths, in the order of `batch_shapes` (else None)."""
         if variant.padding != "packed":
             return None
-        encoded = self.resolve(variant).encoded
         s = self.settings
         return [
             pack
-            for part in (encoded.rows, encoded.swapped or [])
-            for pack in pack_lengths([len(r.input_ids) for r in part], s.batch_size, s.max_length, s.max_batch_tokens)
+            for lengths in self._row_lengths(variant)
+            for pack in pack_lengths(lengths, s.batch_size, s.max_length, s.max_batch_tokens)
         ]
 
     def seconds(self, variant: Variant) -> float | None:
